@@ -1,0 +1,286 @@
+//! One container of a pod across its instances: what it waits for, the
+//! instance that runs, the one before it (`lastState`), and its status.
+
+use crate::pod::status::{
+    ContainerState, ContainerStatus, StateRunning, StateTerminated, StateWaiting,
+};
+use crate::time::Time;
+
+/// Which list of the spec a container comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A plain init container: runs to completion, in order, before the rest.
+    Init,
+    Regular,
+}
+
+/// Why an instance ended, beyond its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// The process exited or was signalled.
+    Normal,
+    /// The kernel's OOM killer ended it (reason `OOMKilled`).
+    OomKilled,
+    /// The runtime created it but could not start its process (reason `StartError`).
+    StartError,
+    /// It vanished from the runtime without a recorded exit (rule 32).
+    Unknown,
+}
+
+/// How an instance ended, as the runtime observed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub kind: ExitKind,
+    pub finished_at: Time,
+    pub message: Option<String>,
+}
+
+/// A finished instance: `state.terminated` or `lastState.terminated`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub attempt: u32,
+    pub container_id: Option<String>,
+    pub started_at: Option<Time>,
+    pub exit: Exit,
+}
+
+impl Finished {
+    pub fn succeeded(&self) -> bool {
+        self.exit.code == 0 && self.exit.kind == ExitKind::Normal
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.exit.kind {
+            ExitKind::OomKilled => "OOMKilled",
+            ExitKind::StartError => "StartError",
+            ExitKind::Unknown => "ContainerStatusUnknown",
+            ExitKind::Normal if self.exit.code == 0 => "Completed",
+            ExitKind::Normal => "Error",
+        }
+    }
+
+    fn terminated(&self) -> StateTerminated {
+        StateTerminated {
+            exit_code: self.exit.code,
+            signal: self.exit.signal,
+            reason: self.reason().into(),
+            message: self.exit.message.clone(),
+            started_at: self.started_at.map(Time::rfc3339),
+            finished_at: self.exit.finished_at.rfc3339(),
+            container_id: self.container_id.clone(),
+        }
+    }
+}
+
+/// A container with no live instance that is due to get one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// A kubelet waiting reason; `None` means the default (`ContainerCreating`
+    /// or `PodInitializing`, rule 59).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// Not to be started before this time (back-off).
+    pub retry_at: Option<Time>,
+}
+
+impl Waiting {
+    pub fn fresh() -> Waiting {
+        Waiting {
+            reason: None,
+            message: None,
+            retry_at: None,
+        }
+    }
+
+    pub fn due(&self, now: Time) -> bool {
+        self.retry_at.is_none_or(|t| now >= t)
+    }
+}
+
+/// A stop in progress: SIGTERM was sent; SIGKILL follows at `kill_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopping {
+    pub kill_at: Time,
+    pub killed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub attempt: u32,
+    pub container_id: String,
+    pub started_at: Time,
+    pub stopping: Option<Stopping>,
+}
+
+/// The newest instance of a container, named for what the engine waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// No live instance; one is due (now or after `retry_at`).
+    Waiting(Waiting),
+    /// A start was requested; waiting for the runtime's `Started` or failure.
+    Starting { attempt: u32 },
+    /// The instance runs; waiting for its exit.
+    Running(Running),
+    /// The instance exited. `restart` is the pending restart shown while in
+    /// back-off, `None` when no restart is pending.
+    Exited {
+        finished: Finished,
+        restart: Option<Waiting>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerMachine {
+    pub name: String,
+    pub image: String,
+    pub role: Role,
+    pub state: State,
+    /// The instance before the newest one: `lastState`.
+    pub previous: Option<Finished>,
+    /// The attempt number (restartCount) the next instance gets.
+    pub next_attempt: u32,
+}
+
+impl ContainerMachine {
+    pub fn new(name: &str, image: &str, role: Role, first_attempt: u32) -> Self {
+        ContainerMachine {
+            name: name.into(),
+            image: image.into(),
+            role,
+            state: State::Waiting(Waiting::fresh()),
+            previous: None,
+            next_attempt: first_attempt,
+        }
+    }
+
+    /// Has any instance of this container ever been created?
+    pub fn ever_ran(&self) -> bool {
+        !matches!(self.state, State::Waiting(_)) || self.previous.is_some()
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Starting { .. } | State::Running(_))
+    }
+
+    pub fn running(&self) -> Option<&Running> {
+        match &self.state {
+            State::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn finished(&self) -> Option<&Finished> {
+        match &self.state {
+            State::Exited { finished, .. } => Some(finished),
+            _ => None,
+        }
+    }
+
+    /// Begin a new instance; the old finished one becomes `lastState`.
+    pub fn begin_start(&mut self) -> u32 {
+        let attempt = self.next_attempt;
+        self.next_attempt += 1;
+        let old = std::mem::replace(&mut self.state, State::Starting { attempt });
+        if let State::Exited { finished, .. } = old {
+            self.previous = Some(finished);
+        }
+        attempt
+    }
+
+    /// No restart will happen any more (pod completing or being deleted).
+    pub fn cancel_restart(&mut self) {
+        match &mut self.state {
+            State::Exited { restart, .. } => *restart = None,
+            State::Waiting(w) => w.retry_at = None,
+            _ => {}
+        }
+    }
+
+    pub fn restart_count(&self) -> u32 {
+        match &self.state {
+            State::Starting { attempt } => *attempt,
+            State::Running(r) => r.attempt,
+            State::Exited { finished, .. } => finished.attempt,
+            State::Waiting(_) => self
+                .previous
+                .as_ref()
+                .map_or(self.next_attempt, |p| p.attempt),
+        }
+    }
+
+    /// The next time this container needs the engine's attention, if any.
+    pub fn deadline(&self) -> Option<Time> {
+        match &self.state {
+            State::Waiting(w) => w.retry_at,
+            State::Exited {
+                restart: Some(w), ..
+            } => w.retry_at,
+            State::Running(Running {
+                stopping: Some(s), ..
+            }) if !s.killed => Some(s.kill_at),
+            _ => None,
+        }
+    }
+
+    /// Ready, by rule 37 without probes: a running regular container, or a plain
+    /// init container that exited 0.
+    pub fn ready(&self) -> bool {
+        match self.role {
+            Role::Regular => self.running().is_some(),
+            Role::Init => self.finished().is_some_and(Finished::succeeded),
+        }
+    }
+
+    pub fn status(&self, default_reason: &str) -> ContainerStatus {
+        let waiting = |w: &Waiting| ContainerState {
+            waiting: Some(StateWaiting {
+                reason: w.reason.clone().unwrap_or_else(|| default_reason.into()),
+                message: w.message.clone(),
+            }),
+            ..ContainerState::default()
+        };
+        let terminated = |f: &Finished| ContainerState {
+            terminated: Some(f.terminated()),
+            ..ContainerState::default()
+        };
+        let (state, last, container_id) = match &self.state {
+            State::Waiting(w) => (waiting(w), self.previous.as_ref(), None),
+            State::Starting { .. } => (waiting(&Waiting::fresh()), self.previous.as_ref(), None),
+            State::Running(r) => (
+                ContainerState {
+                    running: Some(StateRunning {
+                        started_at: r.started_at.rfc3339(),
+                    }),
+                    ..ContainerState::default()
+                },
+                self.previous.as_ref(),
+                Some(r.container_id.clone()),
+            ),
+            State::Exited {
+                finished,
+                restart: Some(w),
+            } => (waiting(w), Some(finished), None),
+            State::Exited {
+                finished,
+                restart: None,
+            } => (
+                terminated(finished),
+                self.previous.as_ref(),
+                finished.container_id.clone(),
+            ),
+        };
+        ContainerStatus {
+            name: self.name.clone(),
+            state,
+            last_state: last.map(terminated).unwrap_or_default(),
+            ready: self.ready(),
+            restart_count: self.restart_count(),
+            image: self.image.clone(),
+            image_id: String::new(),
+            container_id,
+            started: Some(self.running().is_some()),
+        }
+    }
+}

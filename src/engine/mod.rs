@@ -1,0 +1,353 @@
+//! The sans-IO lifecycle engine: given pods, observations and the time, it
+//! decides which container to start, signal or restart, and when.
+//!
+//! # Contract
+//!
+//! The engine performs no I/O, reads no clock and spawns nothing. The caller
+//! (the agent loop) drives it:
+//!
+//! - inputs: [`Engine::restore`] once at start-up with what the runtime found,
+//!   [`Engine::set_desired`] whenever the sources' set of pods changes,
+//!   [`Engine::handle`] for every [`Observation`] of the runtime, and
+//!   [`Engine::handle_timeout`] when the time of [`Engine::poll_timeout`] has
+//!   come (extra calls are harmless);
+//! - outputs: after any input, call [`Engine::poll_action`] until it returns
+//!   `None` and carry each [`Action`] out; then read [`Engine::poll_timeout`]
+//!   and sleep no longer than that.
+//!
+//! Every `Action` says which observations it leads to. Status is read at any
+//! time with [`Engine::statuses`].
+
+pub mod backoff;
+pub mod container;
+pub mod pod;
+pub mod status;
+
+#[cfg(test)]
+mod sim;
+
+use crate::pod::status::PodStatus;
+use crate::pod::Pod;
+use crate::time::Time;
+use backoff::{BackoffPolicy, CrashLoopBackoff};
+use container::{ExitKind, Finished, Running, State};
+pub use container::Exit;
+use pod::{Cx, Lifecycle, PodMachine, Sandbox, StopCause};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// One instance of one container: attempt N is the instance whose
+/// restartCount is N.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InstanceRef {
+    pub pod_uid: String,
+    pub container: String,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Term,
+    Kill,
+}
+
+/// What the shell must do. Results come back as [`Observation`]s.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Action {
+    /// Create the pod's namespaces and volumes. Answer with
+    /// `SandboxReady` or `SandboxFailed`.
+    CreateSandbox { pod: Arc<Pod> },
+    /// Create and start instance `attempt` of `container`. Answer with
+    /// `Started` or `StartFailed`; its end arrives later as `Exited`.
+    StartContainer {
+        pod: Arc<Pod>,
+        container: String,
+        attempt: u32,
+    },
+    /// Send a signal to a running instance. Its end arrives as `Exited`.
+    Signal {
+        instance: InstanceRef,
+        signal: StopSignal,
+    },
+    /// The pod completed: tear down its namespaces, keep records, volumes and
+    /// logs. No answer.
+    StopSandbox { pod_uid: String },
+    /// The pod is gone: remove everything of it but its logs. No answer.
+    ForgetPod { pod_uid: String },
+}
+
+/// What the runtime observed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    SandboxReady {
+        pod_uid: String,
+    },
+    SandboxFailed {
+        pod_uid: String,
+        message: String,
+    },
+    Started {
+        instance: InstanceRef,
+        container_id: String,
+        at: Time,
+    },
+    /// No instance could be created (`ErrImageNeverPull`,
+    /// `CreateContainerError`, ...); nothing runs.
+    StartFailed {
+        instance: InstanceRef,
+        reason: String,
+        message: String,
+    },
+    Exited {
+        instance: InstanceRef,
+        started_at: Option<Time>,
+        exit: Exit,
+    },
+}
+
+/// A pod the sources want, with the restart count each of its containers
+/// starts from (from the log directory, rule 30).
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub pod: Arc<Pod>,
+    pub first_attempts: BTreeMap<String, u32>,
+}
+
+/// A pod the runtime found on disk at start-up (rule 71).
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub pod: Arc<Pod>,
+    pub created_at: Time,
+    pub sandbox_ready: bool,
+    pub instances: Vec<RecoveredInstance>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoveredInstance {
+    pub container: String,
+    pub attempt: u32,
+    pub container_id: String,
+    pub started_at: Option<Time>,
+    /// `None`: still running.
+    pub exit: Option<Exit>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineConfig {
+    pub backoff: BackoffPolicy,
+}
+
+/// All pods of this node and their lifecycle. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    pods: BTreeMap<String, PodMachine>,
+    /// Replacements waiting for the old pod of the same name to stop (rule 69).
+    waiting: Vec<Desired>,
+    actions: VecDeque<Action>,
+    crash_backoff: CrashLoopBackoff,
+    start_backoff: CrashLoopBackoff,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            pods: BTreeMap::new(),
+            waiting: Vec::new(),
+            actions: VecDeque::new(),
+            crash_backoff: CrashLoopBackoff::new(config.backoff),
+            start_backoff: CrashLoopBackoff::new(config.backoff),
+        }
+    }
+
+    /// Adopt what a previous run left running: nothing is restarted, restart
+    /// counts are kept, completed init containers are not re-run (rule 71).
+    pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
+        for r in recovered {
+            let mut machine = PodMachine::new(r.pod, &BTreeMap::new(), r.created_at);
+            machine.sandbox = if r.sandbox_ready {
+                Sandbox::Ready
+            } else {
+                Sandbox::Stopped
+            };
+            let mut instances = r.instances;
+            instances.sort_by_key(|i| i.attempt);
+            for i in instances {
+                let Some(c) = machine.container_mut(&i.container) else { continue };
+                if let State::Exited { finished, .. } = std::mem::replace(&mut c.state, State::Starting { attempt: i.attempt }) {
+                    c.previous = Some(finished);
+                }
+                c.next_attempt = i.attempt + 1;
+                c.state = match (i.exit, i.started_at) {
+                    (Some(exit), started_at) => State::Exited {
+                        finished: Finished {
+                            attempt: i.attempt,
+                            container_id: Some(i.container_id),
+                            started_at,
+                            exit,
+                        },
+                        restart: None,
+                    },
+                    (None, started_at) => State::Running(Running {
+                        attempt: i.attempt,
+                        container_id: i.container_id,
+                        started_at: started_at.unwrap_or(now),
+                        stopping: None,
+                    }),
+                };
+            }
+            self.pods.insert(machine.uid().to_string(), machine);
+        }
+        let uids: Vec<String> = self.pods.keys().cloned().collect();
+        for uid in uids {
+            self.with_pod(&uid, now, PodMachine::sync);
+        }
+    }
+
+    /// The full set of pods the sources want now. Pods not in it are stopped
+    /// gracefully; a pod replacing one of the same name starts once the old
+    /// one fully stopped (rule 69).
+    pub fn set_desired(&mut self, desired: Vec<Desired>, now: Time) {
+        let wanted: BTreeMap<String, Desired> = desired
+            .into_iter()
+            .map(|d| (d.pod.metadata.uid.clone(), d))
+            .collect();
+        let unwanted: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|uid| !wanted.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in unwanted {
+            self.with_pod(&uid, now, |p, cx| p.begin_stop(StopCause::Deleted, cx));
+        }
+        self.waiting = wanted
+            .into_values()
+            .filter(|d| !self.pods.contains_key(&d.pod.metadata.uid))
+            .collect();
+        self.admit_waiting(now);
+    }
+
+    fn admit_waiting(&mut self, now: Time) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for d in waiting {
+            let name = d.pod.full_name();
+            if self.pods.values().any(|p| p.pod.full_name() == name) {
+                self.waiting.push(d);
+                continue;
+            }
+            let uid = d.pod.metadata.uid.clone();
+            let machine = PodMachine::new(d.pod, &d.first_attempts, now);
+            self.pods.insert(uid.clone(), machine);
+            self.with_pod(&uid, now, PodMachine::sync);
+        }
+    }
+
+    pub fn handle(&mut self, observation: Observation, now: Time) {
+        match observation {
+            Observation::SandboxReady { pod_uid } => {
+                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Ok(()), cx))
+            }
+            Observation::SandboxFailed { pod_uid, message } => {
+                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Err(message), cx))
+            }
+            Observation::Started {
+                instance,
+                container_id,
+                at,
+            } => self.with_pod(&instance.pod_uid, now, |p, cx| {
+                p.started(&instance.container, instance.attempt, container_id, at, cx)
+            }),
+            Observation::StartFailed {
+                instance,
+                reason,
+                message,
+            } => self.with_pod(&instance.pod_uid, now, |p, cx| {
+                p.start_failed(&instance.container, instance.attempt, reason, message, cx)
+            }),
+            Observation::Exited {
+                instance,
+                started_at,
+                exit,
+            } => {
+                let container_id = None;
+                let finished = Finished {
+                    attempt: instance.attempt,
+                    container_id,
+                    started_at,
+                    exit,
+                };
+                self.with_pod(&instance.pod_uid, now, |p, cx| {
+                    let mut finished = finished;
+                    if let Some(c) = p.container_mut(&instance.container) {
+                        if let State::Running(r) = &c.state {
+                            finished.container_id = Some(r.container_id.clone());
+                            finished.started_at = finished.started_at.or(Some(r.started_at));
+                        }
+                    }
+                    p.exited(&instance.container, instance.attempt, finished, cx)
+                })
+            }
+        }
+    }
+
+    /// Act on every deadline that has come: back-offs ending, grace periods
+    /// running out, sandbox retries.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let due: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.deadline().is_some_and(|t| t <= now))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
+            self.with_pod(&uid, now, PodMachine::sync);
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest time `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.pods.values().filter_map(PodMachine::deadline).min()
+    }
+
+    /// Every pod the engine holds, with its status now.
+    pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
+        self.pods.values().map(|p| (&p.pod, p.status()))
+    }
+
+    /// Run `f` on one pod with a context, then drop the pod if it is gone and
+    /// admit replacements that waited for it.
+    fn with_pod(&mut self, uid: &str, now: Time, f: impl FnOnce(&mut PodMachine, &mut Cx)) {
+        let Some(machine) = self.pods.get_mut(uid) else { return };
+        let mut cx = Cx {
+            now,
+            actions: &mut self.actions,
+            crash_backoff: &mut self.crash_backoff,
+            start_backoff: &mut self.start_backoff,
+        };
+        f(machine, &mut cx);
+        machine.refresh_conditions(now);
+        if machine.lifecycle == Lifecycle::Gone {
+            self.pods.remove(uid);
+            self.admit_waiting(now);
+        }
+    }
+}
+
+impl Exit {
+    /// The exit of an instance that vanished without a recorded status
+    /// (rule 32): exit 137, reason `ContainerStatusUnknown`.
+    pub fn unknown(finished_at: Time) -> Exit {
+        Exit {
+            code: 137,
+            signal: None,
+            kind: ExitKind::Unknown,
+            finished_at,
+            message: Some("The container could not be located when the pod was terminated".into()),
+        }
+    }
+}

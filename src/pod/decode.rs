@@ -1,0 +1,189 @@
+//! Decoding a manifest file's bytes into pods: YAML or JSON, one Pod or a
+//! List/PodList. Type errors name the field path; unknown keys become warnings
+//! with their path (a typo must be visible, not fatal).
+
+use super::Pod;
+use serde_json::Value;
+use std::fmt;
+
+/// One pod decoded from a document, with the unknown keys it carried.
+#[derive(Debug)]
+pub struct Decoded {
+    pub pod: Pod,
+    /// Paths of keys picolet does not know, e.g. `spec.containers[0].imagePullPolicyy`.
+    pub unknown_fields: Vec<String>,
+}
+
+/// Why a document is not a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    /// The field path at fault (`spec.containers[0].ports[1].containerPort`), or empty.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
+    DecodeError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Decode a whole manifest file. JSON when it starts with `{`, YAML otherwise.
+pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| error("", format!("not UTF-8: {e}")))?;
+    let document: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| error("", format!("invalid JSON: {e}")))?
+    } else {
+        serde_yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
+    };
+    match document.get("kind").and_then(Value::as_str) {
+        Some("List") | Some("PodList") => {
+            let items = document
+                .get("items")
+                .and_then(Value::as_array)
+                .ok_or_else(|| error("items", "a List needs an items array"))?;
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let prefix = format!("items[{i}]");
+                    match decode_pod(item) {
+                        Ok(mut decoded) => {
+                            for path in &mut decoded.unknown_fields {
+                                *path = join(&prefix, path);
+                            }
+                            Ok(decoded)
+                        }
+                        Err(mut e) => {
+                            e.path = join(&prefix, &e.path);
+                            Err(e)
+                        }
+                    }
+                })
+                .collect()
+        }
+        _ => decode_pod(&document).map(|d| vec![d]),
+    }
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    if prefix.is_empty() {
+        path.to_string()
+    } else if path.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}.{path}")
+    }
+}
+
+/// Decode one Pod object, checking `apiVersion` and `kind`.
+pub fn decode_pod(value: &Value) -> Result<Decoded, DecodeError> {
+    if !value.is_object() {
+        return Err(error("", "a manifest must be a Pod object"));
+    }
+    match value.get("apiVersion").and_then(Value::as_str) {
+        Some("v1") => {}
+        Some(other) => return Err(error("apiVersion", format!("must be v1, not {other:?}"))),
+        None => return Err(error("apiVersion", "required (v1)")),
+    }
+    match value.get("kind").and_then(Value::as_str) {
+        Some("Pod") => {}
+        Some(other) => return Err(error("kind", format!("must be Pod, not {other:?}"))),
+        None => return Err(error("kind", "required (Pod)")),
+    }
+    let mut unknown_fields = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown_fields.push(format_ignored_path(&path));
+    let ignored = serde_ignored::Deserializer::new(value, &mut record);
+    let pod: Pod = serde_path_to_error::deserialize(ignored).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        error(path, e.into_inner().to_string())
+    })?;
+    Ok(Decoded {
+        pod,
+        unknown_fields,
+    })
+}
+
+/// `spec.containers[0].foo`, the way Kubernetes writes field paths.
+fn format_ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", format_ignored_path(parent)),
+        Path::Map { parent, key } => join(&format_ignored_path(parent), key),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            format_ignored_path(parent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: busybox\n";
+
+    #[test]
+    fn yaml_pod_decodes() {
+        let pods = decode_manifest(POD.as_bytes()).unwrap();
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].pod.metadata.name, "web");
+        assert_eq!(pods[0].pod.spec.containers[0].image, "busybox");
+        assert!(pods[0].unknown_fields.is_empty());
+    }
+
+    #[test]
+    fn json_pod_decodes() {
+        let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+        let pods = decode_manifest(json.as_bytes()).unwrap();
+        assert_eq!(pods[0].pod.metadata.name, "j");
+    }
+
+    #[test]
+    fn unknown_field_is_a_warning_with_its_path() {
+        let yaml = POD.replace("    image: busybox\n", "    image: busybox\n    imagePullPolicyy: Never\n");
+        let pods = decode_manifest(yaml.as_bytes()).unwrap();
+        assert_eq!(pods[0].unknown_fields, vec!["spec.containers[0].imagePullPolicyy"]);
+    }
+
+    #[test]
+    fn type_error_names_the_field() {
+        let yaml = POD.replace(
+            "    image: busybox\n",
+            "    image: busybox\n    ports:\n    - containerPort: eighty\n",
+        );
+        let err = decode_manifest(yaml.as_bytes()).unwrap_err();
+        assert_eq!(err.path, "spec.containers[0].ports[0].containerPort");
+    }
+
+    #[test]
+    fn list_of_pods_decodes_each_item() {
+        let list = format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}\n",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#
+        );
+        let pods = decode_manifest(list.as_bytes()).unwrap();
+        let names: Vec<_> = pods.iter().map(|d| d.pod.metadata.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn wrong_kind_and_broken_yaml_are_errors() {
+        let err = decode_manifest(POD.replace("kind: Pod", "kind: Deployment").as_bytes()).unwrap_err();
+        assert_eq!(err.path, "kind");
+        assert!(decode_manifest(b"apiVersion: v1\nkind: Pod\n  bad: [").is_err());
+    }
+}

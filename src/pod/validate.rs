@@ -1,0 +1,509 @@
+//! Validation as the API server does it, plus picolet's own rule: a field that
+//! would change behaviour but is not implemented is an error naming its path,
+//! never silently ignored.
+
+use super::{quantity, Container, Pod, Volume};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One fault in a pod, at a field path such as `spec.volumes[1].nfs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn unsupported(&mut self, path: impl Into<String>) {
+        self.push(path, "not supported");
+    }
+}
+
+/// All faults of a pod, in field order. Empty means valid.
+pub fn validate(pod: &Pod) -> Vec<FieldError> {
+    let mut errors = Errors::default();
+    validate_metadata(pod, &mut errors);
+    validate_spec(pod, &mut errors);
+    errors.0
+}
+
+fn validate_metadata(pod: &Pod, errors: &mut Errors) {
+    let meta = &pod.metadata;
+    if meta.generate_name.is_some() {
+        errors.push("metadata.generateName", "not supported: a static pod needs a fixed name");
+    }
+    if meta.name.is_empty() {
+        errors.push("metadata.name", "required");
+    } else if let Err(m) = dns1123_subdomain(&meta.name) {
+        errors.push("metadata.name", m);
+    }
+    if !meta.namespace.is_empty() {
+        if let Err(m) = dns1123_label(&meta.namespace) {
+            errors.push("metadata.namespace", m);
+        }
+    }
+}
+
+fn validate_spec(pod: &Pod, errors: &mut Errors) {
+    let spec = &pod.spec;
+    let flags = [
+        ("spec.hostPID", spec.host_pid == Some(true)),
+        ("spec.hostIPC", spec.host_ipc == Some(true)),
+        ("spec.shareProcessNamespace", spec.share_process_namespace == Some(true)),
+        ("spec.activeDeadlineSeconds", spec.active_deadline_seconds.is_some()),
+        ("spec.runtimeClassName", spec.runtime_class_name.is_some()),
+        ("spec.hostAliases", spec.host_aliases.is_some()),
+        ("spec.dnsConfig", spec.dns_config.is_some()),
+        ("spec.ephemeralContainers", spec.ephemeral_containers.is_some()),
+        ("spec.readinessGates", spec.readiness_gates.is_some()),
+    ];
+    for (path, set) in flags {
+        if set {
+            errors.unsupported(path);
+        }
+    }
+    if let Some(grace) = spec.termination_grace_period_seconds {
+        if grace < 0 {
+            errors.push("spec.terminationGracePeriodSeconds", "must be >= 0");
+        }
+    }
+    if let Some(h) = &spec.hostname {
+        if let Err(m) = dns1123_label(h) {
+            errors.push("spec.hostname", m);
+        }
+    }
+    if let Some(sc) = &spec.security_context {
+        let unsupported = [
+            ("fsGroup", sc.fs_group.is_some()),
+            ("sysctls", sc.sysctls.is_some()),
+            ("seccompProfile", sc.seccomp_profile.is_some()),
+            ("seLinuxOptions", sc.se_linux_options.is_some()),
+            ("appArmorProfile", sc.app_armor_profile.is_some()),
+        ];
+        for (field, set) in unsupported {
+            if set {
+                errors.unsupported(format!("spec.securityContext.{field}"));
+            }
+        }
+    }
+
+    let volumes = validate_volumes(&spec.volumes, errors);
+    if spec.containers.is_empty() {
+        errors.push("spec.containers", "required: at least one container");
+    }
+    let mut names = BTreeSet::new();
+    for (i, c) in spec.init_containers.iter().enumerate() {
+        let path = format!("spec.initContainers[{i}]");
+        validate_container(c, &path, Kind::Init, &volumes, &mut names, pod, errors);
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        let path = format!("spec.containers[{i}]");
+        validate_container(c, &path, Kind::Regular, &volumes, &mut names, pod, errors);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Init,
+    Regular,
+}
+
+fn validate_container(
+    c: &Container,
+    path: &str,
+    kind: Kind,
+    volumes: &BTreeSet<&str>,
+    names: &mut BTreeSet<String>,
+    pod: &Pod,
+    errors: &mut Errors,
+) {
+    if c.name.is_empty() {
+        errors.push(format!("{path}.name"), "required");
+    } else if let Err(m) = dns1123_label(&c.name) {
+        errors.push(format!("{path}.name"), m);
+    } else if !names.insert(c.name.clone()) {
+        errors.push(format!("{path}.name"), format!("duplicate name {:?}", c.name));
+    }
+    if c.image.trim().is_empty() {
+        errors.push(format!("{path}.image"), "required");
+    } else if c.image.trim() != c.image {
+        errors.push(format!("{path}.image"), "must not have leading or trailing whitespace");
+    }
+
+    match (kind, c.restart_policy.as_deref()) {
+        (_, None) => {}
+        (Kind::Regular, Some(_)) => errors.push(
+            format!("{path}.restartPolicy"),
+            "forbidden: may only be set on init containers",
+        ),
+        (Kind::Init, Some("Always")) => errors.push(
+            format!("{path}.restartPolicy"),
+            "not supported yet: native sidecar containers come with the lifecycle engine issue",
+        ),
+        (Kind::Init, Some(other)) => errors.push(
+            format!("{path}.restartPolicy"),
+            format!("unsupported value {other:?}: only \"Always\" is allowed"),
+        ),
+    }
+    let hooks_and_probes = [
+        ("lifecycle", c.lifecycle.is_some()),
+        ("livenessProbe", c.liveness_probe.is_some()),
+        ("readinessProbe", c.readiness_probe.is_some()),
+        ("startupProbe", c.startup_probe.is_some()),
+    ];
+    for (field, set) in hooks_and_probes {
+        if !set {
+            continue;
+        }
+        if kind == Kind::Init {
+            errors.push(
+                format!("{path}.{field}"),
+                "forbidden: may not be set for init containers without restartPolicy=Always",
+            );
+        } else {
+            errors.push(
+                format!("{path}.{field}"),
+                "not supported yet: probes and hooks come with the lifecycle engine issue",
+            );
+        }
+    }
+    let unsupported = [
+        ("envFrom", c.env_from.is_some()),
+        ("stdin", c.stdin == Some(true)),
+        ("tty", c.tty == Some(true)),
+        ("volumeDevices", c.volume_devices.is_some()),
+        ("resizePolicy", c.resize_policy.is_some()),
+    ];
+    for (field, set) in unsupported {
+        if set {
+            errors.unsupported(format!("{path}.{field}"));
+        }
+    }
+
+    for (i, env) in c.env.iter().enumerate() {
+        if env.name.is_empty() || env.name.contains('=') {
+            errors.push(format!("{path}.env[{i}].name"), "must be a non-empty name without '='");
+        }
+        if env.value_from.is_some() {
+            errors.push(
+                format!("{path}.env[{i}].valueFrom"),
+                "not supported yet (configMap, secret and downward API come with API sync)",
+            );
+        }
+    }
+
+    validate_ports(c, path, pod.spec.host_network, errors);
+
+    let mut mount_paths = BTreeSet::new();
+    for (i, m) in c.volume_mounts.iter().enumerate() {
+        let mpath = format!("{path}.volumeMounts[{i}]");
+        if !volumes.contains(m.name.as_str()) {
+            errors.push(format!("{mpath}.name"), format!("volume {:?} not found", m.name));
+        }
+        if !m.mount_path.starts_with('/') {
+            errors.push(format!("{mpath}.mountPath"), "must be an absolute path");
+        } else if !mount_paths.insert(m.mount_path.trim_end_matches('/')) {
+            errors.push(format!("{mpath}.mountPath"), "must be unique");
+        }
+        if let Some(sub) = &m.sub_path {
+            if sub.starts_with('/') || sub.split('/').any(|part| part == "..") {
+                errors.push(format!("{mpath}.subPath"), "must be a relative path without '..'");
+            }
+        }
+        if m.mount_propagation.as_deref().is_some_and(|p| p != "None") {
+            errors.unsupported(format!("{mpath}.mountPropagation"));
+        }
+    }
+
+    if let Some(res) = &c.resources {
+        for (section, map) in [("requests", &res.requests), ("limits", &res.limits)] {
+            for (name, value) in map {
+                let qpath = format!("{path}.resources.{section}.{name}");
+                match name.as_str() {
+                    "cpu" | "memory" | "ephemeral-storage" => {
+                        if let Err(m) = quantity::bytes_of(value) {
+                            errors.push(qpath, m);
+                        }
+                    }
+                    _ => errors.unsupported(qpath),
+                }
+            }
+        }
+    }
+
+    if let Some(sc) = &c.security_context {
+        let unsupported = [
+            ("seccompProfile", sc.seccomp_profile.is_some()),
+            ("seLinuxOptions", sc.se_linux_options.is_some()),
+            ("appArmorProfile", sc.app_armor_profile.is_some()),
+            (
+                "procMount",
+                sc.proc_mount.as_deref().is_some_and(|p| p != "Default"),
+            ),
+        ];
+        for (field, set) in unsupported {
+            if set {
+                errors.unsupported(format!("{path}.securityContext.{field}"));
+            }
+        }
+        if let Some(caps) = &sc.capabilities {
+            for (list, names) in [("add", &caps.add), ("drop", &caps.drop)] {
+                for (i, name) in names.iter().enumerate() {
+                    if capability_name(name).is_none() {
+                        errors.push(
+                            format!("{path}.securityContext.capabilities.{list}[{i}]"),
+                            format!("unknown capability {name:?}"),
+                        );
+                    }
+                }
+            }
+        }
+        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+            errors.push(
+                format!("{path}.securityContext"),
+                "cannot set allowPrivilegeEscalation to false and privileged to true",
+            );
+        }
+    }
+}
+
+fn validate_ports(c: &Container, path: &str, host_network: bool, errors: &mut Errors) {
+    let mut port_names = BTreeSet::new();
+    for (i, p) in c.ports.iter().enumerate() {
+        let ppath = format!("{path}.ports[{i}]");
+        if !(1..=65535).contains(&p.container_port) {
+            errors.push(format!("{ppath}.containerPort"), "must be between 1 and 65535");
+        }
+        if let Some(proto) = &p.protocol {
+            if !matches!(proto.as_str(), "TCP" | "UDP" | "SCTP") {
+                errors.push(
+                    format!("{ppath}.protocol"),
+                    format!("unsupported value {proto:?}: TCP, UDP or SCTP"),
+                );
+            }
+        }
+        if let Some(name) = &p.name {
+            if let Err(m) = port_name(name) {
+                errors.push(format!("{ppath}.name"), m);
+            } else if !port_names.insert(name.as_str()) {
+                errors.push(format!("{ppath}.name"), format!("duplicate port name {name:?}"));
+            }
+        }
+        if let Some(host_port) = p.host_port {
+            if !(1..=65535).contains(&host_port) {
+                errors.push(format!("{ppath}.hostPort"), "must be between 1 and 65535");
+            } else if !host_network {
+                errors.push(
+                    format!("{ppath}.hostPort"),
+                    "not supported without hostNetwork (picolet has no port mapping)",
+                );
+            } else if host_port != p.container_port {
+                errors.push(
+                    format!("{ppath}.hostPort"),
+                    "must match containerPort when hostNetwork is true",
+                );
+            }
+        }
+    }
+}
+
+fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<&'a str> {
+    let mut names = BTreeSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        if let Err(m) = dns1123_label(&v.name) {
+            errors.push(format!("{path}.name"), m);
+        } else if !names.insert(v.name.as_str()) {
+            errors.push(format!("{path}.name"), format!("duplicate name {:?}", v.name));
+        }
+        for key in v.unsupported.keys() {
+            errors.unsupported(format!("{path}.{key}"));
+        }
+        let sources = usize::from(v.empty_dir.is_some()) + usize::from(v.host_path.is_some());
+        if sources + v.unsupported.len() == 0 {
+            errors.push(path.clone(), "must specify a volume type");
+        } else if sources + v.unsupported.len() > 1 {
+            errors.push(path.clone(), "may not specify more than one volume type");
+        }
+        if let Some(e) = &v.empty_dir {
+            if !matches!(e.medium.as_str(), "" | "Memory") {
+                errors.unsupported(format!("{path}.emptyDir.medium"));
+            }
+            if let Some(limit) = &e.size_limit {
+                if let Err(m) = quantity::bytes_of(limit) {
+                    errors.push(format!("{path}.emptyDir.sizeLimit"), m);
+                }
+            }
+        }
+        if let Some(h) = &v.host_path {
+            if !h.path.starts_with('/') {
+                errors.push(format!("{path}.hostPath.path"), "must be an absolute path");
+            }
+            const TYPES: [&str; 8] = [
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ];
+            if !TYPES.contains(&h.kind.as_str()) {
+                errors.push(
+                    format!("{path}.hostPath.type"),
+                    format!("unsupported value {:?}", h.kind),
+                );
+            }
+        }
+    }
+    names
+}
+
+/// A DNS-1123 label: at most 63 lowercase alphanumerics or '-', alphanumeric at both ends.
+pub fn dns1123_label(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS-1123 label (at most 63 lowercase alphanumerics or '-', starting and ending alphanumeric)"
+        ))
+    }
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.len() <= 253 && s.split('.').all(|l| dns1123_label(l).is_ok()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.', at most 253)"
+        ))
+    }
+}
+
+/// IANA_SVC_NAME: at most 15 lowercase alphanumerics or '-', with a letter, no "--".
+fn port_name(s: &str) -> Result<(), String> {
+    let ok = dns1123_label(s).is_ok()
+        && s.len() <= 15
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && !s.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a valid port name (IANA_SVC_NAME)"))
+    }
+}
+
+/// The canonical `CAP_*` name of a Kubernetes capability name (`NET_ADMIN`).
+pub fn capability_name(name: &str) -> Option<String> {
+    const KNOWN: [&str; 41] = [
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+        "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+        "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+        "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+        "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+        "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    ];
+    let bare = name.strip_prefix("CAP_").unwrap_or(name).to_ascii_uppercase();
+    (bare == "ALL" || KNOWN.contains(&bare.as_str())).then(|| format!("CAP_{bare}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::decode::decode_manifest;
+
+    fn errors_of(yaml: &str) -> Vec<String> {
+        let pod = decode_manifest(yaml.as_bytes()).unwrap().remove(0).pod;
+        validate(&pod).iter().map(ToString::to_string).collect()
+    }
+
+    const HEAD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n";
+
+    #[test]
+    fn a_plain_pod_is_valid() {
+        let errs = errors_of(&format!("{HEAD}  containers:\n  - name: c\n    image: busybox\n"));
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+
+    #[test]
+    fn unsupported_volume_type_is_named_by_path() {
+        let errs = errors_of(&format!(
+            "{HEAD}  volumes:\n  - name: a\n    emptyDir: {{}}\n  - name: b\n    nfs:\n      server: x\n      path: /\n  containers:\n  - name: c\n    image: busybox\n"
+        ));
+        assert_eq!(errs, ["spec.volumes[1].nfs: not supported"]);
+    }
+
+    #[test]
+    fn names_images_and_duplicates() {
+        let errs = errors_of(&format!(
+            "{HEAD}  initContainers:\n  - name: c\n    image: busybox\n  containers:\n  - name: c\n    image: ''\n  - name: Bad_Name\n    image: busybox\n"
+        ));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("spec.containers[0].name: duplicate"));
+        assert_eq!(errs[1], "spec.containers[0].image: required");
+        assert!(errs[2].starts_with("spec.containers[1].name: \"Bad_Name\" is not a DNS-1123 label"));
+    }
+
+    #[test]
+    fn probes_are_forbidden_on_plain_init_containers() {
+        let errs = errors_of(&format!(
+            "{HEAD}  initContainers:\n  - name: i\n    image: busybox\n    livenessProbe:\n      exec:\n        command: [true]\n  containers:\n  - name: c\n    image: busybox\n    restartPolicy: Always\n"
+        ));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("spec.initContainers[0].livenessProbe: forbidden"));
+        assert!(errs[1].starts_with("spec.containers[0].restartPolicy: forbidden"));
+    }
+
+    #[test]
+    fn behaviour_changing_fields_are_errors() {
+        let errs = errors_of(&format!(
+            "{HEAD}  hostPID: true\n  containers:\n  - name: c\n    image: busybox\n    tty: true\n    env:\n    - name: A\n      valueFrom:\n        fieldRef:\n          fieldPath: metadata.name\n"
+        ));
+        assert_eq!(errs[0], "spec.hostPID: not supported");
+        assert_eq!(errs[1], "spec.containers[0].tty: not supported");
+        assert!(errs[2].starts_with("spec.containers[0].env[0].valueFrom: not supported"));
+    }
+
+    #[test]
+    fn ports_and_mounts_are_checked() {
+        let errs = errors_of(&format!(
+            "{HEAD}  containers:\n  - name: c\n    image: busybox\n    ports:\n    - containerPort: 70000\n    - containerPort: 80\n      hostPort: 8080\n    volumeMounts:\n    - name: missing\n      mountPath: rel\n"
+        ));
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs[0].starts_with("spec.containers[0].ports[0].containerPort"));
+        assert!(errs[1].starts_with("spec.containers[0].ports[1].hostPort: not supported"));
+        assert!(errs[2].starts_with("spec.containers[0].volumeMounts[0].name"));
+        assert!(errs[3].starts_with("spec.containers[0].volumeMounts[0].mountPath"));
+    }
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(capability_name("NET_ADMIN").as_deref(), Some("CAP_NET_ADMIN"));
+        assert_eq!(capability_name("CAP_chown").as_deref(), Some("CAP_CHOWN"));
+        assert_eq!(capability_name("NOPE"), None);
+    }
+}
