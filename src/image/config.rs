@@ -1,0 +1,184 @@
+//! The image config (image-spec `config.md`) and how Kubernetes merges it with
+//! a container: `command` replaces Entrypoint, `args` replaces Cmd, env merges
+//! by name, workingDir and user fall back to the image's.
+
+use crate::pod::Container;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub config: RunConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunConfig {
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// The process a container runs, after merging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// The image's `User`, still to be resolved against the rootfs.
+    pub image_user: Option<String>,
+}
+
+/// Merge a container's spec with its image config, Kubernetes' way. `extra_env`
+/// (HOSTNAME, ...) goes between the image's and the container's own.
+pub fn merge(image: &ImageConfig, c: &Container, extra_env: &[(String, String)]) -> Result<Process, String> {
+    let cfg = &image.config;
+    let (entrypoint, cmd) = if !c.command.is_empty() {
+        (c.command.clone(), c.args.clone())
+    } else if !c.args.is_empty() {
+        (cfg.entrypoint.clone().unwrap_or_default(), c.args.clone())
+    } else {
+        (
+            cfg.entrypoint.clone().unwrap_or_default(),
+            cfg.cmd.clone().unwrap_or_default(),
+        )
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err("no command specified: neither the container nor the image has one".into());
+    }
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(name, _)| name == k) {
+        Some(slot) => slot.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    };
+    for entry in cfg.env.iter().flatten() {
+        let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+        set(k, v);
+    }
+    for (k, v) in extra_env {
+        set(k, v);
+    }
+    for e in &c.env {
+        set(&e.name, e.value.as_deref().unwrap_or(""));
+    }
+    let cwd = c
+        .working_dir
+        .clone()
+        .or_else(|| cfg.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    Ok(Process {
+        args,
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        image_user: cfg.user.clone().filter(|u| !u.is_empty()),
+    })
+}
+
+/// Resolve an image `User` (`1000`, `1000:1000`, `nobody`, `app:staff`) to
+/// numeric ids with the rootfs' /etc/passwd and /etc/group, as runc does.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(uid) => {
+            let gid = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 3 && f[2] == u)
+                .and_then(|f| f[3].parse().ok())
+                .unwrap_or(0);
+            (uid, gid)
+        }
+        Err(_) => passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[0] == u)
+            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .ok_or_else(|| format!("user {u:?} not found in the image's /etc/passwd"))?,
+    };
+    let gid = match g {
+        None => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => std::fs::read_to_string(rootfs.join("etc/group"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("group {g:?} not found in the image's /etc/group"))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::EnvVar;
+
+    fn image() -> ImageConfig {
+        serde_json::from_str(
+            r#"{"config":{"Entrypoint":["/entry"],"Cmd":["serve","--port=80"],"Env":["PATH=/bin","A=image"],"WorkingDir":"/app","User":"1000"}}"#,
+        )
+        .unwrap()
+    }
+
+    fn container(command: &[&str], args: &[&str]) -> Container {
+        Container {
+            name: "c".into(),
+            image: "i".into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![EnvVar { name: "A".into(), value: Some("pod".into()), value_from: None }],
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn command_and_args_follow_kubernetes_rules() {
+        let img = image();
+        let m = |c: &[&str], a: &[&str]| merge(&img, &container(c, a), &[]).unwrap().args;
+        assert_eq!(m(&[], &[]), ["/entry", "serve", "--port=80"]);
+        assert_eq!(m(&[], &["x"]), ["/entry", "x"]);
+        assert_eq!(m(&["/bin/sh"], &[]), ["/bin/sh"], "command drops the image's Cmd too");
+        assert_eq!(m(&["/bin/sh"], &["-c", "true"]), ["/bin/sh", "-c", "true"]);
+    }
+
+    #[test]
+    fn env_merges_by_name_and_cwd_falls_back() {
+        let extra = [("HOSTNAME".to_string(), "web".to_string())];
+        let p = merge(&image(), &container(&[], &[]), &extra).unwrap();
+        assert_eq!(p.env, ["PATH=/bin", "A=pod", "HOSTNAME=web"]);
+        assert_eq!(p.cwd, "/app");
+        assert_eq!(p.image_user.as_deref(), Some("1000"));
+        let empty = ImageConfig::default();
+        assert!(merge(&empty, &container(&[], &[]), &[]).is_err());
+    }
+
+    #[test]
+    fn users_resolve_against_the_rootfs() {
+        let dir = std::env::temp_dir().join(format!("picolet-user-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(dir.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(resolve_user(&dir, "app"), Ok((1000, 1001)));
+        assert_eq!(resolve_user(&dir, "1000"), Ok((1000, 1001)));
+        assert_eq!(resolve_user(&dir, "app:staff"), Ok((1000, 50)));
+        assert_eq!(resolve_user(&dir, "42:43"), Ok((42, 43)));
+        assert!(resolve_user(&dir, "ghost").is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

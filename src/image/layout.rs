@@ -1,0 +1,200 @@
+//! Reading an OCI image layout (image-spec `image-layout.md`): `oci-layout`,
+//! `index.json`, `blobs/sha256/...`, with every blob verified against its
+//! digest before use.
+
+use super::config::ImageConfig;
+use super::reference::Reference;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestDoc {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// A resolved image manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: String,
+    pub config_digest: String,
+    pub layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub digest: String,
+    pub gzip: bool,
+}
+
+pub struct Layout {
+    dir: PathBuf,
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+impl Layout {
+    pub fn new(dir: PathBuf) -> Layout {
+        Layout { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn blob_path(&self, digest: &str) -> io::Result<PathBuf> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| invalid(format!("unsupported digest {digest:?}")))?;
+        Ok(self.dir.join("blobs/sha256").join(hex))
+    }
+
+    /// Open a blob after checking that its content hashes to its digest.
+    pub fn open_verified(&self, digest: &str) -> io::Result<File> {
+        let path = self.blob_path(digest)?;
+        let mut file = File::open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = format!("sha256:{:x}", hasher.finalize());
+        if actual != digest {
+            return Err(invalid(format!(
+                "blob {} has digest {actual}, expected {digest}",
+                path.display()
+            )));
+        }
+        File::open(&path)
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> io::Result<T> {
+        let mut text = String::new();
+        self.open_verified(digest)?.read_to_string(&mut text)?;
+        serde_json::from_str(&text).map_err(|e| invalid(format!("blob {digest}: {e}")))
+    }
+
+    /// The manifest `reference` names, if the layout has it. A missing
+    /// layout is simply empty.
+    pub fn resolve(&self, reference: &Reference) -> io::Result<Option<Manifest>> {
+        let index_path = self.dir.join("index.json");
+        let text = match std::fs::read_to_string(&index_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let index: Index = serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("{}: {e}", index_path.display())))?;
+        let found = index.manifests.into_iter().find(|d| {
+            let names = ["org.opencontainers.image.ref.name", "io.containerd.image.name"];
+            let named = names
+                .iter()
+                .filter_map(|k| d.annotations.get(*k))
+                .any(|n| reference.matches_name(n));
+            match &reference.digest {
+                Some(digest) => d.digest == *digest,
+                None => named,
+            }
+        });
+        match found {
+            Some(d) => self.manifest(d, 0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Follow a descriptor to an image manifest, choosing this machine's
+    /// platform in a multi-platform index.
+    fn manifest(&self, d: Descriptor, depth: u8) -> io::Result<Manifest> {
+        match d.media_type.as_str() {
+            INDEX | DOCKER_LIST if depth == 0 => {
+                let index: Index = self.read_json(&d.digest)?;
+                let arch = go_arch();
+                let chosen = index
+                    .manifests
+                    .into_iter()
+                    .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
+                    .ok_or_else(|| invalid(format!("index {} has no linux/{arch} manifest", d.digest)))?;
+                self.manifest(chosen, 1)
+            }
+            MANIFEST | DOCKER_MANIFEST | "" => {
+                let doc: ManifestDoc = self.read_json(&d.digest)?;
+                let layers = doc
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        let gzip = match l.media_type.as_str() {
+                            "application/vnd.oci.image.layer.v1.tar"
+                            | "application/vnd.docker.image.rootfs.diff.tar" => false,
+                            "application/vnd.oci.image.layer.v1.tar+gzip"
+                            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => true,
+                            other => return Err(invalid(format!("layer {}: unsupported media type {other:?}", l.digest))),
+                        };
+                        Ok(Layer { digest: l.digest.clone(), gzip })
+                    })
+                    .collect::<io::Result<_>>()?;
+                Ok(Manifest {
+                    digest: d.digest,
+                    config_digest: doc.config.digest,
+                    layers,
+                })
+            }
+            other => Err(invalid(format!("{}: unsupported media type {other:?}", d.digest))),
+        }
+    }
+
+    pub fn config(&self, manifest: &Manifest) -> io::Result<ImageConfig> {
+        self.read_json(&manifest.config_digest)
+    }
+}
+
+/// This machine's architecture in Go's (and OCI's) words.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}

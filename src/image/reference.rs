@@ -1,0 +1,116 @@
+//! Image references as Kubernetes users write them, normalized the way Docker
+//! and containerd do: `busybox` is `docker.io/library/busybox:latest`.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `docker.io/library/busybox`
+    pub name: String,
+    pub tag: Option<String>,
+    /// `sha256:...`
+    pub digest: Option<String>,
+}
+
+impl Reference {
+    pub fn parse(text: &str) -> Result<Reference, String> {
+        if text.is_empty() || text.chars().any(char::is_whitespace) {
+            return Err("must be non-empty with no spaces".into());
+        }
+        let (rest, digest) = match text.split_once('@') {
+            Some((r, d)) => {
+                let hex = d.strip_prefix("sha256:").ok_or("only sha256 digests are supported")?;
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!("bad digest {d:?}"));
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (text, None),
+        };
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match rest.rfind(':') {
+            Some(i) if i >= last_slash => (&rest[..i], Some(rest[i + 1..].to_string())),
+            _ => (rest, None),
+        };
+        if path.is_empty() || tag.as_deref() == Some("") {
+            return Err("empty name or tag".into());
+        }
+        if path.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err("the repository name must be lowercase".into());
+        }
+        let first = path.split('/').next().unwrap_or(path);
+        let has_domain = path.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
+        let name = if has_domain {
+            path.to_string()
+        } else if path.contains('/') {
+            format!("docker.io/{path}")
+        } else {
+            format!("docker.io/library/{path}")
+        };
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_string())
+        } else {
+            tag
+        };
+        Ok(Reference { name, tag, digest })
+    }
+
+    /// The short form users write: `busybox:1.36`.
+    pub fn familiar(&self) -> String {
+        let name = self
+            .name
+            .strip_prefix("docker.io/library/")
+            .or_else(|| self.name.strip_prefix("docker.io/"))
+            .unwrap_or(&self.name);
+        match (&self.tag, &self.digest) {
+            (_, Some(d)) => format!("{name}@{d}"),
+            (Some(t), None) => format!("{name}:{t}"),
+            (None, None) => name.to_string(),
+        }
+    }
+
+    /// Does a stored name (a layout `ref.name`) denote this reference?
+    pub fn matches_name(&self, stored: &str) -> bool {
+        match Reference::parse(stored) {
+            Ok(r) => r.name == self.name && (self.digest.is_some() || r.tag == self.tag),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> (String, Option<String>) {
+        let r = Reference::parse(s).unwrap();
+        (r.name, r.tag)
+    }
+
+    #[test]
+    fn normalizes_like_docker() {
+        let bb = ("docker.io/library/busybox".to_string(), Some("1.36".to_string()));
+        assert_eq!(norm("busybox:1.36"), bb);
+        assert_eq!(norm("docker.io/library/busybox:1.36"), bb);
+        assert_eq!(norm("library/busybox:1.36"), bb);
+        assert_eq!(norm("busybox").1.as_deref(), Some("latest"));
+        assert_eq!(norm("localhost:5000/app").0, "localhost:5000/app");
+        assert_eq!(norm("localhost:5000/app:v2").1.as_deref(), Some("v2"));
+        assert_eq!(norm("quay.io/org/app:1").0, "quay.io/org/app");
+        assert_eq!(norm("org/app").0, "docker.io/org/app");
+    }
+
+    #[test]
+    fn digests_and_matching() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("busybox@{d}")).unwrap();
+        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.tag, None);
+        assert!(Reference::parse("busybox@sha256:123").is_err());
+        let tagged = Reference::parse("busybox:1.36").unwrap();
+        assert!(tagged.matches_name("docker.io/library/busybox:1.36"));
+        assert!(tagged.matches_name("busybox:1.36"));
+        assert!(!tagged.matches_name("busybox:1.35"));
+        assert!(!tagged.matches_name("1.36"));
+        assert_eq!(tagged.familiar(), "busybox:1.36");
+    }
+}
