@@ -1,0 +1,190 @@
+//! The agent's configuration: a YAML file whose keys follow
+//! KubeletConfiguration where one exists, overridden by command-line flags.
+//! `configs/picolet.yaml` documents every key.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The config file as written. Every field is optional; defaults below.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigFile {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub static_pod_path: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub root_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
+    pub pod_logs_dir: Option<PathBuf>,
+    pub runtime: Option<PathBuf>,
+    pub cgroups: Option<CgroupMode>,
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<usize>,
+    pub pod_pids_limit: Option<i64>,
+    pub crash_loop_back_off: Option<CrashLoopBackOffConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrashLoopBackOffConfig {
+    /// KubeletConfiguration's `crashLoopBackOff.maxContainerRestartPeriod`.
+    pub max_container_restart_period: Option<String>,
+    /// picolet's own: the first back-off (the kubelet's is fixed at 10s).
+    pub initial_container_restart_period: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    V2,
+    Off,
+}
+
+/// The resolved configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub static_pod_path: PathBuf,
+    pub node_name: String,
+    pub root_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub runtime: Option<PathBuf>,
+    pub cgroups: CgroupMode,
+    pub log_max_size: u64,
+    pub log_max_files: usize,
+    pub pod_pids_limit: i64,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `flags` (already parsed).
+    pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, String> {
+        let from_file = match file {
+            None => ConfigFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let de = serde_yaml::Deserializer::from_str(&text);
+                serde_path_to_error::deserialize(de)
+                    .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?
+            }
+        };
+        let pick = |f: &ConfigFile| f.clone();
+        let merged = merge(pick(&from_file), pick(flags));
+        let node_name = merged
+            .node_name
+            .clone()
+            .unwrap_or_else(|| rustix::system::uname().nodename().to_string_lossy().into_owned())
+            .to_lowercase();
+        crate::pod::validate::dns1123_subdomain(&node_name).map_err(|m| format!("nodeName: {m}"))?;
+        let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
+        let duration = |field: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
+                .unwrap_or(Ok(Duration::from_secs(default)))
+        };
+        let log_max_size = match &merged.container_log_max_size {
+            Some(s) => crate::pod::quantity::parse_bytes(s).map_err(|m| format!("containerLogMaxSize: {m}"))?,
+            None => 10 << 20,
+        };
+        let config = Config {
+            static_pod_path: merged.static_pod_path.unwrap_or_else(|| "/etc/picolet/manifests".into()),
+            node_name,
+            root_dir: merged.root_dir.unwrap_or_else(|| "/var/lib/picolet".into()),
+            run_dir: merged.run_dir.unwrap_or_else(|| "/run/picolet".into()),
+            log_dir: merged.pod_logs_dir.unwrap_or_else(|| "/var/log/pods".into()),
+            runtime: merged.runtime,
+            cgroups: merged.cgroups.unwrap_or(CgroupMode::V2),
+            log_max_size,
+            log_max_files: merged.container_log_max_files.unwrap_or(5),
+            pod_pids_limit: merged.pod_pids_limit.unwrap_or(-1),
+            backoff_initial: duration("crashLoopBackOff.initialContainerRestartPeriod", &backoff.initial_container_restart_period, 10)?,
+            backoff_max: duration("crashLoopBackOff.maxContainerRestartPeriod", &backoff.max_container_restart_period, 300)?,
+        };
+        if config.log_max_files < 2 {
+            return Err("containerLogMaxFiles: must be at least 2, as the kubelet requires".into());
+        }
+        if config.backoff_initial.is_zero() || config.backoff_initial > config.backoff_max {
+            return Err("crashLoopBackOff: the initial period must be positive and at most the maximum".into());
+        }
+        Ok(config)
+    }
+}
+
+/// `over` wins field by field.
+fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
+    ConfigFile {
+        api_version: over.api_version.or(base.api_version),
+        kind: over.kind.or(base.kind),
+        static_pod_path: over.static_pod_path.or(base.static_pod_path),
+        node_name: over.node_name.or(base.node_name),
+        root_dir: over.root_dir.or(base.root_dir),
+        run_dir: over.run_dir.or(base.run_dir),
+        pod_logs_dir: over.pod_logs_dir.or(base.pod_logs_dir),
+        runtime: over.runtime.or(base.runtime),
+        cgroups: over.cgroups.or(base.cgroups),
+        container_log_max_size: over.container_log_max_size.or(base.container_log_max_size),
+        container_log_max_files: over.container_log_max_files.or(base.container_log_max_files),
+        pod_pids_limit: over.pod_pids_limit.or(base.pod_pids_limit),
+        crash_loop_back_off: over.crash_loop_back_off.or(base.crash_loop_back_off),
+    }
+}
+
+/// A Go duration: `300s`, `5m`, `1m30s`, `500ms`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(split);
+        let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration"))?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = next;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_typos_are_errors() {
+        let dir = std::env::temp_dir().join(format!("picolet-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.yaml");
+        std::fs::write(&file, "staticPodPath: /a\nnodeName: Edge-1\ncontainerLogMaxSize: 1Mi\ncrashLoopBackOff:\n  maxContainerRestartPeriod: 20s\n  initialContainerRestartPeriod: 1s\n").unwrap();
+        let flags = ConfigFile { static_pod_path: Some("/b".into()), ..ConfigFile::default() };
+        let c = Config::load(Some(&file), &flags).unwrap();
+        assert_eq!(c.static_pod_path, PathBuf::from("/b"));
+        assert_eq!(c.node_name, "edge-1");
+        assert_eq!(c.log_max_size, 1 << 20);
+        assert_eq!((c.backoff_initial, c.backoff_max), (Duration::from_secs(1), Duration::from_secs(20)));
+        std::fs::write(&file, "staticPodPaht: /a\n").unwrap();
+        let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
+        assert!(err.contains("staticPodPaht"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

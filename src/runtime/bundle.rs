@@ -1,0 +1,225 @@
+//! The OCI bundle's config.json for one container, built with oci-spec from
+//! runc's defaults (mounts, masked and read-only paths) plus the pod: shared
+//! namespaces, /etc files, volumes, security context.
+//!
+//! The output is not byte-stable (capabilities are a set): nothing compares it.
+
+use crate::image::config::Process as ImageProcess;
+use crate::pod::validate::{capability_name, CAPABILITIES};
+use crate::pod::{Container, Pod};
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// containerd's default capability set, which Kubernetes pods get.
+const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The pod-level things a container joins, all prepared by the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxView {
+    /// Network namespace file; `None` for hostNetwork.
+    pub net: Option<PathBuf>,
+    pub ipc: PathBuf,
+    /// UTS namespace file; `None` for hostNetwork (the host's name).
+    pub uts: Option<PathBuf>,
+    /// Directory holding `hosts`, `hostname`, `resolv.conf`.
+    pub etc: PathBuf,
+    /// The pod's shared /dev/shm.
+    pub shm: PathBuf,
+    pub hostname: String,
+}
+
+/// A volume's directory on the host, by name.
+pub type VolumePaths = std::collections::BTreeMap<String, PathBuf>;
+
+/// Who the process runs as, already resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, String> {
+    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    if read_only {
+        options.push("ro".into());
+    }
+    MountBuilder::default()
+        .destination(destination)
+        .typ("bind")
+        .source(source)
+        .options(options)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Build the spec. `rootfs` is relative to the bundle.
+pub fn build(
+    pod: &Pod,
+    container: &Container,
+    process: &ImageProcess,
+    identity: Identity,
+    sandbox: &SandboxView,
+    volumes: &VolumePaths,
+) -> Result<Spec, String> {
+    let sc = container.security_context.clone().unwrap_or_default();
+    let privileged = sc.privileged == Some(true);
+
+    let mut caps: HashSet<Capability> = HashSet::new();
+    if privileged {
+        caps.extend(all_capabilities());
+    } else {
+        let dropped_all = sc
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
+        if !dropped_all {
+            caps.extend(DEFAULT_CAPS.iter().filter_map(|c| Capability::from_str(c).ok()));
+        }
+        if let Some(c) = &sc.capabilities {
+            for name in c.drop.iter().filter_map(|n| capability_name(n)) {
+                if let Ok(cap) = Capability::from_str(&name) {
+                    caps.remove(&cap);
+                }
+            }
+            for name in c.add.iter().filter_map(|n| capability_name(n)) {
+                if name == "CAP_ALL" {
+                    caps.extend(all_capabilities());
+                } else if let Ok(cap) = Capability::from_str(&name) {
+                    caps.insert(cap);
+                }
+            }
+        }
+    }
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities
+        .set_bounding(Some(caps.clone()))
+        .set_effective(Some(caps.clone()))
+        .set_permitted(Some(caps))
+        .set_inheritable(None)
+        .set_ambient(None);
+
+    let user = UserBuilder::default()
+        .uid(identity.uid)
+        .gid(identity.gid)
+        .additional_gids(
+            pod.spec
+                .security_context
+                .as_ref()
+                .map(|s| s.supplemental_groups.iter().filter_map(|g| u32::try_from(*g).ok()).collect())
+                .unwrap_or_else(Vec::new),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .args(process.args.clone())
+        .env(process.env.clone())
+        .cwd(process.cwd.clone())
+        .user(user)
+        .capabilities(capabilities)
+        .no_new_privileges(sc.allow_privilege_escalation == Some(false))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
+        .into_iter()
+        .filter(|m| m.destination() != Path::new("/dev/shm"))
+        .map(|mut m| {
+            // A privileged container gets a writable /sys, as with containerd.
+            if privileged && m.destination() == Path::new("/sys") {
+                let opts = m.options().clone().unwrap_or_default();
+                m.set_options(Some(opts.into_iter().filter(|o| o != "ro").collect()));
+            }
+            m
+        })
+        .collect();
+    mounts.push(bind("/dev/shm", &sandbox.shm, false)?);
+    for file in ["hosts", "hostname", "resolv.conf"] {
+        mounts.push(bind(&format!("/etc/{file}"), &sandbox.etc.join(file), false)?);
+    }
+    for m in &container.volume_mounts {
+        let base = volumes
+            .get(&m.name)
+            .ok_or_else(|| format!("volume {:?} is not prepared", m.name))?;
+        let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            None => base.clone(),
+            Some(sub) => {
+                let path = crate::image::unpack::secure_join(base, Path::new(sub))
+                    .map_err(|e| format!("subPath {sub:?}: {e}"))?;
+                if !path.exists() {
+                    std::fs::create_dir_all(&path).map_err(|e| format!("subPath {sub:?}: {e}"))?;
+                }
+                path
+            }
+        };
+        mounts.push(bind(&m.mount_path, &source, m.read_only)?);
+    }
+
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Pid, None)?,
+        namespace(LinuxNamespaceType::Mount, None)?,
+        namespace(LinuxNamespaceType::Ipc, Some(&sandbox.ipc))?,
+    ];
+    if let Some(net) = &sandbox.net {
+        namespaces.push(namespace(LinuxNamespaceType::Network, Some(net))?);
+    }
+    if let Some(uts) = &sandbox.uts {
+        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts))?);
+    }
+    let defaults = oci_spec::runtime::Linux::default();
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if !privileged {
+        linux = linux
+            .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
+            .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default());
+    }
+    let linux = linux.build().map_err(|e| e.to_string())?;
+
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(sc.read_only_root_filesystem == Some(true))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(sandbox.uts.as_ref().map(|_| sandbox.hostname.clone()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux));
+    Ok(spec)
+}
+
+fn namespace(kind: LinuxNamespaceType, path: Option<&Path>) -> Result<oci_spec::runtime::LinuxNamespace, String> {
+    let mut b = LinuxNamespaceBuilder::default().typ(kind);
+    if let Some(p) = path {
+        b = b.path(p);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn all_capabilities() -> impl Iterator<Item = Capability> {
+    CAPABILITIES
+        .iter()
+        .filter_map(|n| Capability::from_str(&format!("CAP_{n}")).ok())
+}

@@ -1,0 +1,55 @@
+//! File-system teardown that is safe to repeat and never crosses a mount.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Detach whatever is mounted at `path`; nothing mounted is success.
+pub fn unmount(path: &Path) -> io::Result<()> {
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(io::Error::new(
+            io::Error::from(e).kind(),
+            format!("unmounting {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Remove a tree, refusing to descend into anything mounted inside it (an
+/// overlay still mounted would otherwise lose its upper layer's files).
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    remove_on_device(path, meta.dev())
+}
+
+fn remove_on_device(path: &Path, dev: u64) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.dev() != dev {
+        return Err(io::Error::other(format!(
+            "refusing to remove {}: a file system is mounted there",
+            path.display()
+        )));
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            remove_on_device(&entry?.path(), dev)?;
+        }
+        fs::remove_dir(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+/// Mount a file system with string options (`mode=1777,size=...`), with the
+/// target named in any error.
+pub fn mount_fs(source: &str, target: &Path, fstype: &str, flags: rustix::mount::MountFlags, options: &str) -> io::Result<()> {
+    let data = std::ffi::CString::new(options).map_err(io::Error::other)?;
+    rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))
+        .map_err(|e| io::Error::other(format!("mounting {fstype} at {}: {e}", target.display())))
+}

@@ -1,0 +1,309 @@
+//! Container logs in the CRI format (`<RFC3339Nano> stdout|stderr F|P <text>`)
+//! at `<log-dir>/<namespace>_<pod>_<uid>/<container>/<restartCount>.log`,
+//! rotated by size: the writer for the monitor, the reader for `picolet logs`.
+
+use crate::time::rfc3339_nanos;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// The longest line written whole; longer ones are split into `P` records.
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn tag(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The directory of one pod's logs.
+pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+    log_dir.join(format!("{namespace}_{name}_{uid}"))
+}
+
+/// The highest `<n>.log` in a container's log directory, if any (rule 30).
+pub fn last_attempt(container_dir: &Path) -> Option<u32> {
+    fs::read_dir(container_dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .max()
+}
+
+/// Writes one container instance's log, rotating at `max_size` bytes and
+/// keeping `max_files` files in all (the live one included), as the kubelet's
+/// `containerLogMaxSize` / `containerLogMaxFiles`.
+pub struct LogWriter {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_files: usize,
+    /// The unterminated tail of each stream.
+    pending: [Vec<u8>; 2],
+}
+
+impl LogWriter {
+    pub fn open(path: PathBuf, max_size: u64, max_files: usize) -> io::Result<LogWriter> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(LogWriter {
+            path,
+            file,
+            size,
+            max_size,
+            max_files: max_files.max(1),
+            pending: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Append bytes read from one stream at time `nanos`.
+    pub fn write(&mut self, stream: Stream, data: &[u8], nanos: u128) -> io::Result<()> {
+        let i = stream as usize;
+        let mut buf = std::mem::take(&mut self.pending[i]);
+        buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            let mut line = &buf[start..start + pos];
+            while line.len() > MAX_LINE {
+                self.record(stream, &line[..MAX_LINE], false, nanos)?;
+                line = &line[MAX_LINE..];
+            }
+            self.record(stream, line, true, nanos)?;
+            start += pos + 1;
+        }
+        let mut rest = buf.split_off(start);
+        while rest.len() >= MAX_LINE {
+            let tail = rest.split_off(MAX_LINE);
+            self.record(stream, &rest, false, nanos)?;
+            rest = tail;
+        }
+        self.pending[i] = rest;
+        Ok(())
+    }
+
+    /// Write out unterminated tails as final lines (the stream ended).
+    pub fn flush_partial(&mut self, nanos: u128) -> io::Result<()> {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let tail = std::mem::take(&mut self.pending[stream as usize]);
+            if !tail.is_empty() {
+                self.record(stream, &tail, true, nanos)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, stream: Stream, line: &[u8], full: bool, nanos: u128) -> io::Result<()> {
+        let head = format!(
+            "{} {} {} ",
+            rfc3339_nanos(nanos),
+            stream.tag(),
+            if full { "F" } else { "P" }
+        );
+        let len = (head.len() + line.len() + 1) as u64;
+        if self.size > 0 && self.size + len > self.max_size {
+            self.rotate(nanos)?;
+        }
+        self.file.write_all(head.as_bytes())?;
+        self.file.write_all(line)?;
+        self.file.write_all(b"\n")?;
+        self.size += len;
+        Ok(())
+    }
+
+    /// `0.log` becomes `0.log.<YYYYMMDD-HHMMSS.nnnnnnnnn>`; the oldest rotated
+    /// files beyond `max_files - 1` are removed.
+    fn rotate(&mut self, nanos: u128) -> io::Result<()> {
+        let stamp: String = rfc3339_nanos(nanos)
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == 'T' || *c == '.')
+            .map(|c| if c == 'T' { '-' } else { c })
+            .collect();
+        let rotated = PathBuf::from(format!("{}.{stamp}", self.path.display()));
+        fs::rename(&self.path, rotated)?;
+        let mut old = rotated_files(&self.path);
+        while old.len() >= self.max_files {
+            fs::remove_file(old.remove(0))?;
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Rotated files of `path`, oldest first.
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let Some(dir) = path.parent() else { return vec![] };
+    let prefix = format!("{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// One parsed CRI log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub time: String,
+    pub stream: String,
+    pub full: bool,
+    pub text: String,
+}
+
+pub fn parse_record(line: &str) -> Option<Record> {
+    let mut parts = line.splitn(4, ' ');
+    let time = parts.next()?.to_string();
+    let stream = parts.next()?.to_string();
+    let full = match parts.next()? {
+        "F" => true,
+        "P" => false,
+        _ => return None,
+    };
+    Some(Record {
+        time,
+        stream,
+        full,
+        text: parts.next().unwrap_or("").to_string(),
+    })
+}
+
+/// Print a container log as `kubectl logs` does: partial records joined,
+/// optionally prefixed by their timestamp. Rotated files come first.
+pub fn print_log(path: &Path, timestamps: bool, out: &mut impl Write) -> io::Result<u64> {
+    let mut files = rotated_files(path);
+    files.push(path.to_path_buf());
+    let mut offset = 0;
+    for file in files {
+        let Ok(f) = File::open(&file) else { continue };
+        offset = print_from(BufReader::new(f), timestamps, out)?;
+    }
+    Ok(offset)
+}
+
+/// Print records from `reader`; returns how many bytes it consumed.
+pub fn print_from(mut reader: impl BufRead, timestamps: bool, out: &mut impl Write) -> io::Result<u64> {
+    let mut consumed = 0;
+    let mut line = String::new();
+    let mut joined = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
+        }
+        consumed += n as u64;
+        let Some(r) = parse_record(line.trim_end_matches('\n')) else { continue };
+        if joined.is_empty() && timestamps {
+            joined.push_str(&r.time);
+            joined.push(' ');
+        }
+        joined.push_str(&r.text);
+        if r.full {
+            joined.push('\n');
+            out.write_all(joined.as_bytes())?;
+            joined.clear();
+        }
+    }
+    Ok(consumed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("picolet-logs-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn writes_cri_records_with_partial_lines() {
+        let d = dir("cri");
+        let path = d.join("c/0.log");
+        let mut w = LogWriter::open(path.clone(), 1 << 20, 5).unwrap();
+        w.write(Stream::Stdout, b"hello\nwor", 1_000_000_000).unwrap();
+        w.write(Stream::Stderr, b"oops\n", 2_000_000_000).unwrap();
+        w.write(Stream::Stdout, b"ld\n", 3_000_000_000).unwrap();
+        w.write(Stream::Stdout, b"tail", 4_000_000_000).unwrap();
+        w.flush_partial(5_000_000_000).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:01.000000000Z stdout F hello\n\
+             1970-01-01T00:00:02.000000000Z stderr F oops\n\
+             1970-01-01T00:00:03.000000000Z stdout F world\n\
+             1970-01-01T00:00:05.000000000Z stdout F tail\n"
+        );
+        let mut out = Vec::new();
+        print_log(&path, false, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "hello\noops\nworld\ntail\n");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn long_lines_split_into_partial_records_and_join_back() {
+        let d = dir("long");
+        let path = d.join("0.log");
+        let mut w = LogWriter::open(path.clone(), 1 << 20, 5).unwrap();
+        let long = "x".repeat(MAX_LINE + 10);
+        w.write(Stream::Stdout, format!("{long}\n").as_bytes(), 0).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().next().unwrap().contains(" stdout P "));
+        let mut out = Vec::new();
+        print_log(&path, true, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("1970-01-01T00:00:00.000000000Z {long}\n"));
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_max_files() {
+        let d = dir("rotate");
+        let path = d.join("0.log");
+        let mut w = LogWriter::open(path.clone(), 200, 3).unwrap();
+        for i in 0..40u128 {
+            w.write(Stream::Stdout, format!("line {i:03}\n").as_bytes(), i * 1_000_000_000).unwrap();
+        }
+        let rotated = rotated_files(&path);
+        assert_eq!(rotated.len(), 2, "{rotated:?}");
+        assert!(fs::metadata(&path).unwrap().len() <= 200);
+        let mut out = Vec::new();
+        print_log(&path, false, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("line 039\n"));
+        assert!(!out.contains("line 000"), "oldest files were removed");
+        let numbers: Vec<u32> = out.lines().map(|l| l[5..].parse().unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "continuous: {numbers:?}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn last_attempt_reads_the_highest_log() {
+        let d = dir("attempt");
+        fs::create_dir_all(&d).unwrap();
+        assert_eq!(last_attempt(&d), None);
+        for n in ["0.log", "2.log", "10.log", "3.log.20261129-000000"] {
+            fs::write(d.join(n), "").unwrap();
+        }
+        assert_eq!(last_attempt(&d), Some(10));
+        fs::remove_dir_all(d).unwrap();
+    }
+}

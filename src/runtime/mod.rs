@@ -1,0 +1,177 @@
+//! The runtime shell: carries the engine's actions out against the real
+//! system (images, sandboxes, bundles, the OCI runtime, monitors) and turns
+//! what it sees (start notices, monitor exits) into observations.
+//!
+//! Each verb lives in its own file: `start.rs`, `stop.rs`, `recover.rs`;
+//! lower layers in `bundle.rs`, `sandbox.rs`, `monitor.rs`, `logs.rs`, `oci.rs`.
+
+pub mod bundle;
+pub mod fsutil;
+pub mod logs;
+pub mod monitor;
+pub mod oci;
+pub mod paths;
+pub mod records;
+pub mod recover;
+pub mod sandbox;
+pub mod start;
+pub mod stop;
+
+use crate::engine::{Action, InstanceRef, Observation, StopSignal};
+use crate::image::ImageStore;
+use crate::reactor::{Reactor, Token};
+use crate::time::Time;
+use oci::OciRuntime;
+use paths::{container_id, Paths};
+use rustix::fd::OwnedFd;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Child;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub paths: Paths,
+    /// runc, crun or youki.
+    pub binary: PathBuf,
+    /// This executable, started again as `picolet monitor`.
+    pub self_exe: PathBuf,
+    pub log_max_size: u64,
+    pub log_max_files: usize,
+}
+
+/// A monitor the agent watches.
+struct Watched {
+    instance: InstanceRef,
+    pidfd: OwnedFd,
+    /// The start-notice pipe, until the notice came or the monitor ended.
+    notify: Option<(OwnedFd, Token)>,
+    /// Set when this agent spawned the monitor and must reap it.
+    child: Option<Child>,
+}
+
+pub struct Runtime {
+    config: RuntimeConfig,
+    oci: OciRuntime,
+    images: ImageStore,
+    /// Keyed by the pidfd's token.
+    watched: BTreeMap<Token, Watched>,
+    /// Notice-pipe token to pidfd token.
+    notices: BTreeMap<Token, Token>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Runtime {
+        let oci = OciRuntime {
+            binary: config.binary.clone(),
+            root: config.paths.runc_root(),
+        };
+        let images = ImageStore::new(&config.paths.root);
+        Runtime {
+            config,
+            oci,
+            images,
+            watched: BTreeMap::new(),
+            notices: BTreeMap::new(),
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.config.paths
+    }
+
+    /// `runc://<id>`: the runtime's name and the container id, as a
+    /// containerID in status.
+    fn status_id(&self, id: &str) -> String {
+        let name = self
+            .config
+            .binary
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("oci");
+        format!("{name}://{id}")
+    }
+
+    /// Carry out one action. Immediate results come back at once; the rest
+    /// arrive later through `on_ready`.
+    pub fn execute(&mut self, action: Action, reactor: &mut Reactor, now: Time) -> Vec<Observation> {
+        match action {
+            Action::CreateSandbox { pod } => {
+                let pod_uid = pod.metadata.uid.clone();
+                match sandbox::create(&self.config.paths, &pod, now) {
+                    Ok(()) => vec![Observation::SandboxReady { pod_uid }],
+                    Err(e) => {
+                        log::error!("pod {}: sandbox: {e}", pod.full_name());
+                        vec![Observation::SandboxFailed {
+                            pod_uid,
+                            message: e.to_string(),
+                        }]
+                    }
+                }
+            }
+            Action::StartContainer {
+                pod,
+                container,
+                attempt,
+            } => {
+                let instance = InstanceRef {
+                    pod_uid: pod.metadata.uid.clone(),
+                    container,
+                    attempt,
+                };
+                match self.start(&pod, &instance, reactor) {
+                    Ok(()) => vec![],
+                    Err(failure) => {
+                        log::warn!(
+                            "pod {} container {}: {}: {}",
+                            pod.full_name(),
+                            instance.container,
+                            failure.reason,
+                            failure.message
+                        );
+                        vec![Observation::StartFailed {
+                            instance,
+                            reason: failure.reason.into(),
+                            message: failure.message,
+                        }]
+                    }
+                }
+            }
+            Action::Signal { instance, signal } => {
+                let sig = match signal {
+                    StopSignal::Term => "TERM",
+                    StopSignal::Kill => "KILL",
+                };
+                if let Err(e) = self.oci.kill(&container_id(&instance), sig) {
+                    log::warn!("{e}");
+                }
+                vec![]
+            }
+            Action::StopSandbox { pod_uid } => {
+                if let Err(e) = sandbox::stop(&self.config.paths, &pod_uid) {
+                    log::error!("pod {pod_uid}: stopping sandbox: {e}");
+                }
+                vec![]
+            }
+            Action::ForgetPod { pod_uid } => {
+                self.forget_pod(&pod_uid);
+                vec![]
+            }
+        }
+    }
+
+    /// Is `token` one of the runtime's?
+    pub fn owns(&self, token: Token) -> bool {
+        self.watched.contains_key(&token) || self.notices.contains_key(&token)
+    }
+
+    /// A watched fd became readable.
+    pub fn on_ready(&mut self, token: Token, reactor: &mut Reactor) -> Vec<Observation> {
+        if let Some(pid_token) = self.notices.remove(&token) {
+            return self.on_notice(pid_token, reactor).into_iter().collect();
+        }
+        match self.watched.remove(&token) {
+            Some(w) => vec![self.on_monitor_exit(w, reactor)],
+            None => vec![],
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The small files that let a restarted agent find its containers again
+//! (DESIGN.md decision 2). Each is written atomically by one party.
+
+use serde::{Deserialize, Serialize};
+
+/// `<run>/pods/<uid>/sandbox.json`, by the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// Milliseconds since the epoch: the pod's startTime.
+    pub created_at: u64,
+    /// False once the pod completed and its namespaces were torn down.
+    pub ready: bool,
+}
+
+/// `<run>/containers/<id>/instance.json`, by the agent when it starts a monitor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub pod_uid: String,
+    pub container: String,
+    pub attempt: u32,
+    pub monitor_pid: i32,
+    /// The monitor's start time in clock ticks (/proc/PID/stat field 22):
+    /// tells the monitor from a later process with a reused PID.
+    pub monitor_start: u64,
+}
+
+/// `<run>/containers/<id>/started.json`, by the monitor once the container runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartedRecord {
+    pub pid: i32,
+    pub started_at: u64,
+}
+
+/// `<run>/containers/<id>/exit.json`, by the monitor when the container is gone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Set when the runtime could not start the process (exit 128, `StartError`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
+    pub finished_at: u64,
+}
+
+/// Start time of a process in clock ticks since boot, if it exists.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: skip past the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}

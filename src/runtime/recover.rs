@@ -1,0 +1,150 @@
+//! Start-up: find what a previous run left, re-attach to live monitors
+//! (rule 71), and clean up whatever no pod owns.
+
+use super::fsutil::remove_tree;
+use super::logs::{last_attempt, pod_log_dir};
+use super::paths::container_id;
+use super::records::{process_start_time, SandboxRecord, StartedRecord};
+use super::stop::{exit_from_records, instance_dirs, remove_instance_files};
+use super::{sandbox, Runtime, Watched};
+use crate::engine::{Exit, InstanceRef, Recovered, RecoveredInstance};
+use crate::pod::Pod;
+use crate::reactor::Reactor;
+use crate::state::read_json;
+use crate::time::Time;
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Arc;
+
+impl Runtime {
+    /// Every pod a previous run left, with its instances; live monitors are
+    /// watched again. Leftovers no pod owns are removed.
+    pub fn recover(&mut self, reactor: &mut Reactor, now: Time) -> Vec<Recovered> {
+        let paths = self.config.paths.clone();
+        let mut pods: BTreeMap<String, Recovered> = BTreeMap::new();
+        for entry in fs::read_dir(paths.run.join("pods")).into_iter().flatten().flatten() {
+            let dir = entry.path();
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            let pod = read_json::<Pod>(&dir.join("pod.json")).ok().flatten();
+            let record = read_json::<SandboxRecord>(&dir.join("sandbox.json")).ok().flatten();
+            match (pod, record) {
+                (Some(pod), Some(record)) if pod.metadata.uid == uid => {
+                    pods.insert(
+                        uid,
+                        Recovered {
+                            pod: Arc::new(pod),
+                            created_at: Time(record.created_at),
+                            sandbox_ready: record.ready,
+                            instances: vec![],
+                        },
+                    );
+                }
+                _ => {
+                    log::warn!("removing an incomplete pod sandbox {}", dir.display());
+                    if let Err(e) = sandbox::remove(&paths, &uid) {
+                        log::error!("{e}");
+                    }
+                }
+            }
+        }
+
+        for (id, dir, record) in instance_dirs(&paths.containers_run()) {
+            let owner = record.as_ref().and_then(|r| pods.get_mut(&r.pod_uid));
+            let (Some(record), Some(pod)) = (record.clone(), owner) else {
+                log::warn!("removing leftover container {id}");
+                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                if let Err(e) = remove_tree(&dir) {
+                    log::error!("{e}");
+                }
+                continue;
+            };
+            let instance = InstanceRef {
+                pod_uid: record.pod_uid.clone(),
+                container: record.container.clone(),
+                attempt: record.attempt,
+            };
+            let exited = dir.join("exit.json").exists();
+            let alive = process_start_time(record.monitor_pid) == Some(record.monitor_start);
+            let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten();
+            let recovered = if !exited && alive {
+                match self.reattach(&instance, record.monitor_pid, reactor) {
+                    Ok(()) => Some(RecoveredInstance {
+                        container: instance.container.clone(),
+                        attempt: instance.attempt,
+                        container_id: self.status_id(&id),
+                        started_at: Some(started.as_ref().map_or(now, |s| Time(s.started_at))),
+                        exit: None,
+                    }),
+                    Err(e) => {
+                        log::error!("container {id}: re-attaching to its monitor: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let recovered = recovered.unwrap_or_else(|| {
+                // Ended while we were away, or its monitor is gone (rule 32).
+                let (started_at, exit) = if exited {
+                    exit_from_records(&dir, now)
+                } else {
+                    (started.map(|s| Time(s.started_at)), Exit::unknown(now))
+                };
+                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                RecoveredInstance {
+                    container: instance.container.clone(),
+                    attempt: instance.attempt,
+                    container_id: self.status_id(&id),
+                    started_at,
+                    exit: Some(exit),
+                }
+            });
+            pod.instances.push(recovered);
+        }
+
+        // Runtime containers without a directory of ours.
+        let known: Vec<String> = instance_dirs(&paths.containers_run())
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        for id in self.oci.list().unwrap_or_default() {
+            if !known.contains(&id) {
+                log::warn!("removing leftover runtime container {id}");
+                if let Err(e) = self.oci.delete(&id, true) {
+                    log::error!("{e}");
+                }
+            }
+        }
+        pods.into_values().collect()
+    }
+
+    fn reattach(&mut self, instance: &InstanceRef, pid: i32, reactor: &mut Reactor) -> std::io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("bad pid"))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+        let token = reactor.register(&pidfd)?;
+        self.watched.insert(
+            token,
+            Watched {
+                instance: instance.clone(),
+                pidfd,
+                notify: None,
+                child: None,
+            },
+        );
+        log::info!("adopted container {}", container_id(instance));
+        Ok(())
+    }
+
+    /// The restart count each container of a new pod starts from: one past the
+    /// highest `<n>.log` already in its log directory (rule 30).
+    pub fn first_attempts(&self, pod: &Pod) -> BTreeMap<String, u32> {
+        let m = &pod.metadata;
+        let dir = pod_log_dir(&self.config.paths.logs, &m.namespace, &m.name, &m.uid);
+        pod.spec
+            .init_containers
+            .iter()
+            .chain(&pod.spec.containers)
+            .filter_map(|c| Some((c.name.clone(), last_attempt(&dir.join(&c.name))? + 1)))
+            .collect()
+    }
+}

@@ -1,0 +1,285 @@
+//! The pod sandbox, without a pause process: network, IPC and UTS namespaces
+//! created by the agent itself and held open by bind mounts under
+//! `<run>/pods/<uid>/ns/`, loopback up, the pod's /etc files, a shared
+//! /dev/shm, and its volumes.
+//!
+//! The agent has one thread, so it can `unshare` a namespace, configure it,
+//! pin it with a bind mount and `setns` back without disturbing anything else.
+
+use super::bundle::{SandboxView, VolumePaths};
+use super::fsutil::{mount_fs, remove_tree, unmount};
+use super::paths::Paths;
+use super::records::SandboxRecord;
+use crate::pod::quantity;
+use crate::pod::Pod;
+use crate::state::{read_json, write_json};
+use crate::time::Time;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::mount::{mount_bind, MountFlags};
+use rustix::thread::{unshare, LinkNameSpaceType, UnshareFlags};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Size of the pod's /dev/shm, as runc's default.
+const SHM_SIZE: &str = "size=65536k";
+
+#[derive(Clone, Copy)]
+enum Ns {
+    Net,
+    Ipc,
+    Uts,
+}
+
+impl Ns {
+    fn file(self) -> &'static str {
+        match self {
+            Ns::Net => "net",
+            Ns::Ipc => "ipc",
+            Ns::Uts => "uts",
+        }
+    }
+    fn unshare_flag(self) -> UnshareFlags {
+        match self {
+            Ns::Net => UnshareFlags::NEWNET,
+            Ns::Ipc => UnshareFlags::NEWIPC,
+            Ns::Uts => UnshareFlags::NEWUTS,
+        }
+    }
+    fn link_type(self) -> LinkNameSpaceType {
+        match self {
+            Ns::Net => LinkNameSpaceType::Network,
+            Ns::Ipc => LinkNameSpaceType::InterProcessCommunication,
+            Ns::Uts => LinkNameSpaceType::HostNameAndNISDomainName,
+        }
+    }
+}
+
+fn ctx(what: impl std::fmt::Display, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+/// The hostname containers of this pod see (rule: `spec.hostname` or the name).
+pub fn hostname(pod: &Pod) -> String {
+    pod.spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| pod.metadata.name.chars().take(63).collect())
+}
+
+/// What a container of this pod joins; valid once `create` succeeded.
+pub fn view(paths: &Paths, pod: &Pod) -> SandboxView {
+    let dir = paths.pod_run(&pod.metadata.uid);
+    let host = pod.spec.host_network;
+    SandboxView {
+        net: (!host).then(|| dir.join("ns/net")),
+        ipc: dir.join("ns/ipc"),
+        uts: (!host).then(|| dir.join("ns/uts")),
+        etc: dir.join("etc"),
+        shm: dir.join("shm"),
+        hostname: hostname(pod),
+    }
+}
+
+/// Host paths of the pod's volumes.
+pub fn volume_paths(paths: &Paths, pod: &Pod) -> VolumePaths {
+    let base = paths.pod_volumes(&pod.metadata.uid);
+    pod.spec
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let path = if v.empty_dir.is_some() {
+                base.join(&v.name)
+            } else {
+                PathBuf::from(&v.host_path.as_ref()?.path)
+            };
+            Some((v.name.clone(), path))
+        })
+        .collect()
+}
+
+/// Create everything the pod's containers share. Safe to repeat: a half-made
+/// sandbox from an earlier failure is torn down first.
+pub fn create(paths: &Paths, pod: &Pod, now: Time) -> io::Result<()> {
+    let uid = &pod.metadata.uid;
+    let dir = paths.pod_run(uid);
+    teardown_namespaces(paths, uid)?;
+    fs::create_dir_all(dir.join("ns"))?;
+    fs::create_dir_all(dir.join("etc"))?;
+    write_json(&dir.join("pod.json"), pod)?;
+    let view = view(paths, pod);
+
+    pin_namespace(Ns::Ipc, &view.ipc, None)?;
+    if let (Some(net), Some(uts)) = (&view.net, &view.uts) {
+        pin_namespace(Ns::Net, net, None)?;
+        pin_namespace(Ns::Uts, uts, Some(&view.hostname))?;
+    }
+    fs::create_dir_all(&view.shm)?;
+    mount_fs("shm", &view.shm, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, &format!("mode=1777,{SHM_SIZE}"))?;
+    write_etc(pod, &view)?;
+    prepare_volumes(paths, pod)?;
+    let created_at = read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
+    write_json(&dir.join("sandbox.json"), &SandboxRecord { created_at, ready: true })
+}
+
+/// Unshare namespace `ns`, configure it, bind-mount it at `at`, and return to
+/// the agent's own namespace.
+fn pin_namespace(ns: Ns, at: &Path, host_name: Option<&str>) -> io::Result<()> {
+    let self_path = format!("/proc/thread-self/ns/{}", ns.file());
+    let original: OwnedFd = rustix::fs::open(&self_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| ctx(&self_path, e))?;
+    fs::File::create(at)?;
+    // SAFETY: the agent is single-threaded, so unsharing changes no other
+    // thread's view; every path below returns to `original` before returning.
+    unsafe { unshare(ns.unshare_flag()) }.map_err(|e| ctx(format!("unshare {}", ns.file()), e))?;
+    let configured = (|| -> io::Result<()> {
+        match ns {
+            Ns::Net => loopback_up()?,
+            Ns::Uts => rustix::system::sethostname(host_name.unwrap_or("localhost").as_bytes())?,
+            Ns::Ipc => {}
+        }
+        mount_bind(&self_path, at).map_err(|e| ctx(format!("pinning {} namespace at {}", ns.file(), at.display()), e))
+    })();
+    rustix::thread::move_into_link_name_space(original.as_fd(), Some(ns.link_type()))
+        .map_err(|e| ctx(format!("returning to the agent's {} namespace", ns.file()), e))?;
+    configured
+}
+
+/// Bring `lo` up in the current network namespace.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket and two ioctls on a zeroed, NUL-terminated ifreq;
+    // the socket is closed before returning.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if result == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            result = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if result != 0 {
+            return Err(ctx("bringing up lo", err));
+        }
+    }
+    Ok(())
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the pod's containers.
+fn write_etc(pod: &Pod, view: &SandboxView) -> io::Result<()> {
+    let hosts = if pod.spec.host_network {
+        fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n127.0.1.1\t{}\n",
+            view.hostname
+        )
+    };
+    let host_name = if pod.spec.host_network {
+        rustix::system::uname().nodename().to_string_lossy().into_owned()
+    } else {
+        view.hostname.clone()
+    };
+    fs::write(view.etc.join("hosts"), hosts)?;
+    fs::write(view.etc.join("hostname"), format!("{host_name}\n"))?;
+    fs::write(view.etc.join("resolv.conf"), fs::read("/etc/resolv.conf").unwrap_or_default())
+}
+
+/// emptyDir directories (tmpfs for `medium: Memory`) and hostPath type checks.
+fn prepare_volumes(paths: &Paths, pod: &Pod) -> io::Result<()> {
+    let dirs = volume_paths(paths, pod);
+    for (i, v) in pod.spec.volumes.iter().enumerate() {
+        let Some(path) = dirs.get(&v.name) else { continue };
+        let field = format!("spec.volumes[{i}]");
+        if let Some(e) = &v.empty_dir {
+            if path.is_dir() {
+                continue;
+            }
+            fs::create_dir_all(path)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o777))?;
+            if e.medium == "Memory" {
+                let mut options = String::from("mode=1777");
+                if let Some(limit) = &e.size_limit {
+                    let bytes = quantity::bytes_of(limit).map_err(|m| ctx(&field, m))?;
+                    options.push_str(&format!(",size={bytes}"));
+                }
+                mount_fs("tmpfs", path, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, &options)
+                    .map_err(|e| ctx(format!("{field}.emptyDir"), e))?;
+            }
+        } else if let Some(h) = &v.host_path {
+            check_host_path(path, &h.kind).map_err(|m| ctx(format!("{field}.hostPath ({})", path.display()), m))?;
+        }
+    }
+    Ok(())
+}
+
+/// The hostPath `type` checks of the kubelet.
+fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
+    let meta = fs::metadata(path);
+    let is = |f: fn(&fs::FileType) -> bool| meta.as_ref().is_ok_and(|m| f(&m.file_type()));
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" if !path.exists() => {
+            fs::create_dir_all(path).map_err(|e| e.to_string())?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())
+        }
+        "FileOrCreate" if !path.exists() => fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        "Directory" | "DirectoryOrCreate" if is(fs::FileType::is_dir) => Ok(()),
+        "File" | "FileOrCreate" if is(fs::FileType::is_file) => Ok(()),
+        "Socket" if is(FileTypeExt::is_socket) => Ok(()),
+        "CharDevice" if is(FileTypeExt::is_char_device) => Ok(()),
+        "BlockDevice" if is(FileTypeExt::is_block_device) => Ok(()),
+        other => Err(format!("hostPath type check failed: not a {other}")),
+    }
+}
+
+fn teardown_namespaces(paths: &Paths, uid: &str) -> io::Result<()> {
+    let dir = paths.pod_run(uid);
+    for ns in ["net", "ipc", "uts"] {
+        let file = dir.join("ns").join(ns);
+        unmount(&file)?;
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    unmount(&dir.join("shm"))
+}
+
+/// The pod completed: release its namespaces, keep records and volumes.
+pub fn stop(paths: &Paths, uid: &str) -> io::Result<()> {
+    teardown_namespaces(paths, uid)?;
+    let record = paths.pod_run(uid).join("sandbox.json");
+    if let Some(mut r) = read_json::<SandboxRecord>(&record)? {
+        r.ready = false;
+        write_json(&record, &r)?;
+    }
+    Ok(())
+}
+
+/// The pod is gone: namespaces, volumes and records go; logs stay.
+pub fn remove(paths: &Paths, uid: &str) -> io::Result<()> {
+    teardown_namespaces(paths, uid)?;
+    let volumes = paths.pod_volumes(uid);
+    if let Ok(entries) = fs::read_dir(&volumes) {
+        for e in entries.flatten() {
+            unmount(&e.path())?;
+        }
+    }
+    remove_tree(volumes.parent().unwrap_or(&volumes))?;
+    remove_tree(&paths.pod_run(uid))
+}

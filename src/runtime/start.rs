@@ -1,0 +1,210 @@
+//! Starting one container instance: image, merged process, identity, writable
+//! layer, bundle, and the monitor that runs and outlives it.
+
+use super::bundle::{self, Identity};
+use super::monitor::{MonitorArgs, NOTIFY_FD};
+use super::paths::container_id;
+use super::records::{process_start_time, InstanceRecord, StartedRecord};
+use super::{sandbox, Runtime, Watched};
+use crate::engine::{InstanceRef, Observation};
+use crate::image::config::{merge, resolve_user};
+use crate::image::ImageError;
+use crate::pod::{Pod, PullPolicy};
+use crate::reactor::{Reactor, Token};
+use crate::state::{read_json, write_json};
+use crate::time::Time;
+use rustix::fd::AsRawFd;
+use super::fsutil::mount_fs;
+use rustix::mount::MountFlags;
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// Why an instance could not be created: a kubelet waiting reason.
+pub struct StartFailure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl From<ImageError> for StartFailure {
+    fn from(e: ImageError) -> Self {
+        StartFailure {
+            reason: e.reason,
+            message: e.message,
+        }
+    }
+}
+
+fn fail(reason: &'static str, message: impl std::fmt::Display) -> StartFailure {
+    StartFailure {
+        reason,
+        message: message.to_string(),
+    }
+}
+
+impl Runtime {
+    pub(super) fn start(&mut self, pod: &Pod, instance: &InstanceRef, reactor: &mut Reactor) -> Result<(), StartFailure> {
+        let c = pod
+            .container(&instance.container)
+            .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
+        let image = self
+            .images
+            .ensure(&c.image, c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent))?;
+        let hostname = sandbox::hostname(pod);
+        let process = merge(&image.config, c, &[("HOSTNAME".into(), hostname)])
+            .map_err(|m| fail("CreateContainerConfigError", m))?;
+        let identity = identity(pod, c, &image.rootfs, process.image_user.as_deref())
+            .map_err(|m| fail("CreateContainerConfigError", m))?;
+
+        let paths = &self.config.paths;
+        let id = container_id(instance);
+        let dir = paths.container_run(&id);
+        let disk = paths.container_disk(&id);
+        let rootfs = dir.join("rootfs");
+        super::stop::remove_instance_files(&self.oci, &dir, &disk, &id);
+        let prepared = (|| -> std::io::Result<()> {
+            fs::create_dir_all(&rootfs)?;
+            fs::create_dir_all(disk.join("upper"))?;
+            fs::create_dir_all(disk.join("work"))?;
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                image.rootfs.display(),
+                disk.join("upper").display(),
+                disk.join("work").display()
+            );
+            mount_fs("overlay", &rootfs, "overlay", MountFlags::empty(), &options)
+        })();
+        prepared.map_err(|e| fail("CreateContainerError", e))?;
+
+        let view = sandbox::view(paths, pod);
+        let volumes = sandbox::volume_paths(paths, pod);
+        let spec = bundle::build(pod, c, &process, identity, &view, &volumes)
+            .map_err(|m| fail("CreateContainerError", m))?;
+        write_json(&dir.join("config.json"), &spec).map_err(|e| fail("CreateContainerError", e))?;
+
+        let m = &pod.metadata;
+        let args = MonitorArgs {
+            runtime: self.config.binary.clone(),
+            runtime_root: paths.runc_root(),
+            id: id.clone(),
+            dir: dir.clone(),
+            log_path: paths.container_log(&m.namespace, &m.name, &m.uid, &c.name, instance.attempt),
+            log_max_size: self.config.log_max_size,
+            log_max_files: self.config.log_max_files,
+        };
+        self.spawn_monitor(instance, &args, reactor)
+            .map_err(|e| fail("RunContainerError", format!("starting the monitor: {e}")))
+    }
+
+    fn spawn_monitor(&mut self, instance: &InstanceRef, args: &MonitorArgs, reactor: &mut Reactor) -> std::io::Result<()> {
+        let (notify_r, notify_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let write_fd = notify_w.as_raw_fd();
+        let stderr = fs::File::create(args.dir.join("monitor.err"))?;
+        let mut cmd = Command::new(&self.config.self_exe);
+        cmd.args(args.to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // SAFETY: between fork and exec only async-signal-safe calls are made:
+        // setsid, dup2 and sigprocmask, on memory owned by the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Its own session: no signal for the agent reaches it.
+                libc::setsid();
+                if libc::dup2(write_fd, NOTIFY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent blocks signals for its signalfd; the monitor and
+                // the container must not inherit that (DESIGN.md facts).
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(notify_w);
+        let pid = child.id() as i32;
+        write_json(
+            &args.dir.join("instance.json"),
+            &InstanceRecord {
+                pod_uid: instance.pod_uid.clone(),
+                container: instance.container.clone(),
+                attempt: instance.attempt,
+                monitor_pid: pid,
+                monitor_start: process_start_time(pid).unwrap_or(0),
+            },
+        )?;
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::PidfdFlags::empty(),
+        )?;
+        let pid_token = reactor.register(&pidfd)?;
+        let notice_token = reactor.register(&notify_r)?;
+        self.notices.insert(notice_token, pid_token);
+        self.watched.insert(
+            pid_token,
+            Watched {
+                instance: instance.clone(),
+                pidfd,
+                notify: Some((notify_r, notice_token)),
+                child: Some(child),
+            },
+        );
+        Ok(())
+    }
+
+    /// The monitor's start notice pipe is readable: a byte means the
+    /// container runs; end of file without one means it never will (the exit
+    /// follows through the pidfd).
+    pub(super) fn on_notice(&mut self, pid_token: Token, reactor: &mut Reactor) -> Option<Observation> {
+        let watched = self.watched.get_mut(&pid_token)?;
+        let (fd, _) = watched.notify.take()?;
+        reactor.deregister(&fd);
+        let mut byte = [0u8; 1];
+        let got = fs::File::from(fd).read(&mut byte).unwrap_or(0);
+        if got == 0 {
+            return None;
+        }
+        let id = container_id(&watched.instance);
+        let instance = watched.instance.clone();
+        let dir = self.config.paths.container_run(&id);
+        let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten()?;
+        Some(Observation::Started {
+            instance,
+            container_id: self.status_id(&id),
+            at: Time(started.started_at),
+        })
+    }
+}
+
+/// uid and gid of the process: securityContext over the pod's over the
+/// image's `User`; `runAsNonRoot` refuses uid 0 (kubelet:
+/// CreateContainerConfigError).
+fn identity(pod: &Pod, c: &crate::pod::Container, rootfs: &std::path::Path, image_user: Option<&str>) -> Result<Identity, String> {
+    let sc = c.security_context.clone().unwrap_or_default();
+    let psc = pod.spec.security_context.clone().unwrap_or_default();
+    let run_as_user = sc.run_as_user.or(psc.run_as_user);
+    let run_as_group = sc.run_as_group.or(psc.run_as_group);
+    let non_root = sc.run_as_non_root.or(psc.run_as_non_root) == Some(true);
+    let (mut uid, mut gid) = match (run_as_user, image_user) {
+        (Some(u), _) => resolve_user(rootfs, &u.to_string())?,
+        (None, Some(user)) => resolve_user(rootfs, user)?,
+        (None, None) => (0, 0),
+    };
+    if let Some(u) = run_as_user {
+        uid = u32::try_from(u).map_err(|_| format!("runAsUser {u} is out of range"))?;
+    }
+    if let Some(g) = run_as_group {
+        gid = u32::try_from(g).map_err(|_| format!("runAsGroup {g} is out of range"))?;
+    }
+    if non_root && uid == 0 {
+        return Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: {:?}, container: {})",
+            pod.full_name(),
+            c.name
+        ));
+    }
+    Ok(Identity { uid, gid })
+}

@@ -1,0 +1,140 @@
+//! The end of instances and pods: a monitor's exit becomes an observation and
+//! the instance's runtime state, overlay and writable layer are removed (the
+//! small records stay for adoption and `lastState`); a forgotten pod loses
+//! everything but its logs. All of it is safe to repeat.
+
+use super::fsutil::{remove_tree, unmount};
+use super::oci::OciRuntime;
+use super::paths::container_id;
+use super::records::{ExitRecord, InstanceRecord, StartedRecord};
+use super::{sandbox, Runtime, Watched};
+use crate::engine::container::ExitKind;
+use crate::engine::{Exit, InstanceRef, Observation};
+use crate::reactor::Reactor;
+use crate::state::read_json;
+use crate::time::Time;
+use std::fs;
+use std::path::Path;
+
+/// How many instances of one container keep their records: the newest
+/// (`state`) and the one before (`lastState`).
+const KEPT_INSTANCES: u32 = 2;
+
+/// Remove an instance's runtime container, overlay and writable layer.
+pub fn remove_instance_files(oci: &OciRuntime, dir: &Path, disk: &Path, id: &str) {
+    if let Err(e) = oci.delete(id, true) {
+        log::warn!("{e}");
+    }
+    let rootfs = dir.join("rootfs");
+    let result = unmount(&rootfs)
+        .and_then(|()| remove_tree(&rootfs))
+        .and_then(|()| remove_tree(disk));
+    if let Err(e) = result {
+        log::error!("container {id}: removing its files: {e}");
+    }
+    let _ = fs::remove_file(dir.join("config.json"));
+}
+
+/// The observed end of an instance from its records.
+pub fn exit_from_records(dir: &Path, now: Time) -> (Option<Time>, Exit) {
+    let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten();
+    let started_at = started.map(|s| Time(s.started_at));
+    let exit = match read_json::<ExitRecord>(&dir.join("exit.json")) {
+        Ok(Some(ExitRecord {
+            start_error: Some(message),
+            finished_at,
+            ..
+        })) => Exit {
+            code: 128,
+            signal: None,
+            kind: ExitKind::StartError,
+            finished_at: Time(finished_at),
+            message: Some(message),
+        },
+        Ok(Some(r)) => Exit {
+            code: r.code,
+            signal: r.signal,
+            kind: ExitKind::Normal,
+            finished_at: Time(r.finished_at),
+            message: None,
+        },
+        Ok(None) | Err(_) => Exit::unknown(now),
+    };
+    (started_at, exit)
+}
+
+impl Runtime {
+    pub(super) fn on_monitor_exit(&mut self, mut w: Watched, reactor: &mut Reactor) -> Observation {
+        reactor.deregister(&w.pidfd);
+        if let Some((fd, token)) = w.notify.take() {
+            reactor.deregister(&fd);
+            self.notices.remove(&token);
+        }
+        if let Some(mut child) = w.child.take() {
+            let _ = child.wait();
+        }
+        let id = container_id(&w.instance);
+        let paths = self.config.paths.clone();
+        let dir = paths.container_run(&id);
+        let (started_at, exit) = exit_from_records(&dir, Time::now());
+        remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+        self.prune_old_instances(&w.instance);
+        Observation::Exited {
+            instance: w.instance,
+            started_at,
+            exit,
+        }
+    }
+
+    /// Drop records of instances older than the last `KEPT_INSTANCES`.
+    fn prune_old_instances(&self, newest: &InstanceRef) {
+        let Some(oldest_kept) = (newest.attempt + 1).checked_sub(KEPT_INSTANCES) else { return };
+        for attempt in 0..oldest_kept {
+            let old = InstanceRef {
+                attempt,
+                ..newest.clone()
+            };
+            let dir = self.config.paths.container_run(&container_id(&old));
+            if dir.exists() {
+                if let Err(e) = remove_tree(&dir) {
+                    log::warn!("removing {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+
+    /// Remove every trace of a pod but its logs.
+    pub(super) fn forget_pod(&mut self, uid: &str) {
+        let paths = self.config.paths.clone();
+        for (id, dir, _) in instance_dirs(&paths.containers_run()) {
+            let owned = read_json::<InstanceRecord>(&dir.join("instance.json"))
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.pod_uid == uid);
+            if owned {
+                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                if let Err(e) = remove_tree(&dir) {
+                    log::error!("removing {}: {e}", dir.display());
+                }
+            }
+        }
+        if let Err(e) = sandbox::remove(&paths, uid) {
+            log::error!("pod {uid}: removing sandbox: {e}");
+        }
+    }
+}
+
+/// (id, run dir, record) of every instance directory under `containers`.
+pub fn instance_dirs(containers: &Path) -> Vec<(String, std::path::PathBuf, Option<InstanceRecord>)> {
+    fs::read_dir(containers)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let dir = e.path();
+            let record = read_json::<InstanceRecord>(&dir.join("instance.json")).ok().flatten();
+            Some((id, dir, record))
+        })
+        .collect()
+}

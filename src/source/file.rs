@@ -1,0 +1,343 @@
+//! Static pods from a manifest directory, read as the kubelet reads it
+//! (rules 65-69), driven by inotify: regular files not starting with '.', no
+//! subdirectories, at most 10 MiB each; UID from the content, node name and
+//! path; the API name `<name>-<node>`.
+//!
+//! Beyond the kubelet: a file that becomes invalid keeps the last good
+//! version of its pods, and the error is kept to be shown on them.
+
+use crate::pod::decode::decode_manifest;
+use crate::pod::validate::validate;
+use crate::pod::{defaults, Pod};
+use crate::time::Time;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::inotify;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The kubelet's limit on one manifest file.
+const MAX_FILE_SIZE: u64 = 10 << 20;
+
+/// What one file contributes.
+#[derive(Debug, Clone, Default)]
+struct FileState {
+    /// The last good content's pods.
+    pods: Vec<Arc<Pod>>,
+    /// Hash of the last content read, good or bad: unchanged files are not
+    /// decoded again.
+    content: [u8; 32],
+    /// Why the current content is not used.
+    error: Option<String>,
+}
+
+/// A manifest problem to show: the file, and the pods it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// API names (`namespace/name`) of the last good pods still running.
+    pub pods: Vec<String>,
+    pub message: String,
+}
+
+pub struct ManifestDir {
+    dir: PathBuf,
+    node_name: String,
+    inotify: OwnedFd,
+    files: BTreeMap<PathBuf, FileState>,
+    /// Errors that concern no single file's content (name conflicts).
+    conflicts: Vec<ManifestError>,
+}
+
+impl ManifestDir {
+    /// Watch `dir` (created if missing) for manifests of node `node_name`.
+    pub fn open(dir: &Path, node_name: &str) -> io::Result<ManifestDir> {
+        fs::create_dir_all(dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        let mask = inotify::WatchFlags::CREATE
+            | inotify::WatchFlags::DELETE
+            | inotify::WatchFlags::CLOSE_WRITE
+            | inotify::WatchFlags::MOVED_TO
+            | inotify::WatchFlags::MOVED_FROM
+            | inotify::WatchFlags::ATTRIB
+            | inotify::WatchFlags::MODIFY;
+        inotify::add_watch(&inotify, dir, mask)
+            .map_err(|e| io::Error::other(format!("watching {}: {e}", dir.display())))?;
+        Ok(ManifestDir {
+            dir: dir.to_path_buf(),
+            node_name: node_name.to_string(),
+            inotify,
+            files: BTreeMap::new(),
+            conflicts: Vec::new(),
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Consume pending inotify events; true if any arrived.
+    pub fn drain_events(&mut self) -> bool {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut any = false;
+        let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
+        while reader.next().is_ok() {
+            any = true;
+        }
+        any
+    }
+
+    /// Read the directory again; unchanged files are not decoded again.
+    pub fn scan(&mut self, now: Time) {
+        let mut seen = BTreeMap::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) => {
+                log::error!("manifest directory {}: {e}", self.dir.display());
+                return;
+            }
+        };
+        let mut names: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for path in names {
+            let meta = match fs::metadata(&path) {
+                Ok(m) if m.is_file() => m,
+                _ => continue,
+            };
+            let mut state = self.files.remove(&path).unwrap_or_default();
+            if meta.len() > MAX_FILE_SIZE {
+                state.error = Some(format!("larger than {MAX_FILE_SIZE} bytes"));
+            } else {
+                match fs::read(&path) {
+                    Ok(bytes) => self.read_file(&path, &bytes, &mut state, now),
+                    Err(e) => state.error = Some(e.to_string()),
+                }
+            }
+            seen.insert(path, state);
+        }
+        for (path, gone) in &self.files {
+            if !gone.pods.is_empty() {
+                log::info!("manifest {} removed", path.display());
+            }
+        }
+        self.files = seen;
+    }
+
+    fn read_file(&self, path: &Path, bytes: &[u8], state: &mut FileState, now: Time) {
+        let content: [u8; 32] = Sha256::digest(bytes).into();
+        if content == state.content {
+            return;
+        }
+        state.content = content;
+        match self.decode(path, bytes, now) {
+            Ok(pods) => {
+                if state.error.take().is_some() || !state.pods.is_empty() {
+                    log::info!("manifest {} changed", path.display());
+                }
+                state.pods = pods;
+            }
+            Err(message) => {
+                let keep = if state.pods.is_empty() {
+                    String::new()
+                } else {
+                    "; the last good version keeps running".to_string()
+                };
+                log::error!("manifest {}: {message}{keep}", path.display());
+                state.error = Some(message);
+            }
+        }
+    }
+
+    /// Decode, default and validate every pod of a file; any fault rejects
+    /// the whole file.
+    fn decode(&self, path: &Path, bytes: &[u8], now: Time) -> Result<Vec<Arc<Pod>>, String> {
+        let decoded = decode_manifest(bytes).map_err(|e| e.to_string())?;
+        let mut pods = Vec::new();
+        for d in decoded {
+            for field in &d.unknown_fields {
+                log::warn!("manifest {}: {field}: unknown field, ignored", path.display());
+            }
+            let errors = validate(&d.pod);
+            if !errors.is_empty() {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(list.join("; "));
+            }
+            pods.push(Arc::new(self.static_pod(d.pod, path, now)));
+        }
+        Ok(pods)
+    }
+
+    /// Rules 66-67: the kubelet's defaulting of a static pod.
+    fn static_pod(&self, mut pod: Pod, path: &Path, now: Time) -> Pod {
+        let hash = {
+            let mut h = Sha256::new();
+            h.update(serde_json::to_vec(&pod).unwrap_or_default());
+            h.update(format!("host:{}", self.node_name));
+            h.update(format!("file:{}", path.display()));
+            let digest = h.finalize();
+            digest[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        defaults::apply(&mut pod);
+        let m = &mut pod.metadata;
+        if m.uid.is_empty() {
+            m.uid = hash;
+        }
+        m.name = format!("{}-{}", m.name, self.node_name);
+        m.annotations.insert("kubernetes.io/config.hash".into(), m.uid.clone());
+        m.annotations.insert("kubernetes.io/config.source".into(), "file".into());
+        m.annotations.insert("kubernetes.io/config.seen".into(), now.rfc3339());
+        pod.spec.node_name = Some(self.node_name.clone());
+        let toleration = serde_json::json!({"operator": "Exists", "effect": "NoExecute"});
+        let tolerations = pod.spec.tolerations.get_or_insert_with(Vec::new);
+        if !tolerations.contains(&toleration) {
+            tolerations.push(Value::clone(&toleration));
+        }
+        pod
+    }
+
+    /// The pods wanted now, the later of two same-named pods ignored (rule 68).
+    pub fn pods(&mut self) -> Vec<Arc<Pod>> {
+        let mut by_name: BTreeMap<String, (PathBuf, Arc<Pod>)> = BTreeMap::new();
+        self.conflicts.clear();
+        for (path, state) in &self.files {
+            for pod in &state.pods {
+                let name = pod.full_name();
+                if let Some((first, _)) = by_name.get(&name) {
+                    let message = format!(
+                        "pod {name} is already defined in {}; this one is ignored",
+                        first.display()
+                    );
+                    log::error!("manifest {}: {message}", path.display());
+                    self.conflicts.push(ManifestError {
+                        file: path.clone(),
+                        pods: vec![],
+                        message,
+                    });
+                    continue;
+                }
+                by_name.insert(name, (path.clone(), pod.clone()));
+            }
+        }
+        by_name.into_values().map(|(_, pod)| pod).collect()
+    }
+
+    /// Every current manifest problem.
+    pub fn errors(&self) -> Vec<ManifestError> {
+        let per_file = self.files.iter().filter_map(|(path, state)| {
+            Some(ManifestError {
+                file: path.clone(),
+                pods: state.pods.iter().map(|p| p.full_name()).collect(),
+                message: state.error.clone()?,
+            })
+        });
+        per_file.chain(self.conflicts.iter().cloned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!("picolet-src-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn manifest(name: &str, image: &str) -> String {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n")
+    }
+
+    #[test]
+    fn static_pods_are_named_and_annotated_like_the_kubelet() {
+        let d = Dir::new("names");
+        let mut src = ManifestDir::open(&d.0, "edge1").unwrap();
+        fs::write(d.0.join("web.yaml"), manifest("web", "busybox")).unwrap();
+        fs::write(d.0.join(".hidden.yaml"), manifest("hidden", "busybox")).unwrap();
+        fs::create_dir(d.0.join("sub")).unwrap();
+        fs::write(d.0.join("sub/x.yaml"), manifest("sub", "busybox")).unwrap();
+        assert!(src.drain_events(), "inotify saw the writes");
+        src.scan(Time::from_secs(1));
+        let pods = src.pods();
+        assert_eq!(pods.len(), 1);
+        let p = &pods[0];
+        assert_eq!(p.metadata.name, "web-edge1");
+        assert_eq!(p.metadata.namespace, "default");
+        assert_eq!(p.metadata.uid.len(), 32);
+        assert_eq!(p.metadata.annotations["kubernetes.io/config.hash"], p.metadata.uid);
+        assert_eq!(p.metadata.annotations["kubernetes.io/config.source"], "file");
+        assert_eq!(p.spec.node_name.as_deref(), Some("edge1"));
+        assert_eq!(p.spec.tolerations.as_ref().unwrap().len(), 1);
+        assert!(!src.drain_events(), "no events pending after draining");
+    }
+
+    #[test]
+    fn content_decides_the_uid() {
+        let d = Dir::new("uid");
+        let mut src = ManifestDir::open(&d.0, "n").unwrap();
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox:1")).unwrap();
+        src.scan(Time(0));
+        let first = src.pods()[0].metadata.uid.clone();
+        src.scan(Time(1000));
+        assert_eq!(src.pods()[0].metadata.uid, first, "same content, same pod");
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox:2")).unwrap();
+        src.scan(Time(2000));
+        assert_ne!(src.pods()[0].metadata.uid, first, "changed content, new pod");
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox:1")).unwrap();
+        src.scan(Time(3000));
+        assert_eq!(src.pods()[0].metadata.uid, first, "identical content again, the same UID");
+    }
+
+    #[test]
+    fn a_broken_edit_keeps_the_last_good_version_and_reports() {
+        let d = Dir::new("broken");
+        let mut src = ManifestDir::open(&d.0, "n").unwrap();
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox")).unwrap();
+        fs::write(d.0.join("b.yaml"), manifest("other", "busybox")).unwrap();
+        src.scan(Time(0));
+        let before = src.pods();
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox").replace("containers:", "containers: [")).unwrap();
+        src.scan(Time(1000));
+        assert_eq!(src.pods(), before, "both pods unchanged");
+        let errors = src.errors();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, d.0.join("a.yaml"));
+        assert_eq!(errors[0].pods, ["default/web-n"]);
+        // An invalid field is reported by path.
+        fs::write(d.0.join("a.yaml"), manifest("web", "''")).unwrap();
+        src.scan(Time(2000));
+        assert!(src.errors()[0].message.contains("spec.containers[0].image: required"), "{:?}", src.errors());
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox")).unwrap();
+        src.scan(Time(3000));
+        assert!(src.errors().is_empty());
+    }
+
+    #[test]
+    fn duplicate_names_keep_the_first_file() {
+        let d = Dir::new("dup");
+        let mut src = ManifestDir::open(&d.0, "n").unwrap();
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox:1")).unwrap();
+        fs::write(d.0.join("b.yaml"), manifest("web", "busybox:2")).unwrap();
+        src.scan(Time(0));
+        let pods = src.pods();
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].spec.containers[0].image, "busybox:1");
+        assert!(src.errors()[0].message.contains("already defined"));
+    }
+}

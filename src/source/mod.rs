@@ -1,0 +1,4 @@
+//! Sources turn the outside world into a set of desired pods. They never
+//! start anything.
+
+pub mod file;
