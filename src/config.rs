@@ -21,7 +21,6 @@ pub struct ConfigFile {
     pub cgroups: Option<CgroupMode>,
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<usize>,
-    pub pod_pids_limit: Option<i64>,
     pub crash_loop_back_off: Option<CrashLoopBackOffConfig>,
 }
 
@@ -53,7 +52,6 @@ pub struct Config {
     pub cgroups: CgroupMode,
     pub log_max_size: u64,
     pub log_max_files: usize,
-    pub pod_pids_limit: i64,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
 }
@@ -64,7 +62,8 @@ impl Config {
         let from_file = match file {
             None => ConfigFile::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 let de = serde_yaml::Deserializer::from_str(&text);
                 serde_path_to_error::deserialize(de)
                     .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?
@@ -75,38 +74,60 @@ impl Config {
         let node_name = merged
             .node_name
             .clone()
-            .unwrap_or_else(|| rustix::system::uname().nodename().to_string_lossy().into_owned())
+            .unwrap_or_else(|| {
+                rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .to_lowercase();
-        crate::pod::validate::dns1123_subdomain(&node_name).map_err(|m| format!("nodeName: {m}"))?;
+        crate::pod::validate::dns1123_subdomain(&node_name)
+            .map_err(|m| format!("nodeName: {m}"))?;
         let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
-        let duration = |field: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
-            v.as_deref()
-                .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
-                .unwrap_or(Ok(Duration::from_secs(default)))
-        };
+        let duration =
+            |field: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
+                v.as_deref()
+                    .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
+                    .unwrap_or(Ok(Duration::from_secs(default)))
+            };
         let log_max_size = match &merged.container_log_max_size {
-            Some(s) => crate::pod::quantity::parse_bytes(s).map_err(|m| format!("containerLogMaxSize: {m}"))?,
+            Some(s) => crate::pod::quantity::parse_bytes(s)
+                .map_err(|m| format!("containerLogMaxSize: {m}"))?,
             None => 10 << 20,
         };
         let config = Config {
-            static_pod_path: merged.static_pod_path.unwrap_or_else(|| "/etc/picolet/manifests".into()),
+            static_pod_path: merged
+                .static_pod_path
+                .unwrap_or_else(|| "/etc/picolet/manifests".into()),
             node_name,
             root_dir: merged.root_dir.unwrap_or_else(|| "/var/lib/picolet".into()),
             run_dir: merged.run_dir.unwrap_or_else(|| "/run/picolet".into()),
-            log_dir: merged.pod_logs_dir.unwrap_or_else(|| "/var/log/pods".into()),
+            log_dir: merged
+                .pod_logs_dir
+                .unwrap_or_else(|| "/var/log/pods".into()),
             runtime: merged.runtime,
             cgroups: merged.cgroups.unwrap_or(CgroupMode::V2),
             log_max_size,
             log_max_files: merged.container_log_max_files.unwrap_or(5),
-            pod_pids_limit: merged.pod_pids_limit.unwrap_or(-1),
-            backoff_initial: duration("crashLoopBackOff.initialContainerRestartPeriod", &backoff.initial_container_restart_period, 10)?,
-            backoff_max: duration("crashLoopBackOff.maxContainerRestartPeriod", &backoff.max_container_restart_period, 300)?,
+            backoff_initial: duration(
+                "crashLoopBackOff.initialContainerRestartPeriod",
+                &backoff.initial_container_restart_period,
+                10,
+            )?,
+            backoff_max: duration(
+                "crashLoopBackOff.maxContainerRestartPeriod",
+                &backoff.max_container_restart_period,
+                300,
+            )?,
         };
         if config.log_max_files < 2 {
             return Err("containerLogMaxFiles: must be at least 2, as the kubelet requires".into());
         }
         if config.backoff_initial.is_zero() || config.backoff_initial > config.backoff_max {
-            return Err("crashLoopBackOff: the initial period must be positive and at most the maximum".into());
+            return Err(
+                "crashLoopBackOff: the initial period must be positive and at most the maximum"
+                    .into(),
+            );
         }
         Ok(config)
     }
@@ -125,8 +146,9 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         runtime: over.runtime.or(base.runtime),
         cgroups: over.cgroups.or(base.cgroups),
         container_log_max_size: over.container_log_max_size.or(base.container_log_max_size),
-        container_log_max_files: over.container_log_max_files.or(base.container_log_max_files),
-        pod_pids_limit: over.pod_pids_limit.or(base.pod_pids_limit),
+        container_log_max_files: over
+            .container_log_max_files
+            .or(base.container_log_max_files),
         crash_loop_back_off: over.crash_loop_back_off.or(base.crash_loop_back_off),
     }
 }
@@ -139,10 +161,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (number, tail) = rest.split_at(split);
-        let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration"))?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let secs = match unit {
             "ms" => value / 1000.0,
@@ -176,12 +204,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.yaml");
         std::fs::write(&file, "staticPodPath: /a\nnodeName: Edge-1\ncontainerLogMaxSize: 1Mi\ncrashLoopBackOff:\n  maxContainerRestartPeriod: 20s\n  initialContainerRestartPeriod: 1s\n").unwrap();
-        let flags = ConfigFile { static_pod_path: Some("/b".into()), ..ConfigFile::default() };
+        let flags = ConfigFile {
+            static_pod_path: Some("/b".into()),
+            ..ConfigFile::default()
+        };
         let c = Config::load(Some(&file), &flags).unwrap();
         assert_eq!(c.static_pod_path, PathBuf::from("/b"));
         assert_eq!(c.node_name, "edge-1");
         assert_eq!(c.log_max_size, 1 << 20);
-        assert_eq!((c.backoff_initial, c.backoff_max), (Duration::from_secs(1), Duration::from_secs(20)));
+        assert_eq!(
+            (c.backoff_initial, c.backoff_max),
+            (Duration::from_secs(1), Duration::from_secs(20))
+        );
         std::fs::write(&file, "staticPodPaht: /a\n").unwrap();
         let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
         assert!(err.contains("staticPodPaht"), "{err}");

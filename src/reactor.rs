@@ -53,7 +53,11 @@ impl Reactor {
             tv_nsec: i64::from(d.subsec_nanos()),
         });
         let mut events: Vec<epoll::Event> = Vec::with_capacity(32);
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), spec.as_ref()) {
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            spec.as_ref(),
+        ) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }

@@ -102,12 +102,20 @@ mod tests {
         let t = Time::from_secs(1_795_932_295); // 2026-11-29T06:04:55Z
         assert_eq!(t.rfc3339(), "2026-11-29T06:04:55Z");
         assert_eq!(Time::parse_rfc3339("2026-11-29T06:04:55Z"), Some(t));
-        assert_eq!(Time::parse_rfc3339("2000-02-29T23:59:59Z").map(Time::rfc3339).as_deref(), Some("2000-02-29T23:59:59Z"));
+        assert_eq!(
+            Time::parse_rfc3339("2000-02-29T23:59:59Z")
+                .map(Time::rfc3339)
+                .as_deref(),
+            Some("2000-02-29T23:59:59Z")
+        );
         assert_eq!(Time::parse_rfc3339("garbage"), None);
     }
 
     #[test]
     fn nanosecond_form() {
-        assert_eq!(rfc3339_nanos(1_500_000_000_123), "1970-01-01T00:25:00.000000123Z");
+        assert_eq!(
+            rfc3339_nanos(1_500_000_000_123),
+            "1970-01-01T00:25:00.000000123Z"
+        );
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     fn doubles_to_the_cap_then_resets_after_a_long_run() {
         let mut b = CrashLoopBackoff::new(BackoffPolicy::default());
         let mut now = Time::from_secs(1000);
-        assert!(b.in_backoff(&key(), now, now).is_none(), "first restart is immediate");
+        assert!(
+            b.in_backoff(&key(), now, now).is_none(),
+            "first restart is immediate"
+        );
         let mut seen = vec![];
         for _ in 0..8 {
             b.advance(key(), now, now);
@@ -139,7 +142,13 @@ mod tests {
         let finished = now + Duration::from_secs(601);
         assert!(b.in_backoff(&key(), finished, finished).is_none());
         b.advance(key(), finished, finished);
-        assert_eq!(b.in_backoff(&key(), finished, finished).unwrap().1.as_secs(), 10);
+        assert_eq!(
+            b.in_backoff(&key(), finished, finished)
+                .unwrap()
+                .1
+                .as_secs(),
+            10
+        );
     }
 
     #[test]

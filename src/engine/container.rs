@@ -19,8 +19,6 @@ pub enum Role {
 pub enum ExitKind {
     /// The process exited or was signalled.
     Normal,
-    /// The kernel's OOM killer ended it (reason `OOMKilled`).
-    OomKilled,
     /// The runtime created it but could not start its process (reason `StartError`).
     StartError,
     /// It vanished from the runtime without a recorded exit (rule 32).
@@ -42,6 +40,7 @@ pub struct Exit {
 pub struct Finished {
     pub attempt: u32,
     pub container_id: Option<String>,
+    pub image_id: String,
     pub started_at: Option<Time>,
     pub exit: Exit,
 }
@@ -53,7 +52,6 @@ impl Finished {
 
     fn reason(&self) -> &'static str {
         match self.exit.kind {
-            ExitKind::OomKilled => "OOMKilled",
             ExitKind::StartError => "StartError",
             ExitKind::Unknown => "ContainerStatusUnknown",
             ExitKind::Normal if self.exit.code == 0 => "Completed",
@@ -110,6 +108,7 @@ pub struct Stopping {
 pub struct Running {
     pub attempt: u32,
     pub container_id: String,
+    pub image_id: String,
     pub started_at: Time,
     pub stopping: Option<Stopping>,
 }
@@ -198,6 +197,15 @@ impl ContainerMachine {
         }
     }
 
+    /// The image digest of the newest instance that ran, if any.
+    fn image_id(&self) -> &str {
+        match &self.state {
+            State::Running(r) => &r.image_id,
+            State::Exited { finished, .. } => &finished.image_id,
+            _ => self.previous.as_ref().map_or("", |p| &p.image_id),
+        }
+    }
+
     pub fn restart_count(&self) -> u32 {
         match &self.state {
             State::Starting { attempt } => *attempt,
@@ -278,7 +286,7 @@ impl ContainerMachine {
             ready: self.ready(),
             restart_count: self.restart_count(),
             image: self.image.clone(),
-            image_id: String::new(),
+            image_id: self.image_id().to_string(),
             container_id,
             started: Some(self.running().is_some()),
         }

@@ -30,8 +30,8 @@ use crate::pod::status::PodStatus;
 use crate::pod::Pod;
 use crate::time::Time;
 use backoff::{BackoffPolicy, CrashLoopBackoff};
-use container::{ExitKind, Finished, Running, State};
 pub use container::Exit;
+use container::{ExitKind, Finished, Running, State};
 use pod::{Cx, Lifecycle, PodMachine, Sandbox, StopCause};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -90,6 +90,8 @@ pub enum Observation {
     Started {
         instance: InstanceRef,
         container_id: String,
+        /// The image's manifest digest, reported as imageID.
+        image_id: String,
         at: Time,
     },
     /// No instance could be created (`ErrImageNeverPull`,
@@ -128,6 +130,7 @@ pub struct RecoveredInstance {
     pub container: String,
     pub attempt: u32,
     pub container_id: String,
+    pub image_id: String,
     pub started_at: Option<Time>,
     /// `None`: still running.
     pub exit: Option<Exit>,
@@ -173,8 +176,12 @@ impl Engine {
             let mut instances = r.instances;
             instances.sort_by_key(|i| i.attempt);
             for i in instances {
-                let Some(c) = machine.container_mut(&i.container) else { continue };
-                if let State::Exited { finished, .. } = std::mem::replace(&mut c.state, State::Starting { attempt: i.attempt }) {
+                let Some(c) = machine.container_mut(&i.container) else {
+                    continue;
+                };
+                if let State::Exited { finished, .. } =
+                    std::mem::replace(&mut c.state, State::Starting { attempt: i.attempt })
+                {
                     c.previous = Some(finished);
                 }
                 c.next_attempt = i.attempt + 1;
@@ -183,6 +190,7 @@ impl Engine {
                         finished: Finished {
                             attempt: i.attempt,
                             container_id: Some(i.container_id),
+                            image_id: i.image_id,
                             started_at,
                             exit,
                         },
@@ -191,6 +199,7 @@ impl Engine {
                     (None, started_at) => State::Running(Running {
                         attempt: i.attempt,
                         container_id: i.container_id,
+                        image_id: i.image_id,
                         started_at: started_at.unwrap_or(now),
                         stopping: None,
                     }),
@@ -254,9 +263,17 @@ impl Engine {
             Observation::Started {
                 instance,
                 container_id,
+                image_id,
                 at,
             } => self.with_pod(&instance.pod_uid, now, |p, cx| {
-                p.started(&instance.container, instance.attempt, container_id, at, cx)
+                p.started(
+                    &instance.container,
+                    instance.attempt,
+                    container_id,
+                    image_id,
+                    at,
+                    cx,
+                )
             }),
             Observation::StartFailed {
                 instance,
@@ -270,10 +287,10 @@ impl Engine {
                 started_at,
                 exit,
             } => {
-                let container_id = None;
                 let finished = Finished {
                     attempt: instance.attempt,
-                    container_id,
+                    container_id: None,
+                    image_id: String::new(),
                     started_at,
                     exit,
                 };
@@ -282,6 +299,7 @@ impl Engine {
                     if let Some(c) = p.container_mut(&instance.container) {
                         if let State::Running(r) = &c.state {
                             finished.container_id = Some(r.container_id.clone());
+                            finished.image_id = r.image_id.clone();
                             finished.started_at = finished.started_at.or(Some(r.started_at));
                         }
                     }
@@ -319,10 +337,24 @@ impl Engine {
         self.pods.values().map(|p| (&p.pod, p.status()))
     }
 
+    /// When the deletion of a pod began, if it is being deleted.
+    pub fn deleting_since(&self, uid: &str) -> Option<Time> {
+        match self.pods.get(uid)?.lifecycle {
+            Lifecycle::Stopping {
+                cause: StopCause::Deleted,
+                since,
+                ..
+            } => Some(since),
+            _ => None,
+        }
+    }
+
     /// Run `f` on one pod with a context, then drop the pod if it is gone and
     /// admit replacements that waited for it.
     fn with_pod(&mut self, uid: &str, now: Time, f: impl FnOnce(&mut PodMachine, &mut Cx)) {
-        let Some(machine) = self.pods.get_mut(uid) else { return };
+        let Some(machine) = self.pods.get_mut(uid) else {
+            return;
+        };
         let mut cx = Cx {
             now,
             actions: &mut self.actions,

@@ -23,7 +23,10 @@ pub enum Sandbox {
     Absent,
     Creating,
     Ready,
-    Failed { message: String, retry_at: Time },
+    Failed {
+        message: String,
+        retry_at: Time,
+    },
     /// Torn down after the pod completed; records and volumes stay.
     Stopped,
 }
@@ -40,7 +43,11 @@ pub enum StopCause {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
     Active,
-    Stopping { cause: StopCause, grace: Duration },
+    Stopping {
+        cause: StopCause,
+        grace: Duration,
+        since: Time,
+    },
     /// Terminal (Succeeded or Failed) and kept for its status (rule 52).
     Finished(PodPhase),
     /// Deleted and fully stopped: the engine drops it.
@@ -145,11 +152,12 @@ impl PodMachine {
 
     /// Begin graceful termination of the whole pod (rules 40-41, 45).
     pub fn begin_stop(&mut self, cause: StopCause, cx: &mut Cx) {
-        let grace = match self.lifecycle {
-            Lifecycle::Stopping { grace, .. } => grace,
-            Lifecycle::Active => {
-                Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64)
-            }
+        let (grace, since) = match self.lifecycle {
+            Lifecycle::Stopping { grace, since, .. } => (grace, since),
+            Lifecycle::Active => (
+                Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64),
+                cx.now,
+            ),
             Lifecycle::Finished(_) | Lifecycle::Gone => {
                 if cause == StopCause::Deleted {
                     self.finish_stop(cause, cx);
@@ -157,14 +165,18 @@ impl PodMachine {
                 return;
             }
         };
-        self.lifecycle = Lifecycle::Stopping { cause, grace };
+        self.lifecycle = Lifecycle::Stopping {
+            cause,
+            grace,
+            since,
+        };
         self.sync(cx);
     }
 
     pub fn sync(&mut self, cx: &mut Cx) {
         match self.lifecycle {
             Lifecycle::Finished(_) | Lifecycle::Gone => return,
-            Lifecycle::Stopping { cause, grace } => return self.drive_stop(cause, grace, cx),
+            Lifecycle::Stopping { cause, grace, .. } => return self.drive_stop(cause, grace, cx),
             Lifecycle::Active => {}
         }
         match &self.sandbox {
@@ -255,7 +267,10 @@ impl PodMachine {
         let c = &self.containers[i];
         let Some(finished) = c.finished() else { return };
         let key = self.backoff_key(c);
-        match cx.crash_backoff.in_backoff(&key, finished.exit.finished_at, cx.now) {
+        match cx
+            .crash_backoff
+            .in_backoff(&key, finished.exit.finished_at, cx.now)
+        {
             Some((until, backoff)) => {
                 let message = format!(
                     "back-off {} restarting failed container={} pod={}",
@@ -304,13 +319,22 @@ impl PodMachine {
 
     /// The runtime could not create the instance: wait and retry under the
     /// start back-off, without spending an attempt number.
-    pub fn start_failed(&mut self, name: &str, attempt: u32, reason: String, message: String, cx: &mut Cx) {
+    pub fn start_failed(
+        &mut self,
+        name: &str,
+        attempt: u32,
+        reason: String,
+        message: String,
+        cx: &mut Cx,
+    ) {
         let key = BackoffKey {
             pod_uid: self.uid().to_string(),
             container: name.to_string(),
             image: String::new(),
         };
-        let Some(c) = self.container_mut(name) else { return };
+        let Some(c) = self.container_mut(name) else {
+            return;
+        };
         if c.state != (State::Starting { attempt }) {
             return;
         }
@@ -328,14 +352,25 @@ impl PodMachine {
         self.sync(cx);
     }
 
-    pub fn started(&mut self, name: &str, attempt: u32, container_id: String, at: Time, cx: &mut Cx) {
-        let Some(c) = self.container_mut(name) else { return };
+    pub fn started(
+        &mut self,
+        name: &str,
+        attempt: u32,
+        container_id: String,
+        image_id: String,
+        at: Time,
+        cx: &mut Cx,
+    ) {
+        let Some(c) = self.container_mut(name) else {
+            return;
+        };
         if c.state != (State::Starting { attempt }) {
             return;
         }
         c.state = State::Running(Running {
             attempt,
             container_id,
+            image_id,
             started_at: at,
             stopping: None,
         });
@@ -343,7 +378,9 @@ impl PodMachine {
     }
 
     pub fn exited(&mut self, name: &str, attempt: u32, finished: Finished, cx: &mut Cx) {
-        let Some(c) = self.container_mut(name) else { return };
+        let Some(c) = self.container_mut(name) else {
+            return;
+        };
         let live_attempt = match &c.state {
             State::Starting { attempt } => *attempt,
             State::Running(r) => r.attempt,
@@ -392,7 +429,9 @@ impl PodMachine {
                 State::Running(r) => self.instance(&self.containers[i].name, r.attempt),
                 _ => continue,
             };
-            let State::Running(r) = &mut self.containers[i].state else { continue };
+            let State::Running(r) = &mut self.containers[i].state else {
+                continue;
+            };
             match &mut r.stopping {
                 None => {
                     r.stopping = Some(Stopping {

@@ -160,7 +160,9 @@ impl Sim {
             .copied()
             .unwrap_or(Script::Serve);
         let (exits_at, ignores_term) = match script {
-            Script::Exit { secs, code } => (Some((self.now + Duration::from_secs(secs), code)), false),
+            Script::Exit { secs, code } => {
+                (Some((self.now + Duration::from_secs(secs), code)), false)
+            }
             Script::Serve => (None, false),
             Script::IgnoreTerm => (None, true),
         };
@@ -173,6 +175,7 @@ impl Sim {
         let obs = Observation::Started {
             instance,
             container_id: format!("sim://{container}-{attempt}"),
+            image_id: "sha256:sim".into(),
             at: self.now,
         };
         self.engine.handle(obs, self.now);
@@ -186,7 +189,11 @@ impl Sim {
         self.live = rest;
         for l in due {
             let code = l.exits_at.map_or(0, |(_, c)| c);
-            self.see(Seen::Exit(l.instance.container.clone(), l.instance.attempt, code));
+            self.see(Seen::Exit(
+                l.instance.container.clone(),
+                l.instance.attempt,
+                code,
+            ));
             let obs = Observation::Exited {
                 instance: l.instance,
                 started_at: Some(l.started_at),
@@ -207,8 +214,15 @@ impl Sim {
         let end = self.start + Duration::from_secs(secs);
         loop {
             self.drain();
-            let next_exit = self.live.iter().filter_map(|l| l.exits_at.map(|(t, _)| t)).min();
-            let next = [next_exit, self.engine.poll_timeout()].into_iter().flatten().min();
+            let next_exit = self
+                .live
+                .iter()
+                .filter_map(|l| l.exits_at.map(|(t, _)| t))
+                .min();
+            let next = [next_exit, self.engine.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) if t <= end => {
                     assert!(t >= self.now, "a deadline in the past would spin the loop");
@@ -291,7 +305,11 @@ mod tests {
         );
         assert_eq!(c.last_state.terminated.as_ref().unwrap().reason, "Error");
         assert_eq!(c.restart_count, 7);
-        assert_eq!(status.phase, PodPhase::Running, "rule 51: Always pod in back-off is Running");
+        assert_eq!(
+            status.phase,
+            PodPhase::Running,
+            "rule 51: Always pod in back-off is Running"
+        );
     }
 
     #[test]
@@ -333,12 +351,27 @@ mod tests {
             let status = sim.status("job");
             assert_eq!(status.phase, phase, "{policy} exit {code}");
             let c = &status.container_statuses[0];
-            let term = c.state.terminated.as_ref().or(c.last_state.terminated.as_ref());
+            let term = c
+                .state
+                .terminated
+                .as_ref()
+                .or(c.last_state.terminated.as_ref());
             assert_eq!(term.unwrap().reason, reason);
             if phase != PodPhase::Running {
-                assert!(sim.seen.iter().any(|(_, s)| matches!(s, Seen::StopSandbox(_))));
-                let ready = status.conditions.iter().find(|c| c.kind == "Ready").unwrap();
-                let expect = if phase == PodPhase::Succeeded { "PodCompleted" } else { "PodFailed" };
+                assert!(sim
+                    .seen
+                    .iter()
+                    .any(|(_, s)| matches!(s, Seen::StopSandbox(_))));
+                let ready = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.kind == "Ready")
+                    .unwrap();
+                let expect = if phase == PodPhase::Succeeded {
+                    "PodCompleted"
+                } else {
+                    "PodFailed"
+                };
                 assert_eq!(ready.reason.as_deref(), Some(expect));
             }
         }
@@ -347,7 +380,13 @@ mod tests {
     #[test]
     fn on_failure_restarts_until_success() {
         let mut sim = Sim::new(kubelet_backoff());
-        sim.script("c", &[Script::Exit { secs: 1, code: 2 }, Script::Exit { secs: 1, code: 0 }]);
+        sim.script(
+            "c",
+            &[
+                Script::Exit { secs: 1, code: 2 },
+                Script::Exit { secs: 1, code: 0 },
+            ],
+        );
         let p = pod(&manifest("job", "OnFailure", &["c"], &[]));
         sim.desire(&[&p]);
         sim.run_until(60);
@@ -367,10 +406,25 @@ mod tests {
         sim.run_until(1);
         let s = sim.status("app");
         assert_eq!(s.phase, PodPhase::Pending);
-        assert_eq!(s.container_statuses[0].state.waiting.as_ref().unwrap().reason, "PodInitializing");
-        let init = s.conditions.iter().find(|c| c.kind == "Initialized").unwrap();
+        assert_eq!(
+            s.container_statuses[0]
+                .state
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason,
+            "PodInitializing"
+        );
+        let init = s
+            .conditions
+            .iter()
+            .find(|c| c.kind == "Initialized")
+            .unwrap();
         assert_eq!(init.status, "False");
-        assert_eq!(init.message.as_deref(), Some("containers with incomplete status: [i1 i2]"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [i1 i2]")
+        );
         sim.run_until(10);
         assert_eq!(sim.starts_of("i1"), [0]);
         assert_eq!(sim.starts_of("i2"), [2]);
@@ -378,8 +432,20 @@ mod tests {
         assert_eq!(sim.starts_of("b"), [5]);
         let s = sim.status("app");
         assert_eq!(s.phase, PodPhase::Running);
-        assert!(s.conditions.iter().all(|c| c.status == "True"), "{:?}", s.conditions);
-        assert_eq!(s.init_container_statuses[1].state.terminated.as_ref().unwrap().reason, "Completed");
+        assert!(
+            s.conditions.iter().all(|c| c.status == "True"),
+            "{:?}",
+            s.conditions
+        );
+        assert_eq!(
+            s.init_container_statuses[1]
+                .state
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason,
+            "Completed"
+        );
         assert!(s.init_container_statuses[1].ready);
     }
 
@@ -398,13 +464,28 @@ mod tests {
     #[test]
     fn init_failure_under_always_retries_in_back_off() {
         let mut sim = Sim::new(kubelet_backoff());
-        sim.script("i1", &[Script::Exit { secs: 0, code: 1 }, Script::Exit { secs: 0, code: 1 }, Script::Exit { secs: 0, code: 0 }]);
+        sim.script(
+            "i1",
+            &[
+                Script::Exit { secs: 0, code: 1 },
+                Script::Exit { secs: 0, code: 1 },
+                Script::Exit { secs: 0, code: 0 },
+            ],
+        );
         let p = pod(&manifest("app", "Always", &["a"], &["i1"]));
         sim.desire(&[&p]);
         sim.run_until(5);
         assert_eq!(sim.phase("app"), PodPhase::Pending);
         let s = sim.status("app");
-        assert_eq!(s.init_container_statuses[0].state.waiting.as_ref().unwrap().reason, "CrashLoopBackOff");
+        assert_eq!(
+            s.init_container_statuses[0]
+                .state
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason,
+            "CrashLoopBackOff"
+        );
         sim.run_until(60);
         assert_eq!(sim.starts_of("i1"), [0, 0, 10]);
         assert_eq!(sim.starts_of("a"), [10]);
@@ -412,7 +493,10 @@ mod tests {
 
     #[test]
     fn completed_init_containers_never_rerun_after_regular_restarts() {
-        let mut sim = Sim::new(BackoffPolicy { initial: Duration::from_secs(1), max: Duration::from_secs(2) });
+        let mut sim = Sim::new(BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(2),
+        });
         sim.script("i1", &[Script::Exit { secs: 0, code: 0 }]);
         sim.script("a", &[Script::Exit { secs: 5, code: 1 }]);
         let p = pod(&manifest("app", "Always", &["a"], &["i1"]));
@@ -445,19 +529,30 @@ mod tests {
             ]
         );
         assert_eq!(sim.engine.statuses().count(), 0);
-        assert_eq!(sim.engine.poll_timeout(), None, "idle: nothing left to wake for");
+        assert_eq!(
+            sim.engine.poll_timeout(),
+            None,
+            "idle: nothing left to wake for"
+        );
     }
 
     #[test]
     fn zero_grace_still_waits_two_seconds_before_kill() {
         let mut sim = Sim::new(kubelet_backoff());
         sim.script("c", &[Script::IgnoreTerm]);
-        let yaml = manifest("web", "Always", &["c"], &[]).replace("terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds: 0");
+        let yaml = manifest("web", "Always", &["c"], &[]).replace(
+            "terminationGracePeriodSeconds: 5",
+            "terminationGracePeriodSeconds: 0",
+        );
         let p = pod(&yaml);
         sim.desire(&[&p]);
         sim.desire(&[]);
         sim.run_until(10);
-        assert!(sim.seen.contains(&(2, Seen::Kill("c".into()))), "{:?}", sim.seen);
+        assert!(
+            sim.seen.contains(&(2, Seen::Kill("c".into()))),
+            "{:?}",
+            sim.seen
+        );
     }
 
     #[test]
@@ -472,10 +567,18 @@ mod tests {
         sim.run_until(3);
         sim.desire(&[&new]);
         sim.run_until(4);
-        assert_eq!(sim.starts_of("c"), [0], "the new pod waits while the old one terminates");
+        assert_eq!(
+            sim.starts_of("c"),
+            [0],
+            "the new pod waits while the old one terminates"
+        );
         sim.run_until(20);
         assert_eq!(sim.starts_of("c"), [0, 8]);
-        let uids: Vec<_> = sim.engine.statuses().map(|(p, _)| p.metadata.uid.clone()).collect();
+        let uids: Vec<_> = sim
+            .engine
+            .statuses()
+            .map(|(p, _)| p.metadata.uid.clone())
+            .collect();
         assert_eq!(uids, ["uid-web-2"]);
     }
 
@@ -491,7 +594,11 @@ mod tests {
         assert_eq!(w.reason, "ErrImageNeverPull");
         assert_eq!(s.phase, PodPhase::Pending);
         sim.run_until(60);
-        assert_eq!(sim.starts_of("c"), [30], "retried after 10 s and 20 s, started the third time");
+        assert_eq!(
+            sim.starts_of("c"),
+            [30],
+            "retried after 10 s and 20 s, started the third time"
+        );
         assert_eq!(sim.status("web").container_statuses[0].restart_count, 0);
     }
 
@@ -499,26 +606,69 @@ mod tests {
     fn adoption_restarts_nothing_and_keeps_counts() {
         let mut sim = Sim::new(kubelet_backoff());
         let p = pod(&manifest("app", "Always", &["a"], &["i1"]));
-        let exit0 = Exit { code: 0, signal: None, kind: container::ExitKind::Normal, finished_at: sim.now, message: None };
+        let exit0 = Exit {
+            code: 0,
+            signal: None,
+            kind: container::ExitKind::Normal,
+            finished_at: sim.now,
+            message: None,
+        };
         let recovered = Recovered {
             pod: p.clone(),
             created_at: sim.now,
             sandbox_ready: true,
             instances: vec![
-                RecoveredInstance { container: "i1".into(), attempt: 0, container_id: "x://i1-0".into(), started_at: Some(sim.now), exit: Some(exit0.clone()) },
-                RecoveredInstance { container: "a".into(), attempt: 2, container_id: "x://a-2".into(), started_at: Some(sim.now), exit: Some(Exit { code: 1, ..exit0 }) },
-                RecoveredInstance { container: "a".into(), attempt: 3, container_id: "x://a-3".into(), started_at: Some(sim.now), exit: None },
+                RecoveredInstance {
+                    container: "i1".into(),
+                    attempt: 0,
+                    container_id: "x://i1-0".into(),
+                    image_id: String::new(),
+                    started_at: Some(sim.now),
+                    exit: Some(exit0.clone()),
+                },
+                RecoveredInstance {
+                    container: "a".into(),
+                    attempt: 2,
+                    container_id: "x://a-2".into(),
+                    image_id: String::new(),
+                    started_at: Some(sim.now),
+                    exit: Some(Exit { code: 1, ..exit0 }),
+                },
+                RecoveredInstance {
+                    container: "a".into(),
+                    attempt: 3,
+                    container_id: "x://a-3".into(),
+                    image_id: "sha256:a".into(),
+                    started_at: Some(sim.now),
+                    exit: None,
+                },
             ],
         };
         sim.engine.restore(vec![recovered], sim.now);
         sim.desire(&[&p]);
         sim.run_until(100);
-        assert!(sim.seen.is_empty(), "nothing started or stopped: {:?}", sim.seen);
+        assert!(
+            sim.seen.is_empty(),
+            "nothing started or stopped: {:?}",
+            sim.seen
+        );
         let s = sim.status("app");
         assert_eq!(s.phase, PodPhase::Running);
         assert_eq!(s.container_statuses[0].restart_count, 3);
-        assert_eq!(s.container_statuses[0].last_state.terminated.as_ref().unwrap().exit_code, 1);
-        assert_eq!(s.container_statuses[0].container_id.as_deref(), Some("x://a-3"));
+        assert_eq!(
+            s.container_statuses[0]
+                .last_state
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            1
+        );
+        assert_eq!(
+            s.container_statuses[0].container_id.as_deref(),
+            Some("x://a-3")
+        );
+        assert_eq!(s.container_statuses[0].image_id, "sha256:a");
     }
 
     #[test]
@@ -529,7 +679,14 @@ mod tests {
             pod: p.clone(),
             created_at: sim.now,
             sandbox_ready: true,
-            instances: vec![RecoveredInstance { container: "a".into(), attempt: 0, container_id: "x".into(), started_at: Some(sim.now), exit: None }],
+            instances: vec![RecoveredInstance {
+                container: "a".into(),
+                attempt: 0,
+                container_id: "x".into(),
+                image_id: String::new(),
+                started_at: Some(sim.now),
+                exit: None,
+            }],
         };
         sim.engine.restore(vec![recovered], sim.now);
         sim.desire(&[]);
@@ -541,11 +698,29 @@ mod tests {
     fn default_waiting_reason_and_container_creating() {
         let mut sim = Sim::new(kubelet_backoff());
         let p = pod(&manifest("web", "Always", &["c"], &[]));
-        sim.engine.set_desired(vec![Desired { pod: p, first_attempts: BTreeMap::new() }], sim.now);
+        sim.engine.set_desired(
+            vec![Desired {
+                pod: p,
+                first_attempts: BTreeMap::new(),
+            }],
+            sim.now,
+        );
         let s = sim.status("web");
-        assert_eq!(s.container_statuses[0].state.waiting.as_ref().unwrap().reason, "ContainerCreating");
+        assert_eq!(
+            s.container_statuses[0]
+                .state
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason,
+            "ContainerCreating"
+        );
         assert_eq!(s.phase, PodPhase::Pending);
-        let ready_to_start = s.conditions.iter().find(|c| c.kind == "PodReadyToStartContainers").unwrap();
+        let ready_to_start = s
+            .conditions
+            .iter()
+            .find(|c| c.kind == "PodReadyToStartContainers")
+            .unwrap();
         assert_eq!(ready_to_start.status, "False");
     }
 }

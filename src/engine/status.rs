@@ -62,7 +62,10 @@ impl PodMachine {
     pub fn refresh_conditions(&mut self, now: Time) {
         let phase = self.status().phase;
         for c in self.conditions(phase) {
-            let entry = self.condition_times.entry(c.kind).or_insert((c.status, now));
+            let entry = self
+                .condition_times
+                .entry(c.kind)
+                .or_insert((c.status, now));
             if entry.0 != c.status {
                 *entry = (c.status, now);
             }
@@ -89,7 +92,10 @@ impl PodMachine {
         } else {
             Condition::new("Initialized", false)
                 .reason(Some("ContainersNotInitialized"))
-                .message(format!("containers with incomplete status: [{}]", incomplete.join(" ")))
+                .message(format!(
+                    "containers with incomplete status: [{}]",
+                    incomplete.join(" ")
+                ))
         };
 
         let unready: Vec<&str> = self
@@ -105,7 +111,10 @@ impl PodMachine {
         } else {
             Condition::new("ContainersReady", false)
                 .reason(Some("ContainersNotReady"))
-                .message(format!("containers with unready status: [{}]", unready.join(" ")))
+                .message(format!(
+                    "containers with unready status: [{}]",
+                    unready.join(" ")
+                ))
         };
         let ready = Condition {
             kind: "Ready",

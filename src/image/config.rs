@@ -39,7 +39,11 @@ pub struct Process {
 
 /// Merge a container's spec with its image config, Kubernetes' way. `extra_env`
 /// (HOSTNAME, ...) goes between the image's and the container's own.
-pub fn merge(image: &ImageConfig, c: &Container, extra_env: &[(String, String)]) -> Result<Process, String> {
+pub fn merge(
+    image: &ImageConfig,
+    c: &Container,
+    extra_env: &[(String, String)],
+) -> Result<Process, String> {
     let cfg = &image.config;
     let (entrypoint, cmd) = if !c.command.is_empty() {
         (c.command.clone(), c.args.clone())
@@ -142,7 +146,11 @@ mod tests {
             image: "i".into(),
             command: command.iter().map(|s| s.to_string()).collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: vec![EnvVar { name: "A".into(), value: Some("pod".into()), value_from: None }],
+            env: vec![EnvVar {
+                name: "A".into(),
+                value: Some("pod".into()),
+                value_from: None,
+            }],
             ..Container::default()
         }
     }
@@ -153,7 +161,11 @@ mod tests {
         let m = |c: &[&str], a: &[&str]| merge(&img, &container(c, a), &[]).unwrap().args;
         assert_eq!(m(&[], &[]), ["/entry", "serve", "--port=80"]);
         assert_eq!(m(&[], &["x"]), ["/entry", "x"]);
-        assert_eq!(m(&["/bin/sh"], &[]), ["/bin/sh"], "command drops the image's Cmd too");
+        assert_eq!(
+            m(&["/bin/sh"], &[]),
+            ["/bin/sh"],
+            "command drops the image's Cmd too"
+        );
         assert_eq!(m(&["/bin/sh"], &["-c", "true"]), ["/bin/sh", "-c", "true"]);
     }
 
@@ -172,7 +184,11 @@ mod tests {
     fn users_resolve_against_the_rootfs() {
         let dir = std::env::temp_dir().join(format!("picolet-user-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         assert_eq!(resolve_user(&dir, "app"), Ok((1000, 1001)));
         assert_eq!(resolve_user(&dir, "1000"), Ok((1000, 1001)));

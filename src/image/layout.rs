@@ -128,7 +128,10 @@ impl Layout {
         let index: Index = serde_json::from_str(&text)
             .map_err(|e| invalid(format!("{}: {e}", index_path.display())))?;
         let found = index.manifests.into_iter().find(|d| {
-            let names = ["org.opencontainers.image.ref.name", "io.containerd.image.name"];
+            let names = [
+                "org.opencontainers.image.ref.name",
+                "io.containerd.image.name",
+            ];
             let named = names
                 .iter()
                 .filter_map(|k| d.annotations.get(*k))
@@ -154,8 +157,14 @@ impl Layout {
                 let chosen = index
                     .manifests
                     .into_iter()
-                    .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
-                    .ok_or_else(|| invalid(format!("index {} has no linux/{arch} manifest", d.digest)))?;
+                    .find(|m| {
+                        m.platform
+                            .as_ref()
+                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                    })
+                    .ok_or_else(|| {
+                        invalid(format!("index {} has no linux/{arch} manifest", d.digest))
+                    })?;
                 self.manifest(chosen, 1)
             }
             MANIFEST | DOCKER_MANIFEST | "" => {
@@ -169,9 +178,17 @@ impl Layout {
                             | "application/vnd.docker.image.rootfs.diff.tar" => false,
                             "application/vnd.oci.image.layer.v1.tar+gzip"
                             | "application/vnd.docker.image.rootfs.diff.tar.gzip" => true,
-                            other => return Err(invalid(format!("layer {}: unsupported media type {other:?}", l.digest))),
+                            other => {
+                                return Err(invalid(format!(
+                                    "layer {}: unsupported media type {other:?}",
+                                    l.digest
+                                )))
+                            }
                         };
-                        Ok(Layer { digest: l.digest.clone(), gzip })
+                        Ok(Layer {
+                            digest: l.digest.clone(),
+                            gzip,
+                        })
                     })
                     .collect::<io::Result<_>>()?;
                 Ok(Manifest {
@@ -180,7 +197,10 @@ impl Layout {
                     layers,
                 })
             }
-            other => Err(invalid(format!("{}: unsupported media type {other:?}", d.digest))),
+            other => Err(invalid(format!(
+                "{}: unsupported media type {other:?}",
+                d.digest
+            ))),
         }
     }
 

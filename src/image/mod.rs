@@ -70,7 +70,10 @@ impl ImageStore {
                 ),
             });
         };
-        let config = self.layout.config(&manifest).map_err(|e| create_error(image, e))?;
+        let config = self
+            .layout
+            .config(&manifest)
+            .map_err(|e| create_error(image, e))?;
         let rootfs = self
             .rootfs_dir
             .join(manifest.config_digest.trim_start_matches("sha256:"));

@@ -17,7 +17,9 @@ impl Reference {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => {
-                let hex = d.strip_prefix("sha256:").ok_or("only sha256 digests are supported")?;
+                let hex = d
+                    .strip_prefix("sha256:")
+                    .ok_or("only sha256 digests are supported")?;
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(format!("bad digest {d:?}"));
                 }
@@ -88,7 +90,10 @@ mod tests {
 
     #[test]
     fn normalizes_like_docker() {
-        let bb = ("docker.io/library/busybox".to_string(), Some("1.36".to_string()));
+        let bb = (
+            "docker.io/library/busybox".to_string(),
+            Some("1.36".to_string()),
+        );
         assert_eq!(norm("busybox:1.36"), bb);
         assert_eq!(norm("docker.io/library/busybox:1.36"), bb);
         assert_eq!(norm("library/busybox:1.36"), bb);

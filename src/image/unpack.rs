@@ -31,7 +31,9 @@ pub fn unpack_image(layout: &Layout, manifest: &Manifest, dest: &Path) -> io::Re
     let tmp = parent.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("rootfs")
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("rootfs")
     ));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
@@ -42,7 +44,8 @@ pub fn unpack_image(layout: &Layout, manifest: &Manifest, dest: &Path) -> io::Re
         } else {
             Box::new(blob)
         };
-        apply_layer(reader, &tmp).map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", layer.digest)))
+        apply_layer(reader, &tmp)
+            .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", layer.digest)))
     });
     match result {
         Ok(()) => fs::rename(&tmp, dest),
@@ -105,8 +108,9 @@ pub fn apply_layer(reader: impl Read, root: &Path) -> io::Result<()> {
                     .link_name()?
                     .ok_or_else(|| escape(&raw, "hard link without a target"))?;
                 let source = secure_join(root, &clean(&link)?)?;
-                let meta = fs::symlink_metadata(&source)
-                    .map_err(|e| escape(&raw, &format!("hard link target {}: {e}", link.display())))?;
+                let meta = fs::symlink_metadata(&source).map_err(|e| {
+                    escape(&raw, &format!("hard link target {}: {e}", link.display()))
+                })?;
                 if meta.is_dir() {
                     return Err(escape(&raw, "hard link to a directory"));
                 }
@@ -273,7 +277,8 @@ mod tests {
     struct TempDir(PathBuf);
     impl TempDir {
         fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!("picolet-unpack-{tag}-{}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("picolet-unpack-{tag}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&p);
             fs::create_dir_all(p.join("root")).unwrap();
             TempDir(p)
@@ -312,8 +317,14 @@ mod tests {
         assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
         let landed = t.root().join(outside.strip_prefix("/").unwrap());
         assert_eq!(fs::read_to_string(landed).unwrap(), "inside");
-        assert_eq!(fs::read_to_string(t.root().join("outside")).unwrap(), "also inside");
-        assert_eq!(fs::read_link(t.root().join("evil")).unwrap(), Path::new("/"));
+        assert_eq!(
+            fs::read_to_string(t.root().join("outside")).unwrap(),
+            "also inside"
+        );
+        assert_eq!(
+            fs::read_link(t.root().join("evil")).unwrap(),
+            Path::new("/")
+        );
     }
 
     #[test]
@@ -326,11 +337,18 @@ mod tests {
         assert!(apply_layer(&layer[..], &t.root()).is_err());
         // An absolute target is taken inside the root, where it does not exist.
         let layer = Tar::new()
-            .link(tar::EntryType::Link, "b", &t.0.join("secret").display().to_string())
+            .link(
+                tar::EntryType::Link,
+                "b",
+                &t.0.join("secret").display().to_string(),
+            )
             .bytes();
         assert!(apply_layer(&layer[..], &t.root()).is_err());
         assert!(!t.root().join("b").exists());
-        let layer = Tar::new().file("f", "data").link(tar::EntryType::Link, "g", "f").bytes();
+        let layer = Tar::new()
+            .file("f", "data")
+            .link(tar::EntryType::Link, "g", "f")
+            .bytes();
         apply_layer(&layer[..], &t.root()).unwrap();
         assert_eq!(fs::read_to_string(t.root().join("g")).unwrap(), "data");
     }

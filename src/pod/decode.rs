@@ -103,7 +103,8 @@ pub fn decode_pod(value: &Value) -> Result<Decoded, DecodeError> {
         None => return Err(error("kind", "required (Pod)")),
     }
     let mut unknown_fields = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown_fields.push(format_ignored_path(&path));
+    let mut record =
+        |path: serde_ignored::Path<'_>| unknown_fields.push(format_ignored_path(&path));
     let ignored = serde_ignored::Deserializer::new(value, &mut record);
     let pod: Pod = serde_path_to_error::deserialize(ignored).map_err(|e| {
         let path = e.path().to_string();
@@ -123,9 +124,9 @@ fn format_ignored_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", format_ignored_path(parent)),
         Path::Map { parent, key } => join(&format_ignored_path(parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            format_ignored_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => format_ignored_path(parent),
     }
 }
 
@@ -153,9 +154,15 @@ mod tests {
 
     #[test]
     fn unknown_field_is_a_warning_with_its_path() {
-        let yaml = POD.replace("    image: busybox\n", "    image: busybox\n    imagePullPolicyy: Never\n");
+        let yaml = POD.replace(
+            "    image: busybox\n",
+            "    image: busybox\n    imagePullPolicyy: Never\n",
+        );
         let pods = decode_manifest(yaml.as_bytes()).unwrap();
-        assert_eq!(pods[0].unknown_fields, vec!["spec.containers[0].imagePullPolicyy"]);
+        assert_eq!(
+            pods[0].unknown_fields,
+            vec!["spec.containers[0].imagePullPolicyy"]
+        );
     }
 
     #[test]
@@ -182,7 +189,8 @@ mod tests {
 
     #[test]
     fn wrong_kind_and_broken_yaml_are_errors() {
-        let err = decode_manifest(POD.replace("kind: Pod", "kind: Deployment").as_bytes()).unwrap_err();
+        let err =
+            decode_manifest(POD.replace("kind: Pod", "kind: Deployment").as_bytes()).unwrap_err();
         assert_eq!(err.path, "kind");
         assert!(decode_manifest(b"apiVersion: v1\nkind: Pod\n  bad: [").is_err());
     }

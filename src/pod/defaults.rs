@@ -21,7 +21,8 @@ pub fn apply(pod: &mut Pod) {
         }
         c.termination_message_path
             .get_or_insert_with(|| "/dev/termination-log".into());
-        c.termination_message_policy.get_or_insert_with(|| "File".into());
+        c.termination_message_policy
+            .get_or_insert_with(|| "File".into());
     }
 }
 
@@ -45,8 +46,14 @@ mod tests {
     fn pull_policy_defaults_like_the_api_server() {
         assert_eq!(default_pull_policy("busybox"), PullPolicy::Always);
         assert_eq!(default_pull_policy("busybox:latest"), PullPolicy::Always);
-        assert_eq!(default_pull_policy("busybox:1.36"), PullPolicy::IfNotPresent);
-        assert_eq!(default_pull_policy("localhost:5000/busybox"), PullPolicy::Always);
+        assert_eq!(
+            default_pull_policy("busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            default_pull_policy("localhost:5000/busybox"),
+            PullPolicy::Always
+        );
         assert_eq!(
             default_pull_policy("busybox@sha256:0123"),
             PullPolicy::IfNotPresent

@@ -1,7 +1,40 @@
 //! core/v1 PodStatus and friends, as the kubelet reports them. The engine
 //! computes these; `get pods` and the API sync print them unchanged.
 
+use super::{ObjectMeta, PodSpec};
 use serde::{Deserialize, Serialize};
+
+/// A core/v1 Pod with its status, as `get pods -o json` prints it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodObject {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+    pub status: PodStatus,
+}
+
+/// A core/v1 PodList.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodList {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub items: Vec<PodObject>,
+}
+
+impl PodList {
+    pub fn new(items: Vec<PodObject>) -> PodList {
+        PodList {
+            api_version: "v1".into(),
+            kind: "PodList".into(),
+            metadata: serde_json::Map::new(),
+            items,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,7 +96,11 @@ pub struct ContainerStatus {
     pub image: String,
     #[serde(default, rename = "imageID")]
     pub image_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "containerID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "containerID"
+    )]
     pub container_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<bool>,
@@ -105,6 +142,10 @@ pub struct StateTerminated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     pub finished_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "containerID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "containerID"
+    )]
     pub container_id: Option<String>,
 }

@@ -35,6 +35,9 @@ pub struct ObjectMeta {
     /// Accepted so that manifests exported from a cluster decode; ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<Value>,
+    /// Set in status output while the pod is being deleted; ignored on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
     /// A static pod needs a fixed name; `generateName` is rejected by validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_name: Option<String>,

@@ -46,7 +46,10 @@ pub fn validate(pod: &Pod) -> Vec<FieldError> {
 fn validate_metadata(pod: &Pod, errors: &mut Errors) {
     let meta = &pod.metadata;
     if meta.generate_name.is_some() {
-        errors.push("metadata.generateName", "not supported: a static pod needs a fixed name");
+        errors.push(
+            "metadata.generateName",
+            "not supported: a static pod needs a fixed name",
+        );
     }
     if meta.name.is_empty() {
         errors.push("metadata.name", "required");
@@ -65,12 +68,21 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
     let flags = [
         ("spec.hostPID", spec.host_pid == Some(true)),
         ("spec.hostIPC", spec.host_ipc == Some(true)),
-        ("spec.shareProcessNamespace", spec.share_process_namespace == Some(true)),
-        ("spec.activeDeadlineSeconds", spec.active_deadline_seconds.is_some()),
+        (
+            "spec.shareProcessNamespace",
+            spec.share_process_namespace == Some(true),
+        ),
+        (
+            "spec.activeDeadlineSeconds",
+            spec.active_deadline_seconds.is_some(),
+        ),
         ("spec.runtimeClassName", spec.runtime_class_name.is_some()),
         ("spec.hostAliases", spec.host_aliases.is_some()),
         ("spec.dnsConfig", spec.dns_config.is_some()),
-        ("spec.ephemeralContainers", spec.ephemeral_containers.is_some()),
+        (
+            "spec.ephemeralContainers",
+            spec.ephemeral_containers.is_some(),
+        ),
         ("spec.readinessGates", spec.readiness_gates.is_some()),
     ];
     for (path, set) in flags {
@@ -138,12 +150,18 @@ fn validate_container(
     } else if let Err(m) = dns1123_label(&c.name) {
         errors.push(format!("{path}.name"), m);
     } else if !names.insert(c.name.clone()) {
-        errors.push(format!("{path}.name"), format!("duplicate name {:?}", c.name));
+        errors.push(
+            format!("{path}.name"),
+            format!("duplicate name {:?}", c.name),
+        );
     }
     if c.image.trim().is_empty() {
         errors.push(format!("{path}.image"), "required");
     } else if c.image.trim() != c.image {
-        errors.push(format!("{path}.image"), "must not have leading or trailing whitespace");
+        errors.push(
+            format!("{path}.image"),
+            "must not have leading or trailing whitespace",
+        );
     }
 
     match (kind, c.restart_policy.as_deref()) {
@@ -198,7 +216,10 @@ fn validate_container(
 
     for (i, env) in c.env.iter().enumerate() {
         if env.name.is_empty() || env.name.contains('=') {
-            errors.push(format!("{path}.env[{i}].name"), "must be a non-empty name without '='");
+            errors.push(
+                format!("{path}.env[{i}].name"),
+                "must be a non-empty name without '='",
+            );
         }
         if env.value_from.is_some() {
             errors.push(
@@ -214,7 +235,10 @@ fn validate_container(
     for (i, m) in c.volume_mounts.iter().enumerate() {
         let mpath = format!("{path}.volumeMounts[{i}]");
         if !volumes.contains(m.name.as_str()) {
-            errors.push(format!("{mpath}.name"), format!("volume {:?} not found", m.name));
+            errors.push(
+                format!("{mpath}.name"),
+                format!("volume {:?} not found", m.name),
+            );
         }
         if !m.mount_path.starts_with('/') {
             errors.push(format!("{mpath}.mountPath"), "must be an absolute path");
@@ -223,7 +247,10 @@ fn validate_container(
         }
         if let Some(sub) = &m.sub_path {
             if sub.starts_with('/') || sub.split('/').any(|part| part == "..") {
-                errors.push(format!("{mpath}.subPath"), "must be a relative path without '..'");
+                errors.push(
+                    format!("{mpath}.subPath"),
+                    "must be a relative path without '..'",
+                );
             }
         }
         if m.mount_propagation.as_deref().is_some_and(|p| p != "None") {
@@ -288,7 +315,10 @@ fn validate_ports(c: &Container, path: &str, host_network: bool, errors: &mut Er
     for (i, p) in c.ports.iter().enumerate() {
         let ppath = format!("{path}.ports[{i}]");
         if !(1..=65535).contains(&p.container_port) {
-            errors.push(format!("{ppath}.containerPort"), "must be between 1 and 65535");
+            errors.push(
+                format!("{ppath}.containerPort"),
+                "must be between 1 and 65535",
+            );
         }
         if let Some(proto) = &p.protocol {
             if !matches!(proto.as_str(), "TCP" | "UDP" | "SCTP") {
@@ -302,7 +332,10 @@ fn validate_ports(c: &Container, path: &str, host_network: bool, errors: &mut Er
             if let Err(m) = port_name(name) {
                 errors.push(format!("{ppath}.name"), m);
             } else if !port_names.insert(name.as_str()) {
-                errors.push(format!("{ppath}.name"), format!("duplicate port name {name:?}"));
+                errors.push(
+                    format!("{ppath}.name"),
+                    format!("duplicate port name {name:?}"),
+                );
             }
         }
         if let Some(host_port) = p.host_port {
@@ -330,7 +363,10 @@ fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<
         if let Err(m) = dns1123_label(&v.name) {
             errors.push(format!("{path}.name"), m);
         } else if !names.insert(v.name.as_str()) {
-            errors.push(format!("{path}.name"), format!("duplicate name {:?}", v.name));
+            errors.push(
+                format!("{path}.name"),
+                format!("duplicate name {:?}", v.name),
+            );
         }
         for key in v.unsupported.keys() {
             errors.unsupported(format!("{path}.{key}"));
@@ -380,7 +416,8 @@ fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<
 pub fn dns1123_label(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -418,18 +455,56 @@ fn port_name(s: &str) -> Result<(), String> {
 
 /// Every Linux capability Kubernetes accepts, without the `CAP_` prefix.
 pub const CAPABILITIES: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 /// The canonical `CAP_*` name of a Kubernetes capability name (`NET_ADMIN`);
 /// `ALL` gives `CAP_ALL`.
 pub fn capability_name(name: &str) -> Option<String> {
-    let bare = name.strip_prefix("CAP_").unwrap_or(name).to_ascii_uppercase();
+    let bare = name
+        .strip_prefix("CAP_")
+        .unwrap_or(name)
+        .to_ascii_uppercase();
     (bare == "ALL" || CAPABILITIES.contains(&bare.as_str())).then(|| format!("CAP_{bare}"))
 }
 
@@ -447,7 +522,9 @@ mod tests {
 
     #[test]
     fn a_plain_pod_is_valid() {
-        let errs = errors_of(&format!("{HEAD}  containers:\n  - name: c\n    image: busybox\n"));
+        let errs = errors_of(&format!(
+            "{HEAD}  containers:\n  - name: c\n    image: busybox\n"
+        ));
         assert!(errs.is_empty(), "{errs:?}");
     }
 
@@ -467,7 +544,9 @@ mod tests {
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(errs[0].starts_with("spec.containers[0].name: duplicate"));
         assert_eq!(errs[1], "spec.containers[0].image: required");
-        assert!(errs[2].starts_with("spec.containers[1].name: \"Bad_Name\" is not a DNS-1123 label"));
+        assert!(
+            errs[2].starts_with("spec.containers[1].name: \"Bad_Name\" is not a DNS-1123 label")
+        );
     }
 
     #[test]
@@ -504,7 +583,10 @@ mod tests {
 
     #[test]
     fn capability_names() {
-        assert_eq!(capability_name("NET_ADMIN").as_deref(), Some("CAP_NET_ADMIN"));
+        assert_eq!(
+            capability_name("NET_ADMIN").as_deref(),
+            Some("CAP_NET_ADMIN")
+        );
         assert_eq!(capability_name("CAP_chown").as_deref(), Some("CAP_CHOWN"));
         assert_eq!(capability_name("NOPE"), None);
     }

@@ -93,7 +93,11 @@ pub fn build(
             .as_ref()
             .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
         if !dropped_all {
-            caps.extend(DEFAULT_CAPS.iter().filter_map(|c| Capability::from_str(c).ok()));
+            caps.extend(
+                DEFAULT_CAPS
+                    .iter()
+                    .filter_map(|c| Capability::from_str(c).ok()),
+            );
         }
         if let Some(c) = &sc.capabilities {
             for name in c.drop.iter().filter_map(|n| capability_name(n)) {
@@ -125,7 +129,12 @@ pub fn build(
             pod.spec
                 .security_context
                 .as_ref()
-                .map(|s| s.supplemental_groups.iter().filter_map(|g| u32::try_from(*g).ok()).collect())
+                .map(|s| {
+                    s.supplemental_groups
+                        .iter()
+                        .filter_map(|g| u32::try_from(*g).ok())
+                        .collect()
+                })
                 .unwrap_or_else(Vec::new),
         )
         .build()
@@ -155,7 +164,11 @@ pub fn build(
         .collect();
     mounts.push(bind("/dev/shm", &sandbox.shm, false)?);
     for file in ["hosts", "hostname", "resolv.conf"] {
-        mounts.push(bind(&format!("/etc/{file}"), &sandbox.etc.join(file), false)?);
+        mounts.push(bind(
+            &format!("/etc/{file}"),
+            &sandbox.etc.join(file),
+            false,
+        )?);
     }
     for m in &container.volume_mounts {
         let base = volumes
@@ -210,7 +223,10 @@ pub fn build(
     Ok(spec)
 }
 
-fn namespace(kind: LinuxNamespaceType, path: Option<&Path>) -> Result<oci_spec::runtime::LinuxNamespace, String> {
+fn namespace(
+    kind: LinuxNamespaceType,
+    path: Option<&Path>,
+) -> Result<oci_spec::runtime::LinuxNamespace, String> {
     let mut b = LinuxNamespaceBuilder::default().typ(kind);
     if let Some(p) = path {
         b = b.path(p);

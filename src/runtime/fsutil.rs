@@ -48,7 +48,13 @@ fn remove_on_device(path: &Path, dev: u64) -> io::Result<()> {
 
 /// Mount a file system with string options (`mode=1777,size=...`), with the
 /// target named in any error.
-pub fn mount_fs(source: &str, target: &Path, fstype: &str, flags: rustix::mount::MountFlags, options: &str) -> io::Result<()> {
+pub fn mount_fs(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: rustix::mount::MountFlags,
+    options: &str,
+) -> io::Result<()> {
     let data = std::ffi::CString::new(options).map_err(io::Error::other)?;
     rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))
         .map_err(|e| io::Error::other(format!("mounting {fstype} at {}: {e}", target.display())))

@@ -137,7 +137,10 @@ impl LogWriter {
         while old.len() >= self.max_files {
             fs::remove_file(old.remove(0))?;
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -145,13 +148,22 @@ impl LogWriter {
 
 /// Rotated files of `path`, oldest first.
 pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
-    let Some(dir) = path.parent() else { return vec![] };
-    let prefix = format!("{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+    let Some(dir) = path.parent() else {
+        return vec![];
+    };
+    let prefix = format!(
+        "{}.",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+    );
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
         .map(|e| e.path())
         .collect();
     files.sort();
@@ -198,7 +210,11 @@ pub fn print_log(path: &Path, timestamps: bool, out: &mut impl Write) -> io::Res
 }
 
 /// Print records from `reader`; returns how many bytes it consumed.
-pub fn print_from(mut reader: impl BufRead, timestamps: bool, out: &mut impl Write) -> io::Result<u64> {
+pub fn print_from(
+    mut reader: impl BufRead,
+    timestamps: bool,
+    out: &mut impl Write,
+) -> io::Result<u64> {
     let mut consumed = 0;
     let mut line = String::new();
     let mut joined = String::new();
@@ -209,7 +225,9 @@ pub fn print_from(mut reader: impl BufRead, timestamps: bool, out: &mut impl Wri
             break;
         }
         consumed += n as u64;
-        let Some(r) = parse_record(line.trim_end_matches('\n')) else { continue };
+        let Some(r) = parse_record(line.trim_end_matches('\n')) else {
+            continue;
+        };
         if joined.is_empty() && timestamps {
             joined.push_str(&r.time);
             joined.push(' ');
@@ -239,7 +257,8 @@ mod tests {
         let d = dir("cri");
         let path = d.join("c/0.log");
         let mut w = LogWriter::open(path.clone(), 1 << 20, 5).unwrap();
-        w.write(Stream::Stdout, b"hello\nwor", 1_000_000_000).unwrap();
+        w.write(Stream::Stdout, b"hello\nwor", 1_000_000_000)
+            .unwrap();
         w.write(Stream::Stderr, b"oops\n", 2_000_000_000).unwrap();
         w.write(Stream::Stdout, b"ld\n", 3_000_000_000).unwrap();
         w.write(Stream::Stdout, b"tail", 4_000_000_000).unwrap();
@@ -254,7 +273,10 @@ mod tests {
         );
         let mut out = Vec::new();
         print_log(&path, false, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "hello\noops\nworld\ntail\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "hello\noops\nworld\ntail\n"
+        );
         fs::remove_dir_all(d).unwrap();
     }
 
@@ -264,13 +286,17 @@ mod tests {
         let path = d.join("0.log");
         let mut w = LogWriter::open(path.clone(), 1 << 20, 5).unwrap();
         let long = "x".repeat(MAX_LINE + 10);
-        w.write(Stream::Stdout, format!("{long}\n").as_bytes(), 0).unwrap();
+        w.write(Stream::Stdout, format!("{long}\n").as_bytes(), 0)
+            .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.lines().next().unwrap().contains(" stdout P "));
         let mut out = Vec::new();
         print_log(&path, true, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), format!("1970-01-01T00:00:00.000000000Z {long}\n"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("1970-01-01T00:00:00.000000000Z {long}\n")
+        );
         fs::remove_dir_all(d).unwrap();
     }
 
@@ -280,7 +306,12 @@ mod tests {
         let path = d.join("0.log");
         let mut w = LogWriter::open(path.clone(), 200, 3).unwrap();
         for i in 0..40u128 {
-            w.write(Stream::Stdout, format!("line {i:03}\n").as_bytes(), i * 1_000_000_000).unwrap();
+            w.write(
+                Stream::Stdout,
+                format!("line {i:03}\n").as_bytes(),
+                i * 1_000_000_000,
+            )
+            .unwrap();
         }
         let rotated = rotated_files(&path);
         assert_eq!(rotated.len(), 2, "{rotated:?}");
@@ -291,7 +322,10 @@ mod tests {
         assert!(out.ends_with("line 039\n"));
         assert!(!out.contains("line 000"), "oldest files were removed");
         let numbers: Vec<u32> = out.lines().map(|l| l[5..].parse().unwrap()).collect();
-        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "continuous: {numbers:?}");
+        assert!(
+            numbers.windows(2).all(|w| w[1] == w[0] + 1),
+            "continuous: {numbers:?}"
+        );
         fs::remove_dir_all(d).unwrap();
     }
 

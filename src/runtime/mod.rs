@@ -75,10 +75,6 @@ impl Runtime {
         }
     }
 
-    pub fn paths(&self) -> &Paths {
-        &self.config.paths
-    }
-
     /// `runc://<id>`: the runtime's name and the container id, as a
     /// containerID in status.
     fn status_id(&self, id: &str) -> String {
@@ -93,7 +89,12 @@ impl Runtime {
 
     /// Carry out one action. Immediate results come back at once; the rest
     /// arrive later through `on_ready`.
-    pub fn execute(&mut self, action: Action, reactor: &mut Reactor, now: Time) -> Vec<Observation> {
+    pub fn execute(
+        &mut self,
+        action: Action,
+        reactor: &mut Reactor,
+        now: Time,
+    ) -> Vec<Observation> {
         match action {
             Action::CreateSandbox { pod } => {
                 let pod_uid = pod.metadata.uid.clone();
@@ -157,11 +158,6 @@ impl Runtime {
                 vec![]
             }
         }
-    }
-
-    /// Is `token` one of the runtime's?
-    pub fn owns(&self, token: Token) -> bool {
-        self.watched.contains_key(&token) || self.notices.contains_key(&token)
     }
 
     /// A watched fd became readable.

@@ -13,7 +13,7 @@ use super::records::{ExitRecord, StartedRecord};
 use crate::state::write_json;
 use crate::time::Time;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::FromRawFd;
@@ -126,7 +126,11 @@ fn supervise(args: &MonitorArgs) -> io::Result<()> {
         let record = ExitRecord {
             code: 128,
             signal: None,
-            start_error: Some(if message.is_empty() { format!("runtime exited with {status}") } else { message }),
+            start_error: Some(if message.is_empty() {
+                format!("runtime exited with {status}")
+            } else {
+                message
+            }),
             finished_at: Time::now().0,
         };
         return write_json(&args.dir.join("exit.json"), &record);
@@ -187,7 +191,10 @@ fn read_available(fd: OwnedFd) -> io::Result<Vec<u8>> {
 /// Copy both streams into the log until every writer has closed them: the
 /// container's processes are all gone (its PID namespace died with init).
 fn copy_until_closed(out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> io::Result<()> {
-    let mut open = [Some(std::fs::File::from(out)), Some(std::fs::File::from(err))];
+    let mut open = [
+        Some(std::fs::File::from(out)),
+        Some(std::fs::File::from(err)),
+    ];
     let mut buf = [0u8; 8192];
     while open.iter().any(Option::is_some) {
         let mut fds: Vec<PollFd> = open
@@ -210,7 +217,11 @@ fn copy_until_closed(out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> io::Res
             if !is_ready {
                 continue;
             }
-            let stream = if i == 0 { Stream::Stdout } else { Stream::Stderr };
+            let stream = if i == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
             match file.read(&mut buf) {
                 Ok(0) => *slot = None,
                 Ok(n) => log.write(stream, &buf[..n], now_nanos())?,
@@ -237,18 +248,13 @@ fn reap(pid: i32) -> io::Result<(i32, Option<i32>)> {
             Ok(_) => continue,
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::CHILD) => {
-                return Err(io::Error::other("the container's init was reaped elsewhere"))
+                return Err(io::Error::other(
+                    "the container's init was reaped elsewhere",
+                ))
             }
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Keep `as_fd` referenced so the compiler does not flag the trait import as
-/// unused on targets where `PollFd::new` takes `&impl AsFd` implicitly.
-#[allow(dead_code)]
-fn _assert_as_fd(f: &std::fs::File) -> rustix::fd::BorrowedFd<'_> {
-    f.as_fd()
 }
 
 #[cfg(test)]

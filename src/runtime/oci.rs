@@ -29,9 +29,14 @@ impl OciRuntime {
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         // A container that already stopped or vanished is what teardown wants.
-        let gone = ["not running", "does not exist", "not found", "container not running"]
-            .iter()
-            .any(|m| stderr.contains(m));
+        let gone = [
+            "not running",
+            "does not exist",
+            "not found",
+            "container not running",
+        ]
+        .iter()
+        .any(|m| stderr.contains(m));
         if gone_is_ok && gone {
             return Ok(());
         }
@@ -50,7 +55,11 @@ impl OciRuntime {
 
     /// Remove a stopped container's runtime state; `force` kills it first.
     pub fn delete(&self, id: &str, force: bool) -> io::Result<()> {
-        let args: &[&str] = if force { &["delete", "--force", id] } else { &["delete", id] };
+        let args: &[&str] = if force {
+            &["delete", "--force", id]
+        } else {
+            &["delete", id]
+        };
         let out = self.run(args)?;
         self.check("delete", id, out, true)
     }
@@ -69,7 +78,10 @@ impl OciRuntime {
     /// The runtime's version line, for `picolet version` and node info.
     pub fn version(&self) -> Option<String> {
         let out = Command::new(&self.binary).arg("--version").output().ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
     }
 }
 
@@ -85,5 +97,6 @@ pub fn find_default() -> Option<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -43,7 +43,14 @@ impl Paths {
         self.root.join("containers").join(id)
     }
 
-    pub fn container_log(&self, namespace: &str, name: &str, uid: &str, container: &str, attempt: u32) -> PathBuf {
+    pub fn container_log(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        container: &str,
+        attempt: u32,
+    ) -> PathBuf {
         super::logs::pod_log_dir(&self.logs, namespace, name, uid)
             .join(container)
             .join(format!("{attempt}.log"))
@@ -52,5 +59,8 @@ impl Paths {
 
 /// The runtime's id of one instance: `<pod uid>-<container>-<attempt>`.
 pub fn container_id(instance: &InstanceRef) -> String {
-    format!("{}-{}-{}", instance.pod_uid, instance.container, instance.attempt)
+    format!(
+        "{}-{}-{}",
+        instance.pod_uid, instance.container, instance.attempt
+    )
 }

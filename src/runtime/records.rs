@@ -18,6 +18,8 @@ pub struct InstanceRecord {
     pub pod_uid: String,
     pub container: String,
     pub attempt: u32,
+    /// The image's manifest digest (imageID).
+    pub image_id: String,
     pub monitor_pid: i32,
     /// The monitor's start time in clock ticks (/proc/PID/stat field 22):
     /// tells the monitor from a later process with a reused PID.

@@ -22,11 +22,17 @@ impl Runtime {
     pub fn recover(&mut self, reactor: &mut Reactor, now: Time) -> Vec<Recovered> {
         let paths = self.config.paths.clone();
         let mut pods: BTreeMap<String, Recovered> = BTreeMap::new();
-        for entry in fs::read_dir(paths.run.join("pods")).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(paths.run.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let dir = entry.path();
             let uid = entry.file_name().to_string_lossy().into_owned();
             let pod = read_json::<Pod>(&dir.join("pod.json")).ok().flatten();
-            let record = read_json::<SandboxRecord>(&dir.join("sandbox.json")).ok().flatten();
+            let record = read_json::<SandboxRecord>(&dir.join("sandbox.json"))
+                .ok()
+                .flatten();
             match (pod, record) {
                 (Some(pod), Some(record)) if pod.metadata.uid == uid => {
                     pods.insert(
@@ -65,13 +71,16 @@ impl Runtime {
             };
             let exited = dir.join("exit.json").exists();
             let alive = process_start_time(record.monitor_pid) == Some(record.monitor_start);
-            let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten();
+            let started = read_json::<StartedRecord>(&dir.join("started.json"))
+                .ok()
+                .flatten();
             let recovered = if !exited && alive {
                 match self.reattach(&instance, record.monitor_pid, reactor) {
                     Ok(()) => Some(RecoveredInstance {
                         container: instance.container.clone(),
                         attempt: instance.attempt,
                         container_id: self.status_id(&id),
+                        image_id: record.image_id.clone(),
                         started_at: Some(started.as_ref().map_or(now, |s| Time(s.started_at))),
                         exit: None,
                     }),
@@ -95,6 +104,7 @@ impl Runtime {
                     container: instance.container.clone(),
                     attempt: instance.attempt,
                     container_id: self.status_id(&id),
+                    image_id: record.image_id.clone(),
                     started_at,
                     exit: Some(exit),
                 }
@@ -118,8 +128,14 @@ impl Runtime {
         pods.into_values().collect()
     }
 
-    fn reattach(&mut self, instance: &InstanceRef, pid: i32, reactor: &mut Reactor) -> std::io::Result<()> {
-        let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("bad pid"))?;
+    fn reattach(
+        &mut self,
+        instance: &InstanceRef,
+        pid: i32,
+        reactor: &mut Reactor,
+    ) -> std::io::Result<()> {
+        let pid =
+            rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("bad pid"))?;
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
         let token = reactor.register(&pidfd)?;
         self.watched.insert(

@@ -16,7 +16,7 @@ use crate::state::{read_json, write_json};
 use crate::time::Time;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::mount::{mount_bind, MountFlags};
-use rustix::thread::{unshare, LinkNameSpaceType, UnshareFlags};
+use rustix::thread::{unshare_unsafe, LinkNameSpaceType, UnshareFlags};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -116,33 +116,62 @@ pub fn create(paths: &Paths, pod: &Pod, now: Time) -> io::Result<()> {
         pin_namespace(Ns::Uts, uts, Some(&view.hostname))?;
     }
     fs::create_dir_all(&view.shm)?;
-    mount_fs("shm", &view.shm, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, &format!("mode=1777,{SHM_SIZE}"))?;
+    mount_fs(
+        "shm",
+        &view.shm,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        &format!("mode=1777,{SHM_SIZE}"),
+    )?;
     write_etc(pod, &view)?;
     prepare_volumes(paths, pod)?;
-    let created_at = read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
-    write_json(&dir.join("sandbox.json"), &SandboxRecord { created_at, ready: true })
+    let created_at =
+        read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
+    write_json(
+        &dir.join("sandbox.json"),
+        &SandboxRecord {
+            created_at,
+            ready: true,
+        },
+    )
 }
 
 /// Unshare namespace `ns`, configure it, bind-mount it at `at`, and return to
 /// the agent's own namespace.
 fn pin_namespace(ns: Ns, at: &Path, host_name: Option<&str>) -> io::Result<()> {
     let self_path = format!("/proc/thread-self/ns/{}", ns.file());
-    let original: OwnedFd = rustix::fs::open(&self_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| ctx(&self_path, e))?;
+    let original: OwnedFd = rustix::fs::open(
+        &self_path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ctx(&self_path, e))?;
     fs::File::create(at)?;
     // SAFETY: the agent is single-threaded, so unsharing changes no other
     // thread's view; every path below returns to `original` before returning.
-    unsafe { unshare(ns.unshare_flag()) }.map_err(|e| ctx(format!("unshare {}", ns.file()), e))?;
+    unsafe { unshare_unsafe(ns.unshare_flag()) }
+        .map_err(|e| ctx(format!("unshare {}", ns.file()), e))?;
     let configured = (|| -> io::Result<()> {
         match ns {
             Ns::Net => loopback_up()?,
             Ns::Uts => rustix::system::sethostname(host_name.unwrap_or("localhost").as_bytes())?,
             Ns::Ipc => {}
         }
-        mount_bind(&self_path, at).map_err(|e| ctx(format!("pinning {} namespace at {}", ns.file(), at.display()), e))
+        mount_bind(&self_path, at).map_err(|e| {
+            ctx(
+                format!("pinning {} namespace at {}", ns.file(), at.display()),
+                e,
+            )
+        })
     })();
-    rustix::thread::move_into_link_name_space(original.as_fd(), Some(ns.link_type()))
-        .map_err(|e| ctx(format!("returning to the agent's {} namespace", ns.file()), e))?;
+    rustix::thread::move_into_link_name_space(original.as_fd(), Some(ns.link_type())).map_err(
+        |e| {
+            ctx(
+                format!("returning to the agent's {} namespace", ns.file()),
+                e,
+            )
+        },
+    )?;
     configured
 }
 
@@ -184,20 +213,28 @@ fn write_etc(pod: &Pod, view: &SandboxView) -> io::Result<()> {
         )
     };
     let host_name = if pod.spec.host_network {
-        rustix::system::uname().nodename().to_string_lossy().into_owned()
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
     } else {
         view.hostname.clone()
     };
     fs::write(view.etc.join("hosts"), hosts)?;
     fs::write(view.etc.join("hostname"), format!("{host_name}\n"))?;
-    fs::write(view.etc.join("resolv.conf"), fs::read("/etc/resolv.conf").unwrap_or_default())
+    fs::write(
+        view.etc.join("resolv.conf"),
+        fs::read("/etc/resolv.conf").unwrap_or_default(),
+    )
 }
 
 /// emptyDir directories (tmpfs for `medium: Memory`) and hostPath type checks.
 fn prepare_volumes(paths: &Paths, pod: &Pod) -> io::Result<()> {
     let dirs = volume_paths(paths, pod);
     for (i, v) in pod.spec.volumes.iter().enumerate() {
-        let Some(path) = dirs.get(&v.name) else { continue };
+        let Some(path) = dirs.get(&v.name) else {
+            continue;
+        };
         let field = format!("spec.volumes[{i}]");
         if let Some(e) = &v.empty_dir {
             if path.is_dir() {
@@ -211,11 +248,18 @@ fn prepare_volumes(paths: &Paths, pod: &Pod) -> io::Result<()> {
                     let bytes = quantity::bytes_of(limit).map_err(|m| ctx(&field, m))?;
                     options.push_str(&format!(",size={bytes}"));
                 }
-                mount_fs("tmpfs", path, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, &options)
-                    .map_err(|e| ctx(format!("{field}.emptyDir"), e))?;
+                mount_fs(
+                    "tmpfs",
+                    path,
+                    "tmpfs",
+                    MountFlags::NOSUID | MountFlags::NODEV,
+                    &options,
+                )
+                .map_err(|e| ctx(format!("{field}.emptyDir"), e))?;
             }
         } else if let Some(h) = &v.host_path {
-            check_host_path(path, &h.kind).map_err(|m| ctx(format!("{field}.hostPath ({})", path.display()), m))?;
+            check_host_path(path, &h.kind)
+                .map_err(|m| ctx(format!("{field}.hostPath ({})", path.display()), m))?;
         }
     }
     Ok(())

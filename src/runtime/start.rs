@@ -2,6 +2,7 @@
 //! layer, bundle, and the monitor that runs and outlives it.
 
 use super::bundle::{self, Identity};
+use super::fsutil::mount_fs;
 use super::monitor::{MonitorArgs, NOTIFY_FD};
 use super::paths::container_id;
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
@@ -14,7 +15,6 @@ use crate::reactor::{Reactor, Token};
 use crate::state::{read_json, write_json};
 use crate::time::Time;
 use rustix::fd::AsRawFd;
-use super::fsutil::mount_fs;
 use rustix::mount::MountFlags;
 use std::fs;
 use std::io::Read;
@@ -44,13 +44,19 @@ fn fail(reason: &'static str, message: impl std::fmt::Display) -> StartFailure {
 }
 
 impl Runtime {
-    pub(super) fn start(&mut self, pod: &Pod, instance: &InstanceRef, reactor: &mut Reactor) -> Result<(), StartFailure> {
+    pub(super) fn start(
+        &mut self,
+        pod: &Pod,
+        instance: &InstanceRef,
+        reactor: &mut Reactor,
+    ) -> Result<(), StartFailure> {
         let c = pod
             .container(&instance.container)
             .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
-        let image = self
-            .images
-            .ensure(&c.image, c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent))?;
+        let image = self.images.ensure(
+            &c.image,
+            c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent),
+        )?;
         let hostname = sandbox::hostname(pod);
         let process = merge(&image.config, c, &[("HOSTNAME".into(), hostname)])
             .map_err(|m| fail("CreateContainerConfigError", m))?;
@@ -93,11 +99,17 @@ impl Runtime {
             log_max_size: self.config.log_max_size,
             log_max_files: self.config.log_max_files,
         };
-        self.spawn_monitor(instance, &args, reactor)
+        self.spawn_monitor(instance, &image.digest, &args, reactor)
             .map_err(|e| fail("RunContainerError", format!("starting the monitor: {e}")))
     }
 
-    fn spawn_monitor(&mut self, instance: &InstanceRef, args: &MonitorArgs, reactor: &mut Reactor) -> std::io::Result<()> {
+    fn spawn_monitor(
+        &mut self,
+        instance: &InstanceRef,
+        image_id: &str,
+        args: &MonitorArgs,
+        reactor: &mut Reactor,
+    ) -> std::io::Result<()> {
         let (notify_r, notify_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let write_fd = notify_w.as_raw_fd();
         let stderr = fs::File::create(args.dir.join("monitor.err"))?;
@@ -132,6 +144,7 @@ impl Runtime {
                 pod_uid: instance.pod_uid.clone(),
                 container: instance.container.clone(),
                 attempt: instance.attempt,
+                image_id: image_id.to_string(),
                 monitor_pid: pid,
                 monitor_start: process_start_time(pid).unwrap_or(0),
             },
@@ -158,7 +171,11 @@ impl Runtime {
     /// The monitor's start notice pipe is readable: a byte means the
     /// container runs; end of file without one means it never will (the exit
     /// follows through the pidfd).
-    pub(super) fn on_notice(&mut self, pid_token: Token, reactor: &mut Reactor) -> Option<Observation> {
+    pub(super) fn on_notice(
+        &mut self,
+        pid_token: Token,
+        reactor: &mut Reactor,
+    ) -> Option<Observation> {
         let watched = self.watched.get_mut(&pid_token)?;
         let (fd, _) = watched.notify.take()?;
         reactor.deregister(&fd);
@@ -170,10 +187,16 @@ impl Runtime {
         let id = container_id(&watched.instance);
         let instance = watched.instance.clone();
         let dir = self.config.paths.container_run(&id);
-        let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten()?;
+        let started = read_json::<StartedRecord>(&dir.join("started.json"))
+            .ok()
+            .flatten()?;
+        let record = read_json::<InstanceRecord>(&dir.join("instance.json"))
+            .ok()
+            .flatten()?;
         Some(Observation::Started {
             instance,
             container_id: self.status_id(&id),
+            image_id: record.image_id,
             at: Time(started.started_at),
         })
     }
@@ -182,7 +205,12 @@ impl Runtime {
 /// uid and gid of the process: securityContext over the pod's over the
 /// image's `User`; `runAsNonRoot` refuses uid 0 (kubelet:
 /// CreateContainerConfigError).
-fn identity(pod: &Pod, c: &crate::pod::Container, rootfs: &std::path::Path, image_user: Option<&str>) -> Result<Identity, String> {
+fn identity(
+    pod: &Pod,
+    c: &crate::pod::Container,
+    rootfs: &std::path::Path,
+    image_user: Option<&str>,
+) -> Result<Identity, String> {
     let sc = c.security_context.clone().unwrap_or_default();
     let psc = pod.spec.security_context.clone().unwrap_or_default();
     let run_as_user = sc.run_as_user.or(psc.run_as_user);

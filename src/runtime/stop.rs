@@ -37,7 +37,9 @@ pub fn remove_instance_files(oci: &OciRuntime, dir: &Path, disk: &Path, id: &str
 
 /// The observed end of an instance from its records.
 pub fn exit_from_records(dir: &Path, now: Time) -> (Option<Time>, Exit) {
-    let started = read_json::<StartedRecord>(&dir.join("started.json")).ok().flatten();
+    let started = read_json::<StartedRecord>(&dir.join("started.json"))
+        .ok()
+        .flatten();
     let started_at = started.map(|s| Time(s.started_at));
     let exit = match read_json::<ExitRecord>(&dir.join("exit.json")) {
         Ok(Some(ExitRecord {
@@ -88,7 +90,9 @@ impl Runtime {
 
     /// Drop records of instances older than the last `KEPT_INSTANCES`.
     fn prune_old_instances(&self, newest: &InstanceRef) {
-        let Some(oldest_kept) = (newest.attempt + 1).checked_sub(KEPT_INSTANCES) else { return };
+        let Some(oldest_kept) = (newest.attempt + 1).checked_sub(KEPT_INSTANCES) else {
+            return;
+        };
         for attempt in 0..oldest_kept {
             let old = InstanceRef {
                 attempt,
@@ -125,7 +129,9 @@ impl Runtime {
 }
 
 /// (id, run dir, record) of every instance directory under `containers`.
-pub fn instance_dirs(containers: &Path) -> Vec<(String, std::path::PathBuf, Option<InstanceRecord>)> {
+pub fn instance_dirs(
+    containers: &Path,
+) -> Vec<(String, std::path::PathBuf, Option<InstanceRecord>)> {
     fs::read_dir(containers)
         .into_iter()
         .flatten()
@@ -133,7 +139,9 @@ pub fn instance_dirs(containers: &Path) -> Vec<(String, std::path::PathBuf, Opti
         .filter_map(|e| {
             let id = e.file_name().to_str()?.to_string();
             let dir = e.path();
-            let record = read_json::<InstanceRecord>(&dir.join("instance.json")).ok().flatten();
+            let record = read_json::<InstanceRecord>(&dir.join("instance.json"))
+                .ok()
+                .flatten();
             Some((id, dir, record))
         })
         .collect()

@@ -56,8 +56,10 @@ pub struct ManifestDir {
 impl ManifestDir {
     /// Watch `dir` (created if missing) for manifests of node `node_name`.
     pub fn open(dir: &Path, node_name: &str) -> io::Result<ManifestDir> {
-        fs::create_dir_all(dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let inotify =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
         let mask = inotify::WatchFlags::CREATE
             | inotify::WatchFlags::DELETE
             | inotify::WatchFlags::CLOSE_WRITE
@@ -163,7 +165,10 @@ impl ManifestDir {
         let mut pods = Vec::new();
         for d in decoded {
             for field in &d.unknown_fields {
-                log::warn!("manifest {}: {field}: unknown field, ignored", path.display());
+                log::warn!(
+                    "manifest {}: {field}: unknown field, ignored",
+                    path.display()
+                );
             }
             let errors = validate(&d.pod);
             if !errors.is_empty() {
@@ -183,7 +188,10 @@ impl ManifestDir {
             h.update(format!("host:{}", self.node_name));
             h.update(format!("file:{}", path.display()));
             let digest = h.finalize();
-            digest[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            digest[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         defaults::apply(&mut pod);
         let m = &mut pod.metadata;
@@ -191,9 +199,12 @@ impl ManifestDir {
             m.uid = hash;
         }
         m.name = format!("{}-{}", m.name, self.node_name);
-        m.annotations.insert("kubernetes.io/config.hash".into(), m.uid.clone());
-        m.annotations.insert("kubernetes.io/config.source".into(), "file".into());
-        m.annotations.insert("kubernetes.io/config.seen".into(), now.rfc3339());
+        m.annotations
+            .insert("kubernetes.io/config.hash".into(), m.uid.clone());
+        m.annotations
+            .insert("kubernetes.io/config.source".into(), "file".into());
+        m.annotations
+            .insert("kubernetes.io/config.seen".into(), now.rfc3339());
         pod.spec.node_name = Some(self.node_name.clone());
         let toleration = serde_json::json!({"operator": "Exists", "effect": "NoExecute"});
         let tolerations = pod.spec.tolerations.get_or_insert_with(Vec::new);
@@ -280,8 +291,14 @@ mod tests {
         assert_eq!(p.metadata.name, "web-edge1");
         assert_eq!(p.metadata.namespace, "default");
         assert_eq!(p.metadata.uid.len(), 32);
-        assert_eq!(p.metadata.annotations["kubernetes.io/config.hash"], p.metadata.uid);
-        assert_eq!(p.metadata.annotations["kubernetes.io/config.source"], "file");
+        assert_eq!(
+            p.metadata.annotations["kubernetes.io/config.hash"],
+            p.metadata.uid
+        );
+        assert_eq!(
+            p.metadata.annotations["kubernetes.io/config.source"],
+            "file"
+        );
         assert_eq!(p.spec.node_name.as_deref(), Some("edge1"));
         assert_eq!(p.spec.tolerations.as_ref().unwrap().len(), 1);
         assert!(!src.drain_events(), "no events pending after draining");
@@ -298,10 +315,18 @@ mod tests {
         assert_eq!(src.pods()[0].metadata.uid, first, "same content, same pod");
         fs::write(d.0.join("a.yaml"), manifest("web", "busybox:2")).unwrap();
         src.scan(Time(2000));
-        assert_ne!(src.pods()[0].metadata.uid, first, "changed content, new pod");
+        assert_ne!(
+            src.pods()[0].metadata.uid,
+            first,
+            "changed content, new pod"
+        );
         fs::write(d.0.join("a.yaml"), manifest("web", "busybox:1")).unwrap();
         src.scan(Time(3000));
-        assert_eq!(src.pods()[0].metadata.uid, first, "identical content again, the same UID");
+        assert_eq!(
+            src.pods()[0].metadata.uid,
+            first,
+            "identical content again, the same UID"
+        );
     }
 
     #[test]
@@ -312,7 +337,11 @@ mod tests {
         fs::write(d.0.join("b.yaml"), manifest("other", "busybox")).unwrap();
         src.scan(Time(0));
         let before = src.pods();
-        fs::write(d.0.join("a.yaml"), manifest("web", "busybox").replace("containers:", "containers: [")).unwrap();
+        fs::write(
+            d.0.join("a.yaml"),
+            manifest("web", "busybox").replace("containers:", "containers: ["),
+        )
+        .unwrap();
         src.scan(Time(1000));
         assert_eq!(src.pods(), before, "both pods unchanged");
         let errors = src.errors();
@@ -322,7 +351,13 @@ mod tests {
         // An invalid field is reported by path.
         fs::write(d.0.join("a.yaml"), manifest("web", "''")).unwrap();
         src.scan(Time(2000));
-        assert!(src.errors()[0].message.contains("spec.containers[0].image: required"), "{:?}", src.errors());
+        assert!(
+            src.errors()[0]
+                .message
+                .contains("spec.containers[0].image: required"),
+            "{:?}",
+            src.errors()
+        );
         fs::write(d.0.join("a.yaml"), manifest("web", "busybox")).unwrap();
         src.scan(Time(3000));
         assert!(src.errors().is_empty());

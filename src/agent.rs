@@ -1,0 +1,216 @@
+//! The agent loop: sources -> engine -> runtime, on one thread.
+//!
+//! The thread sleeps in epoll until a monitor ends, a start notice arrives,
+//! the manifest directory changes, a signal comes, or the engine's next
+//! deadline passes. Nothing wakes it otherwise: no periodic sync.
+
+use crate::config::{CgroupMode, Config};
+use crate::engine::backoff::BackoffPolicy;
+use crate::engine::{Desired, Engine, EngineConfig};
+use crate::pod::status::{PodList, PodObject};
+use crate::reactor::Reactor;
+use crate::runtime::oci;
+use crate::runtime::paths::Paths;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::signals::Signals;
+use crate::source::file::{ManifestDir, ManifestError};
+use crate::state::write_json;
+use crate::time::Time;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `<run>/agent.json`: how the running agent was started, for `get pods`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub node_name: String,
+    pub pid: u32,
+    pub version: String,
+    pub runtime: PathBuf,
+    /// `off` when running without resource limits.
+    pub cgroups: String,
+    pub log_dir: PathBuf,
+}
+
+/// `<run>/manifest-errors.json`.
+pub const ERRORS_FILE: &str = "manifest-errors.json";
+pub const AGENT_FILE: &str = "agent.json";
+
+pub fn run(config: Config) -> Result<(), String> {
+    // First, before anything could start a thread.
+    let signals = Signals::block().map_err(|e| format!("blocking signals: {e}"))?;
+    if config.cgroups == CgroupMode::V2 {
+        return Err(cgroup_refusal());
+    }
+    log::warn!("--cgroups off: running WITHOUT resource limits; pod resources are not enforced");
+    let binary = match &config.runtime {
+        Some(p) => p.clone(),
+        None => oci::find_default()
+            .ok_or("no OCI runtime found: install runc or crun, or pass --runtime PATH")?,
+    };
+    let paths = Paths {
+        root: config.root_dir.clone(),
+        run: config.run_dir.clone(),
+        logs: config.log_dir.clone(),
+    };
+    for dir in [&paths.root, &paths.run, &paths.logs] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let self_exe =
+        std::env::current_exe().map_err(|e| format!("finding picolet's own binary: {e}"))?;
+    let info = AgentInfo {
+        node_name: config.node_name.clone(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        runtime: binary.clone(),
+        cgroups: "off".into(),
+        log_dir: paths.logs.clone(),
+    };
+    write_json(&paths.run.join(AGENT_FILE), &info).map_err(|e| e.to_string())?;
+    log::info!(
+        "picolet {} on node {}: manifests {}, runtime {}",
+        info.version,
+        config.node_name,
+        config.static_pod_path.display(),
+        binary.display()
+    );
+
+    let mut reactor = Reactor::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut runtime = Runtime::new(RuntimeConfig {
+        paths: paths.clone(),
+        binary,
+        self_exe,
+        log_max_size: config.log_max_size,
+        log_max_files: config.log_max_files,
+    });
+    let mut engine = Engine::new(EngineConfig {
+        backoff: BackoffPolicy {
+            initial: config.backoff_initial,
+            max: config.backoff_max,
+        },
+    });
+    let now = Time::now();
+    let recovered = runtime.recover(&mut reactor, now);
+    if !recovered.is_empty() {
+        log::info!("found {} pod(s) from an earlier run", recovered.len());
+    }
+    engine.restore(recovered, now);
+
+    let mut source =
+        ManifestDir::open(&config.static_pod_path, &config.node_name).map_err(|e| e.to_string())?;
+    let source_token = reactor.register(source.fd()).map_err(|e| e.to_string())?;
+    let signal_token = reactor.register(signals.fd()).map_err(|e| e.to_string())?;
+    source.scan(now);
+    engine.set_desired(desired(&mut source, &runtime), now);
+
+    let mut status = StatusWriter::default();
+    let mut ready = Vec::new();
+    loop {
+        while let Some(action) = engine.poll_action() {
+            for observation in runtime.execute(action, &mut reactor, Time::now()) {
+                engine.handle(observation, Time::now());
+            }
+        }
+        status.write_if_changed(&paths, &engine, &source.errors());
+
+        // Round up: waking a millisecond early would find nothing due.
+        let timeout = engine
+            .poll_timeout()
+            .map(|t| t.saturating_sub(Time::now()) + Duration::from_millis(1));
+        ready.clear();
+        reactor
+            .wait(timeout, &mut ready)
+            .map_err(|e| format!("epoll: {e}"))?;
+        let now = Time::now();
+        for &token in &ready {
+            if token == signal_token {
+                if let Some(signal) = signals.next() {
+                    log::info!("signal {signal}: exiting; containers keep running");
+                    return Ok(());
+                }
+            } else if token == source_token {
+                if source.drain_events() {
+                    source.scan(now);
+                    engine.set_desired(desired(&mut source, &runtime), now);
+                }
+            } else {
+                for observation in runtime.on_ready(token, &mut reactor) {
+                    engine.handle(observation, now);
+                }
+            }
+        }
+        engine.handle_timeout(now);
+    }
+}
+
+fn desired(source: &mut ManifestDir, runtime: &Runtime) -> Vec<Desired> {
+    source
+        .pods()
+        .into_iter()
+        .map(|pod| Desired {
+            first_attempts: runtime.first_attempts(&pod),
+            pod,
+        })
+        .collect()
+}
+
+fn cgroup_refusal() -> String {
+    let detail = match rustix::fs::statfs("/sys/fs/cgroup") {
+        Ok(s) if s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64 => {
+            "this host has cgroup v2, but picolet's cgroup v2 resource management is not built yet".to_string()
+        }
+        _ => "/sys/fs/cgroup is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode; \
+              boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all"
+            .to_string(),
+    };
+    format!("refusing to start: {detail}; or run with --cgroups off to run pods WITHOUT resource limits")
+}
+
+/// Writes the PodList and manifest errors to the run dir when they change,
+/// and only then.
+#[derive(Default)]
+struct StatusWriter {
+    last: Vec<u8>,
+}
+
+impl StatusWriter {
+    fn write_if_changed(&mut self, paths: &Paths, engine: &Engine, errors: &[ManifestError]) {
+        let items: Vec<PodObject> = engine
+            .statuses()
+            .map(|(pod, mut status)| {
+                let mut metadata = pod.metadata.clone();
+                metadata.creation_timestamp =
+                    status.start_time.clone().map(serde_json::Value::String);
+                metadata.deletion_timestamp =
+                    engine.deleting_since(&metadata.uid).map(Time::rfc3339);
+                let name = pod.full_name();
+                if let Some(e) = errors.iter().find(|e| e.pods.contains(&name)) {
+                    status.message = Some(format!(
+                        "manifest {}: {}; running the last good version",
+                        e.file.display(),
+                        e.message
+                    ));
+                }
+                PodObject {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    metadata,
+                    spec: pod.spec.clone(),
+                    status,
+                }
+            })
+            .collect();
+        let list = PodList::new(items);
+        let bytes = serde_json::to_vec(&(&list, errors)).unwrap_or_default();
+        if bytes == self.last {
+            return;
+        }
+        let written = write_json(&paths.status_file(), &list)
+            .and_then(|()| write_json(&paths.run.join(ERRORS_FILE), &errors));
+        match written {
+            Ok(()) => self.last = bytes,
+            Err(e) => log::error!("writing status: {e}"),
+        }
+    }
+}

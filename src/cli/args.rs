@@ -1,0 +1,102 @@
+//! A small kubectl-style flag parser: `--flag value`, `--flag=value`,
+//! `-o json`, `-ojson`, boolean flags, positional arguments.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub positional: Vec<String>,
+    values: BTreeMap<String, String>,
+    switches: Vec<String>,
+}
+
+impl Parsed {
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+}
+
+/// `valued` and `switches` list long names; `short` maps one-letter flags to them.
+pub fn parse(
+    args: &[String],
+    valued: &[&str],
+    switches: &[&str],
+    short: &[(char, &str)],
+) -> Result<Parsed, String> {
+    let mut out = Parsed::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let (name, inline) = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (long.to_string(), None),
+            }
+        } else if let Some(rest) = arg.strip_prefix('-').filter(|r| !r.is_empty()) {
+            let letter = rest.chars().next().unwrap_or('-');
+            let long = short
+                .iter()
+                .find(|(c, _)| *c == letter)
+                .map(|(_, l)| l.to_string())
+                .ok_or_else(|| format!("unknown flag: -{letter}"))?;
+            let tail = rest[letter.len_utf8()..].trim_start_matches('=');
+            (long, (!tail.is_empty()).then(|| tail.to_string()))
+        } else {
+            out.positional.push(arg.clone());
+            continue;
+        };
+        if switches.contains(&name.as_str()) {
+            if inline.as_deref().is_some_and(|v| v != "true") {
+                continue;
+            }
+            out.switches.push(name);
+        } else if valued.contains(&name.as_str()) {
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| format!("flag needs an argument: --{name}"))?;
+                    i += 1;
+                    v.clone()
+                }
+            };
+            out.values.insert(name, value);
+        } else {
+            return Err(format!("unknown flag: --{name}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn kubectl_habits() {
+        let p = parse(
+            &argv("pods web -ojson --run-dir=/r -p -c side"),
+            &["output", "run-dir", "container"],
+            &["previous"],
+            &[('o', "output"), ('c', "container"), ('p', "previous")],
+        )
+        .unwrap();
+        assert_eq!(p.positional, ["pods", "web"]);
+        assert_eq!(p.value("output"), Some("json"));
+        assert_eq!(p.value("run-dir"), Some("/r"));
+        assert_eq!(p.value("container"), Some("side"));
+        assert!(p.switch("previous"));
+        assert!(parse(&argv("--nope"), &[], &[], &[]).is_err());
+        assert!(parse(&argv("--output"), &["output"], &[], &[]).is_err());
+    }
+}
