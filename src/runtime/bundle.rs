@@ -13,7 +13,6 @@ use oci_spec::runtime::{
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// containerd's default capability set, which Kubernetes pods get.
 const DEFAULT_CAPS: [&str; 14] = [
@@ -93,22 +92,18 @@ pub fn build(
             .as_ref()
             .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
         if !dropped_all {
-            caps.extend(
-                DEFAULT_CAPS
-                    .iter()
-                    .filter_map(|c| Capability::from_str(c).ok()),
-            );
+            caps.extend(DEFAULT_CAPS.iter().filter_map(|c| capability(c)));
         }
         if let Some(c) = &sc.capabilities {
             for name in c.drop.iter().filter_map(|n| capability_name(n)) {
-                if let Ok(cap) = Capability::from_str(&name) {
+                if let Some(cap) = capability(&name) {
                     caps.remove(&cap);
                 }
             }
             for name in c.add.iter().filter_map(|n| capability_name(n)) {
                 if name == "CAP_ALL" {
                     caps.extend(all_capabilities());
-                } else if let Ok(cap) = Capability::from_str(&name) {
+                } else if let Some(cap) = capability(&name) {
                     caps.insert(cap);
                 }
             }
@@ -237,5 +232,26 @@ fn namespace(
 fn all_capabilities() -> impl Iterator<Item = Capability> {
     CAPABILITIES
         .iter()
-        .filter_map(|n| Capability::from_str(&format!("CAP_{n}")).ok())
+        .filter_map(|n| capability(&format!("CAP_{n}")))
+}
+
+/// `CAP_NET_ADMIN` as oci-spec's type. Its `FromStr` wants `NET_ADMIN`
+/// while its serde form is `CAP_NET_ADMIN`: go through serde, the form
+/// config.json carries.
+fn capability(name: &str) -> Option<Capability> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_capability_converts() {
+        assert_eq!(
+            DEFAULT_CAPS.iter().filter_map(|c| capability(c)).count(),
+            DEFAULT_CAPS.len()
+        );
+        assert_eq!(all_capabilities().count(), CAPABILITIES.len());
+    }
 }
