@@ -61,7 +61,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The log file of the current instance, or of the one before with `-p`.
+/// The log file of the newest instance (or, while none runs, of the last
+/// one), or with `-p` of the one before. Instances are named by their
+/// container ID, `<runtime>://<pod uid>-<container>-<attempt>`.
 fn log_path(
     paths: &Paths,
     pod: &PodObject,
@@ -80,40 +82,49 @@ fn log_path(
                 pod.metadata.name
             )
         })?;
-    let attempt = if previous {
-        if status.last_state.terminated.is_none() {
-            return Err(format!(
+    let last = status
+        .last_state
+        .terminated
+        .as_ref()
+        .and_then(|t| t.container_id.as_deref());
+    let current = status
+        .state
+        .running
+        .as_ref()
+        .and(status.container_id.as_deref())
+        .or(status
+            .state
+            .terminated
+            .as_ref()
+            .and_then(|t| t.container_id.as_deref()));
+    let id = if previous {
+        last.ok_or_else(|| {
+            format!(
                 "previous terminated container {container:?} in pod {:?} not found",
                 pod.metadata.name
-            ));
-        }
-        let current_exists = status.state.terminated.is_some() || status.state.running.is_some();
-        if current_exists {
-            status
-                .restart_count
-                .checked_sub(1)
-                .ok_or("no previous instance")?
-        } else {
-            status.restart_count
-        }
+            )
+        })?
     } else {
-        status.restart_count
+        current.or(last).ok_or_else(|| {
+            let waiting = status
+                .state
+                .waiting
+                .as_ref()
+                .map(|w| w.reason.clone())
+                .unwrap_or_default();
+            format!(
+                "container {container:?} in pod {:?} is waiting to start: {waiting}",
+                pod.metadata.name
+            )
+        })?
     };
+    let attempt: u32 = id
+        .rsplit('-')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("unexpected container ID {id:?}"))?;
     let m = &pod.metadata;
-    let path = paths.container_log(&m.namespace, &m.name, &m.uid, container, attempt);
-    if !path.exists() {
-        let waiting = status
-            .state
-            .waiting
-            .as_ref()
-            .map(|w| w.reason.clone())
-            .unwrap_or_default();
-        return Err(format!(
-            "container {container:?} in pod {:?} is waiting to start: {waiting}",
-            m.name
-        ));
-    }
-    Ok(path)
+    Ok(paths.container_log(&m.namespace, &m.name, &m.uid, container, attempt))
 }
 
 /// Print what the instance writes until it ends (as `kubectl logs -f`).

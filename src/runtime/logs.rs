@@ -126,12 +126,21 @@ impl LogWriter {
     /// `0.log` becomes `0.log.<YYYYMMDD-HHMMSS.nnnnnnnnn>`; the oldest rotated
     /// files beyond `max_files - 1` are removed.
     fn rotate(&mut self, nanos: u128) -> io::Result<()> {
-        let stamp: String = rfc3339_nanos(nanos)
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == 'T' || *c == '.')
-            .map(|c| if c == 'T' { '-' } else { c })
-            .collect();
-        let rotated = PathBuf::from(format!("{}.{stamp}", self.path.display()));
+        // Several rotations can happen within one read, at one timestamp:
+        // step past names already taken.
+        let mut at = nanos;
+        let rotated = loop {
+            let stamp: String = rfc3339_nanos(at)
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == 'T' || *c == '.')
+                .map(|c| if c == 'T' { '-' } else { c })
+                .collect();
+            let candidate = PathBuf::from(format!("{}.{stamp}", self.path.display()));
+            if !candidate.exists() {
+                break candidate;
+            }
+            at += 1;
+        };
         fs::rename(&self.path, rotated)?;
         let mut old = rotated_files(&self.path);
         while old.len() >= self.max_files {
