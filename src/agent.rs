@@ -155,12 +155,21 @@ fn desired(source: &mut ManifestDir, runtime: &Runtime) -> Vec<Desired> {
         .collect()
 }
 
+/// Is /sys/fs/cgroup a cgroup v2 mount? (statfs magic)
+fn is_cgroup2() -> bool {
+    // f_type's integer type differs between targets (i64 on x86_64 glibc,
+    // unsigned on others): compare as u64.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64)
+}
+
 fn cgroup_refusal() -> String {
-    let detail = match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(s) if s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64 => {
+    let detail = match is_cgroup2() {
+        true => {
             "this host has cgroup v2, but picolet's cgroup v2 resource management is not built yet".to_string()
         }
-        _ => "/sys/fs/cgroup is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode; \
+        false => "/sys/fs/cgroup is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode; \
               boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all"
             .to_string(),
     };

@@ -190,6 +190,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_config_file_parses_with_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/picolet.yaml"));
+        let c = Config::load(Some(path), &ConfigFile::default()).unwrap();
+        assert_eq!(c.static_pod_path, PathBuf::from("/etc/picolet/manifests"));
+        assert_eq!(c.root_dir, PathBuf::from("/var/lib/picolet"));
+        assert_eq!(c.run_dir, PathBuf::from("/run/picolet"));
+        assert_eq!(c.log_dir, PathBuf::from("/var/log/pods"));
+        assert_eq!(c.cgroups, CgroupMode::V2);
+        assert_eq!((c.log_max_size, c.log_max_files), (10 << 20, 5));
+        assert_eq!(
+            (c.backoff_initial, c.backoff_max),
+            (Duration::from_secs(10), Duration::from_secs(300))
+        );
+    }
+
+    #[test]
     fn go_durations_parse() {
         assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));

@@ -178,6 +178,11 @@ fn crash_loop_back_off_follows_the_configured_sequence() {
     let dir = agent
         .log_dir()
         .join(format!("default_crash-{NODE}_{uid}/c"));
+    wait_for("the sixth instance's log", Duration::from_secs(10), || {
+        fs::read_to_string(dir.join("5.log"))
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+    });
     let starts: Vec<f64> = (0..=5)
         .map(|n| {
             let text = fs::read_to_string(dir.join(format!("{n}.log"))).unwrap();
@@ -441,4 +446,49 @@ spec:
         "Completed"
     );
     assert_eq!(container(&pod, "second")["ready"], true);
+}
+
+#[test]
+fn the_example_pods_run() {
+    let mut agent = Agent::new("examples");
+    agent.start();
+    for entry in fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/manifests")).unwrap() {
+        let path = entry.unwrap().path();
+        agent.write_manifest(
+            path.file_name().unwrap().to_str().unwrap(),
+            &fs::read_to_string(&path).unwrap(),
+        );
+    }
+    agent.wait_pod("web", "all three running", 30, |p| {
+        ["server", "log-tailer", "client"]
+            .iter()
+            .all(|c| running(p, c))
+    });
+    wait_for(
+        "the client to fetch the page over localhost",
+        Duration::from_secs(20),
+        || {
+            agent
+                .logs("web", &["-c", "client"])
+                .contains("Hello from picolet")
+                .then_some(())
+        },
+    );
+    wait_for(
+        "the tailer to see the access log",
+        Duration::from_secs(20),
+        || {
+            agent
+                .logs("web", &["-c", "log-tailer"])
+                .contains("url:/")
+                .then_some(())
+        },
+    );
+    let batch = agent.wait_pod("batch", "Succeeded", 30, |p| phase(p) == "Succeeded");
+    assert_eq!(restarts(&batch, "sum"), 0);
+    assert_eq!(
+        agent.logs("batch", &["-c", "fetch"]),
+        "prepared 100 numbers\n"
+    );
+    assert_eq!(agent.logs("batch", &["-c", "sum"]), "sum: 5050\n");
 }

@@ -117,21 +117,17 @@ pub fn build(
         .set_inheritable(None)
         .set_ambient(None);
 
+    let supplemental: Vec<u32> = pod
+        .spec
+        .security_context
+        .iter()
+        .flat_map(|s| &s.supplemental_groups)
+        .filter_map(|g| u32::try_from(*g).ok())
+        .collect();
     let user = UserBuilder::default()
         .uid(identity.uid)
         .gid(identity.gid)
-        .additional_gids(
-            pod.spec
-                .security_context
-                .as_ref()
-                .map(|s| {
-                    s.supplemental_groups
-                        .iter()
-                        .filter_map(|g| u32::try_from(*g).ok())
-                        .collect()
-                })
-                .unwrap_or_else(Vec::new),
-        )
+        .additional_gids(supplemental)
         .build()
         .map_err(|e| e.to_string())?;
     let process = ProcessBuilder::default()

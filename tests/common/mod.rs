@@ -30,57 +30,19 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// The busybox image as an OCI layout, tagged `busybox:1.36` and
-/// `docker.io/library/busybox:latest`; built once per test binary.
+/// `docker.io/library/busybox:latest`; built once per test binary by the
+/// same script the demo uses.
 pub fn busybox_layout() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
     LAYOUT.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        let layout = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("busybox-oci-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&base);
-        fs::create_dir_all(&base).unwrap();
-        let layout = base.join("oci");
-        let image = format!("{}:busybox:1.36", layout.display());
-        run(Command::new("umoci")
-            .args(["init", "--layout"])
-            .arg(&layout));
-        run(Command::new("umoci").args(["new", "--image", &image]));
-        let bundle = base.join("bundle");
-        run(Command::new("umoci")
-            .args(["unpack", "--image", &image])
-            .arg(&bundle));
-        let rootfs = bundle.join("rootfs");
-        for dir in ["bin", "etc", "tmp", "var/run"] {
-            fs::create_dir_all(rootfs.join(dir)).unwrap();
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static is installed");
-        let applets = run(Command::new("/bin/busybox").arg("--list"));
-        for applet in String::from_utf8_lossy(&applets.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-            }
-        }
-        fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-        )
-        .unwrap();
-        fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        run(Command::new("umoci")
-            .args(["repack", "--image", &image])
-            .arg(&bundle));
-        run(Command::new("umoci").args([
-            "config",
-            "--image",
-            &image,
-            "--config.cmd=sh",
-            "--config.env=PATH=/bin",
-        ]));
-        run(Command::new("umoci").args([
-            "tag",
-            "--image",
-            &image,
-            "docker.io/library/busybox:latest",
-        ]));
+        let _ = fs::remove_dir_all(&layout);
+        run(Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/images/build-busybox"
+        ))
+        .arg(&layout));
         layout
     })
 }
