@@ -185,13 +185,14 @@ fn loopback_up() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         let mut req: libc::ifreq = std::mem::zeroed();
+        // The request is an int on musl and an unsigned long on glibc.
         for (i, b) in b"lo\0".iter().enumerate() {
             req.ifr_name[i] = *b as libc::c_char;
         }
-        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req);
         if result == 0 {
             req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            result = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+            result = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req);
         }
         let err = io::Error::last_os_error();
         libc::close(fd);
