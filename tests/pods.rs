@@ -492,3 +492,72 @@ fn the_example_pods_run() {
     );
     assert_eq!(agent.logs("batch", &["-c", "sum"]), "sum: 5050\n");
 }
+
+#[test]
+fn pod_namespaces_are_shared_inside_and_isolated_outside() {
+    let mut agent = Agent::new("namespaces");
+    agent.start();
+    agent.write_manifest(
+        "ns.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: ns
+spec:
+  restartPolicy: Never
+  containers:
+  - name: a
+    image: busybox:1.36
+    workingDir: /tmp
+    command: ["sh", "-c", "pwd; ip -o link | wc -l; ip -o link show lo | grep -c UP; echo served > index.html; httpd -p 127.0.0.1:9000 -h /tmp; echo hi > /dev/shm/x; while [ ! -e /dev/shm/done ]; do sleep 0.1; done"]
+  - name: b
+    image: busybox:1.36
+    command: ["sh", "-c", "while [ ! -s /dev/shm/x ]; do sleep 0.1; done; cat /dev/shm/x; wget -q -O- http://127.0.0.1:9000/; touch /dev/shm/done"]
+"#,
+    );
+    agent.write_manifest(
+        "host.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: host\nspec:\n  hostNetwork: true\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [\"sh\", \"-c\", \"ip -o link | wc -l; hostname\"]\n",
+    );
+    agent.write_manifest(
+        "nonroot.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nonroot\nspec:\n  securityContext:\n    runAsNonRoot: true\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sleep, '3600']\n",
+    );
+    agent.wait_pod("ns", "completed", 30, |p| phase(p) == "Succeeded");
+    assert_eq!(
+        agent.logs("ns", &["-c", "a"]),
+        "/tmp\n1\n1\n",
+        "own network namespace: only lo, and up"
+    );
+    assert_eq!(
+        agent.logs("ns", &["-c", "b"]),
+        "hi\nserved\n",
+        "/dev/shm and the network are the pod's"
+    );
+    agent.wait_pod("host", "completed", 30, |p| phase(p) == "Succeeded");
+    let host_links = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        agent.logs("host", &[]),
+        format!("{}\n{}", host_links.lines().count(), host_name),
+        "hostNetwork: the host's links and name"
+    );
+    let nonroot = agent.wait_pod("nonroot", "refused", 20, |p| {
+        container(p, "c")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    let message = container(&nonroot, "c")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("runAsNonRoot and image will run as root"),
+        "{message}"
+    );
+}
