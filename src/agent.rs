@@ -102,7 +102,14 @@ pub fn run(config: Config) -> Result<(), String> {
     let source_token = reactor.register(source.fd()).map_err(|e| e.to_string())?;
     let signal_token = reactor.register(signals.fd()).map_err(|e| e.to_string())?;
     source.scan(now);
-    engine.set_desired(desired(&mut source, &runtime), now);
+    let wanted = desired(&mut source, &runtime);
+    let owners: Vec<String> = wanted
+        .iter()
+        .map(|d| d.pod.metadata.uid.clone())
+        .chain(engine.statuses().map(|(pod, _)| pod.metadata.uid.clone()))
+        .collect();
+    runtime.remove_orphans(&owners.iter().map(String::as_str).collect::<Vec<_>>());
+    engine.set_desired(wanted, now);
 
     let mut status = StatusWriter::default();
     let mut ready = Vec::new();

@@ -189,8 +189,17 @@ fn leftovers_no_pod_owns_are_cleaned_up_at_start() {
     assert!(created.success());
     assert_eq!(agent.runc_ids().len(), 2);
 
+    // As after a reboot: durable leftovers of containers and pods long gone.
+    let old_layer = agent.dir.join("root/containers/0123-c-0/upper");
+    fs::create_dir_all(&old_layer).unwrap();
+    fs::write(old_layer.join("file"), "x").unwrap();
+    let old_volume = agent.dir.join("root/pods/0123/volumes/data");
+    fs::create_dir_all(&old_volume).unwrap();
+
     fs::remove_file(agent.manifests().join("gone.yaml")).unwrap();
     agent.start();
+    assert!(!agent.dir.join("root/containers/0123-c-0").exists());
+    assert!(!agent.dir.join("root/pods/0123").exists());
     wait_for("leftovers removed", Duration::from_secs(10), || {
         agent.runc_ids().is_empty().then_some(())
     });

@@ -128,6 +128,40 @@ impl Runtime {
         pods.into_values().collect()
     }
 
+    /// Remove durable leftovers no pod owns: writable layers of containers
+    /// with no instance directory, volumes of pods neither recovered nor
+    /// wanted (after a reboot the run dir is gone, the disk is not).
+    pub fn remove_orphans(&self, pods: &[&str]) {
+        let paths = &self.config.paths;
+        let live: Vec<String> = instance_dirs(&paths.containers_run())
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        let disk = paths.root.join("containers");
+        for entry in fs::read_dir(&disk).into_iter().flatten().flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&id) {
+                log::warn!("removing the leftover writable layer of container {id}");
+                if let Err(e) = remove_tree(&entry.path()) {
+                    log::error!("{e}");
+                }
+            }
+        }
+        for entry in fs::read_dir(paths.root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if !pods.contains(&uid.as_str()) {
+                log::warn!("removing the leftover volumes of pod {uid}");
+                if let Err(e) = sandbox::remove(paths, &uid) {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+
     fn reattach(
         &mut self,
         instance: &InstanceRef,

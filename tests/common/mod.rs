@@ -100,6 +100,8 @@ impl Agent {
             ),
         )
         .unwrap();
+        // The status of an earlier agent must not pass for this one's.
+        let _ = fs::remove_file(self.run_dir().join("pods.json"));
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
