@@ -349,3 +349,14 @@ fn no_tokio_in_the_dependency_tree() {
         "tokio is in the tree"
     );
 }
+
+#[test]
+fn version_names_picolet_and_the_runtime() {
+    let out = Command::new(BIN).arg("version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("picolet version v{}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("runtime: runc version"), "{text}");
+}

@@ -104,6 +104,11 @@ spec:
         table.contains("web-node1") && table.contains("2/2") && table.contains("Running"),
         "{table}"
     );
+    let yaml = String::from_utf8(agent.cli(&["get", "pods", "-o", "yaml"]).stdout).unwrap();
+    assert!(
+        yaml.contains("kind: PodList") && yaml.contains("name: web-node1"),
+        "{yaml}"
+    );
     let wide = String::from_utf8(agent.cli(&["get", "pods", "-o", "wide"]).stdout).unwrap();
     assert!(wide.contains("OFF(--cgroups off)"), "{wide}");
     assert!(agent
@@ -399,6 +404,13 @@ fn missing_images_wait_with_kubelet_reasons() {
         image_id.starts_with("sha256:") && image_id.len() == 71,
         "{image_id}"
     );
+    // And by digest, as `image@sha256:...`.
+    agent.write_manifest(
+        "digest.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: digest\nspec:\n  containers:\n  - name: c\n    image: busybox@{image_id}\n    command: [sleep, '3600']\n"),
+    );
+    let by_digest = agent.wait_pod("digest", "running", 30, |p| running(p, "c"));
+    assert_eq!(container(&by_digest, "c")["imageID"], image_id);
 }
 
 #[test]
