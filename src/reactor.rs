@@ -13,6 +13,23 @@ use std::time::Duration;
 /// Identifies a registered file descriptor in `wait`'s results.
 pub type Token = u64;
 
+/// What a registration waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    /// Writability: a non-blocking connect has finished.
+    Write,
+}
+
+impl Interest {
+    fn flags(self) -> epoll::EventFlags {
+        match self {
+            Interest::Read => epoll::EventFlags::IN,
+            Interest::Write => epoll::EventFlags::OUT,
+        }
+    }
+}
+
 pub struct Reactor {
     epoll: OwnedFd,
     next_token: Token,
@@ -28,15 +45,31 @@ impl Reactor {
 
     /// Watch `fd` for readability under a fresh token.
     pub fn register(&mut self, fd: impl AsFd) -> io::Result<Token> {
+        self.register_for(fd, Interest::Read)
+    }
+
+    /// Watch `fd` for `interest` under a fresh token.
+    pub fn register_for(&mut self, fd: impl AsFd, interest: Interest) -> io::Result<Token> {
         let token = self.next_token;
         self.next_token += 1;
         epoll::add(
             &self.epoll,
             fd,
             epoll::EventData::new_u64(token),
-            epoll::EventFlags::IN,
+            interest.flags(),
         )?;
         Ok(token)
+    }
+
+    /// Change what a registered fd is watched for.
+    pub fn reregister(&self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+        epoll::modify(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token),
+            interest.flags(),
+        )?;
+        Ok(())
     }
 
     /// Stop watching `fd`. Must be called before the fd is closed.

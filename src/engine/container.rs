@@ -1,16 +1,21 @@
 //! One container of a pod across its instances: what it waits for, the
 //! instance that runs, the one before it (`lastState`), and its status.
 
+use super::probe::{ProbeKind, ProbeWorker};
 use crate::pod::status::{
     ContainerState, ContainerStatus, StateRunning, StateTerminated, StateWaiting,
 };
 use crate::time::Time;
 
-/// Which list of the spec a container comes from.
+/// Which part of the spec a container comes from, which decides its
+/// ordering and restart rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// A plain init container: runs to completion, in order, before the rest.
     Init,
+    /// A native sidecar (init container with `restartPolicy: Always`): starts
+    /// in init order, keeps running, restarts on any exit (rules 1, 4, 13).
+    Sidecar,
     Regular,
 }
 
@@ -97,11 +102,39 @@ impl Waiting {
     }
 }
 
-/// A stop in progress: SIGTERM was sent; SIGKILL follows at `kill_at`.
+/// A lifecycle hook being carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// The runtime runs it (exec, httpGet); `run` identifies its answer.
+    Running {
+        run: u64,
+    },
+    /// A `sleep` action: a timer of the engine's own.
+    Sleeping {
+        until: Time,
+    },
+    Done,
+}
+
+/// Where a container's stop stands (rules 41-44), named for what it waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopStage {
+    /// Waiting for the preStop hook, at most until the grace deadline.
+    PreStop(Hook),
+    /// A sidecar waiting for the containers it must outlive (rule 42).
+    AwaitTurn,
+    /// SIGTERM sent; SIGKILL at `kill_at`.
+    Signalled { kill_at: Time },
+    /// SIGKILL sent; waiting for the exit.
+    Killed,
+}
+
+/// A stop in progress for one container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopping {
-    pub kill_at: Time,
-    pub killed: bool,
+    /// The end of this container's grace period.
+    pub deadline: Time,
+    pub stage: StopStage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +143,62 @@ pub struct Running {
     pub container_id: String,
     pub image_id: String,
     pub started_at: Time,
+    pub post_start: Hook,
+    /// One worker per probe the container has.
+    pub probes: Vec<ProbeWorker>,
     pub stopping: Option<Stopping>,
+}
+
+impl Running {
+    pub fn probe(&self, kind: ProbeKind) -> Option<&ProbeWorker> {
+        self.probes.iter().find(|w| w.kind == kind)
+    }
+
+    pub fn probe_mut(&mut self, kind: ProbeKind) -> Option<&mut ProbeWorker> {
+        self.probes.iter_mut().find(|w| w.kind == kind)
+    }
+
+    /// Started (rule 37): running and the startup probe, if any, succeeded.
+    pub fn started(&self) -> bool {
+        self.probe(ProbeKind::Startup)
+            .is_none_or(|w| w.result == Some(true))
+    }
+
+    /// Started and its postStart hook returned: what a sidecar needs before
+    /// the next init container starts (rule 6), and a regular container before
+    /// the next one (rule 7).
+    pub fn start_complete(&self) -> bool {
+        self.started() && self.post_start == Hook::Done
+    }
+
+    /// Ready (rule 37): started, and the readiness probe, if any, succeeded.
+    pub fn ready(&self) -> bool {
+        self.started()
+            && self
+                .probe(ProbeKind::Readiness)
+                .is_none_or(|w| w.result == Some(true))
+    }
+
+    fn deadline(&self, pod_stopping: bool) -> Option<Time> {
+        let started = self.started();
+        let hook = |h: &Hook| match h {
+            Hook::Sleeping { until } => Some(*until),
+            _ => None,
+        };
+        let stop = self.stopping.and_then(|s| match s.stage {
+            StopStage::PreStop(h) => Some(hook(&h).map_or(s.deadline, |t| t.min(s.deadline))),
+            StopStage::AwaitTurn => Some(s.deadline),
+            StopStage::Signalled { kill_at } => Some(kill_at),
+            StopStage::Killed => None,
+        });
+        self.probes
+            .iter()
+            .filter(|w| w.kind.active(started, pod_stopping))
+            .filter_map(ProbeWorker::deadline)
+            .chain(hook(&self.post_start))
+            .chain(stop)
+            .min()
+    }
 }
 
 /// The newest instance of a container, named for what the engine waits for.
@@ -219,25 +307,30 @@ impl ContainerMachine {
     }
 
     /// The next time this container needs the engine's attention, if any.
-    pub fn deadline(&self) -> Option<Time> {
+    pub fn deadline(&self, pod_stopping: bool) -> Option<Time> {
         match &self.state {
             State::Waiting(w) => w.retry_at,
             State::Exited {
                 restart: Some(w), ..
             } => w.retry_at,
-            State::Running(Running {
-                stopping: Some(s), ..
-            }) if !s.killed => Some(s.kill_at),
+            State::Running(r) => r.deadline(pod_stopping),
             _ => None,
         }
     }
 
-    /// Ready, by rule 37 without probes: a running regular container, or a plain
-    /// init container that exited 0.
+    pub fn running_mut(&mut self) -> Option<&mut Running> {
+        match &mut self.state {
+            State::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Ready (rule 37): a running, started container whose readiness probe
+    /// (if any) succeeded; a plain init container once it exited 0.
     pub fn ready(&self) -> bool {
         match self.role {
-            Role::Regular => self.running().is_some(),
             Role::Init => self.finished().is_some_and(Finished::succeeded),
+            Role::Sidecar | Role::Regular => self.running().is_some_and(Running::ready),
         }
     }
 
@@ -288,7 +381,7 @@ impl ContainerMachine {
             image: self.image.clone(),
             image_id: self.image_id().to_string(),
             container_id,
-            started: Some(self.running().is_some()),
+            started: Some(self.running().is_some_and(Running::started)),
         }
     }
 }

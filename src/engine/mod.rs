@@ -21,18 +21,19 @@
 pub mod backoff;
 pub mod container;
 pub mod pod;
+pub mod probe;
 pub mod status;
 
 #[cfg(test)]
 mod sim;
 
 use crate::pod::status::PodStatus;
-use crate::pod::Pod;
+use crate::pod::{Handler, Pod};
 use crate::time::Time;
 use backoff::{BackoffPolicy, CrashLoopBackoff};
 pub use container::Exit;
 use container::{ExitKind, Finished, Running, State};
-use pod::{Cx, Lifecycle, PodMachine, Sandbox, StopCause};
+use pod::{Cx, Lifecycle, PodMachine, Runs, Sandbox, StopCause};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -75,6 +76,18 @@ pub enum Action {
     StopSandbox { pod_uid: String },
     /// The pod is gone: remove everything of it but its logs. No answer.
     ForgetPod { pod_uid: String },
+    /// Run a probe or hook handler against a running instance: `runtime
+    /// exec` for exec, a connection in the pod's network namespace for
+    /// httpGet and tcpSocket. Answer with `HandlerDone { run }`.
+    RunHandler {
+        run: u64,
+        pod: Arc<Pod>,
+        instance: InstanceRef,
+        handler: Handler,
+    },
+    /// Abandon a run (a probe timed out, a preStop ran out of grace): kill
+    /// its process or drop its connection. No answer.
+    CancelHandler { run: u64 },
 }
 
 /// What the runtime observed.
@@ -105,6 +118,12 @@ pub enum Observation {
         instance: InstanceRef,
         started_at: Option<Time>,
         exit: Exit,
+    },
+    /// A handler of `RunHandler` finished: `Ok` is success (exit 0, HTTP
+    /// 200-399, a connection made).
+    HandlerDone {
+        run: u64,
+        result: Result<(), String>,
     },
 }
 
@@ -150,6 +169,7 @@ pub struct Engine {
     actions: VecDeque<Action>,
     crash_backoff: CrashLoopBackoff,
     start_backoff: CrashLoopBackoff,
+    runs: Runs,
 }
 
 impl Engine {
@@ -160,6 +180,7 @@ impl Engine {
             actions: VecDeque::new(),
             crash_backoff: CrashLoopBackoff::new(config.backoff),
             start_backoff: CrashLoopBackoff::new(config.backoff),
+            runs: Runs::default(),
         }
     }
 
@@ -167,6 +188,7 @@ impl Engine {
     /// counts are kept, completed init containers are not re-run (rule 71).
     pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
         for r in recovered {
+            let pod = r.pod.clone();
             let mut machine = PodMachine::new(r.pod, &BTreeMap::new(), r.created_at);
             machine.sandbox = if r.sandbox_ready {
                 Sandbox::Ready
@@ -201,6 +223,8 @@ impl Engine {
                         container_id: i.container_id,
                         image_id: i.image_id,
                         started_at: started_at.unwrap_or(now),
+                        post_start: container::Hook::Done,
+                        probes: probe_workers(&pod, &i.container),
                         stopping: None,
                     }),
                 };
@@ -306,6 +330,13 @@ impl Engine {
                     p.exited(&instance.container, instance.attempt, finished, cx)
                 })
             }
+            Observation::HandlerDone { run, result } => {
+                // A cancelled or stale run has no owner any more.
+                if let Some(owner) = self.runs.take(run) {
+                    let uid = owner.pod_uid.clone();
+                    self.with_pod(&uid, now, |p, cx| p.handler_done(owner, run, result, cx));
+                }
+            }
         }
     }
 
@@ -360,6 +391,7 @@ impl Engine {
             actions: &mut self.actions,
             crash_backoff: &mut self.crash_backoff,
             start_backoff: &mut self.start_backoff,
+            runs: &mut self.runs,
         };
         f(machine, &mut cx);
         machine.refresh_conditions(now);
@@ -382,4 +414,21 @@ impl Exit {
             message: Some("The container could not be located when the pod was terminated".into()),
         }
     }
+}
+
+/// Fresh probe workers for an adopted instance: after an agent restart the
+/// kubelet's workers start over too (rule 33).
+fn probe_workers(pod: &Pod, container: &str) -> Vec<probe::ProbeWorker> {
+    use probe::{ProbeKind, ProbeWorker};
+    let Some(c) = pod.container(container) else {
+        return vec![];
+    };
+    [
+        (ProbeKind::Startup, &c.startup_probe),
+        (ProbeKind::Liveness, &c.liveness_probe),
+        (ProbeKind::Readiness, &c.readiness_probe),
+    ]
+    .into_iter()
+    .filter_map(|(kind, p)| Some(ProbeWorker::new(kind, p.as_ref()?)))
+    .collect()
 }

@@ -6,10 +6,13 @@
 //! timer of the pod and queues the actions that move it forward.
 
 use super::backoff::{go_duration, BackoffKey, CrashLoopBackoff};
-use super::container::{ContainerMachine, Finished, Role, Running, State, Stopping, Waiting};
+use super::container::{
+    ContainerMachine, Finished, Hook, Role, Running, State, StopStage, Stopping, Waiting,
+};
+use super::probe::{ProbeKind, ProbeWorker};
 use super::{Action, InstanceRef, StopSignal};
 use crate::pod::status::PodPhase;
-use crate::pod::{Pod, RestartPolicy};
+use crate::pod::{Container, Handler, LifecycleHandler, Pod, RestartPolicy};
 use crate::time::Time;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -54,12 +57,50 @@ pub enum Lifecycle {
     Gone,
 }
 
-/// What `sync` needs besides the pod: the time, the output queue, back-offs.
+/// Why the engine asked the runtime to run a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Probe(ProbeKind),
+    PostStart,
+    PreStop,
+}
+
+/// Whose a handler run is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOwner {
+    pub pod_uid: String,
+    pub container: String,
+    pub attempt: u32,
+    pub purpose: Purpose,
+}
+
+/// Handler runs in flight, by id.
+#[derive(Debug, Default)]
+pub struct Runs {
+    next: u64,
+    open: BTreeMap<u64, RunOwner>,
+}
+
+impl Runs {
+    fn launch(&mut self, owner: RunOwner) -> u64 {
+        self.next += 1;
+        self.open.insert(self.next, owner);
+        self.next
+    }
+
+    pub fn take(&mut self, run: u64) -> Option<RunOwner> {
+        self.open.remove(&run)
+    }
+}
+
+/// What `sync` needs besides the pod: the time, the output queue, back-offs,
+/// handler runs.
 pub struct Cx<'a> {
     pub now: Time,
     pub actions: &'a mut VecDeque<Action>,
     pub crash_backoff: &'a mut CrashLoopBackoff,
     pub start_backoff: &'a mut CrashLoopBackoff,
+    pub runs: &'a mut Runs,
 }
 
 #[derive(Debug, Clone)]
@@ -77,11 +118,14 @@ pub struct PodMachine {
 impl PodMachine {
     pub fn new(pod: Arc<Pod>, first_attempts: &BTreeMap<String, u32>, now: Time) -> Self {
         let attempt = |name: &str| first_attempts.get(name).copied().unwrap_or(0);
-        let init = pod
-            .spec
-            .init_containers
-            .iter()
-            .map(|c| ContainerMachine::new(&c.name, &c.image, Role::Init, attempt(&c.name)));
+        let init = pod.spec.init_containers.iter().map(|c| {
+            let role = if c.is_sidecar() {
+                Role::Sidecar
+            } else {
+                Role::Init
+            };
+            ContainerMachine::new(&c.name, &c.image, role, attempt(&c.name))
+        });
         let regular = pod
             .spec
             .containers
@@ -118,35 +162,41 @@ impl PodMachine {
         }
     }
 
+    fn spec(&self, name: &str) -> Option<&Container> {
+        self.pod.container(name)
+    }
+
     /// Rule 56 / rule 11: initialized once any regular container ran, or every
-    /// init container completed successfully.
+    /// plain init container completed successfully and every sidecar started.
     pub fn initialized(&self) -> bool {
-        let (init, regular): (Vec<_>, Vec<_>) =
-            self.containers.iter().partition(|c| c.role == Role::Init);
-        regular.iter().any(|c| c.ever_ran()) || init.iter().all(|c| c.ready())
+        let mut regular_ran = false;
+        let mut init_done = true;
+        for c in &self.containers {
+            match c.role {
+                Role::Regular => regular_ran |= c.ever_ran(),
+                Role::Init => init_done &= c.ready(),
+                Role::Sidecar => init_done &= c.running().is_some_and(Running::started),
+            }
+        }
+        regular_ran || init_done
     }
 
     /// The next time this pod needs `sync`, if any.
     pub fn deadline(&self) -> Option<Time> {
         match self.lifecycle {
             Lifecycle::Finished(_) | Lifecycle::Gone => None,
-            Lifecycle::Active => {
+            Lifecycle::Active | Lifecycle::Stopping { .. } => {
+                let stopping = self.lifecycle != Lifecycle::Active;
                 let sandbox = match &self.sandbox {
-                    Sandbox::Failed { retry_at, .. } => Some(*retry_at),
+                    Sandbox::Failed { retry_at, .. } if !stopping => Some(*retry_at),
                     _ => None,
                 };
                 self.containers
                     .iter()
-                    .filter_map(ContainerMachine::deadline)
+                    .filter_map(|c| c.deadline(stopping))
                     .chain(sandbox)
                     .min()
             }
-            Lifecycle::Stopping { .. } => self
-                .containers
-                .iter()
-                .filter_map(|c| c.running()?.stopping.filter(|s| !s.killed))
-                .map(|s| s.kill_at)
-                .min(),
         }
     }
 
@@ -176,7 +226,11 @@ impl PodMachine {
     pub fn sync(&mut self, cx: &mut Cx) {
         match self.lifecycle {
             Lifecycle::Finished(_) | Lifecycle::Gone => return,
-            Lifecycle::Stopping { cause, grace, .. } => return self.drive_stop(cause, grace, cx),
+            Lifecycle::Stopping {
+                cause,
+                grace,
+                since,
+            } => return self.drive_stop(cause, since + grace, cx),
             Lifecycle::Active => {}
         }
         match &self.sandbox {
@@ -191,31 +245,34 @@ impl PodMachine {
                 return;
             }
         }
+        self.drive_running(cx);
         if !self.initialized() && !self.sync_init(cx) {
             return;
         }
         self.sync_regular(cx);
     }
 
-    /// Drive plain init containers in order (rules 5, 9). True once all completed.
+    /// Drive init containers and sidecars in spec order (rules 5, 6, 9, 13):
+    /// the next starts when a plain one exited 0 or a sidecar is started.
+    /// True once all are through.
     fn sync_init(&mut self, cx: &mut Cx) -> bool {
         let policy = self.policy();
         for i in 0..self.containers.len() {
-            if self.containers[i].role != Role::Init {
-                continue;
-            }
-            match &self.containers[i].state {
-                State::Exited { finished, .. } if finished.succeeded() => continue,
-                State::Starting { .. } | State::Running(_) => return false,
-                State::Exited { .. } if policy == RestartPolicy::Never => {
+            let c = &self.containers[i];
+            match (c.role, &c.state) {
+                (Role::Regular, _) => continue,
+                (Role::Init, State::Exited { finished, .. }) if finished.succeeded() => continue,
+                (Role::Sidecar, State::Running(r)) if r.start_complete() => continue,
+                (_, State::Starting { .. } | State::Running(_)) => return false,
+                (Role::Init, State::Exited { .. }) if policy == RestartPolicy::Never => {
                     self.begin_stop(StopCause::Completed(PodPhase::Failed), cx);
                     return false;
                 }
-                State::Exited { .. } => {
+                (_, State::Exited { .. }) => {
                     self.restart_or_back_off(i, cx);
                     return false;
                 }
-                State::Waiting(w) => {
+                (_, State::Waiting(w)) => {
                     if w.due(cx.now) {
                         self.start(i, cx);
                     }
@@ -226,16 +283,33 @@ impl PodMachine {
         true
     }
 
-    /// Start, restart or leave regular containers (rules 7, 19, 23), then see
-    /// whether the pod completed (rule 45).
+    /// Once initialized: keep sidecars running whatever the policy (rule 13),
+    /// start or restart regular containers one at a time, each start
+    /// including its postStart hook (rules 7, 19, 23), then see whether the
+    /// pod completed; sidecars never keep it alive (rules 17, 45).
     fn sync_regular(&mut self, cx: &mut Cx) {
         let policy = self.policy();
+        for i in 0..self.containers.len() {
+            if self.containers[i].role != Role::Sidecar {
+                continue;
+            }
+            match &self.containers[i].state {
+                State::Exited { .. } => self.restart_or_back_off(i, cx),
+                State::Waiting(w) if w.due(cx.now) => self.start(i, cx),
+                _ => {}
+            }
+        }
         for i in 0..self.containers.len() {
             if self.containers[i].role != Role::Regular {
                 continue;
             }
             match &self.containers[i].state {
-                State::Waiting(w) if w.due(cx.now) => self.start(i, cx),
+                State::Starting { .. } => break,
+                State::Running(r) if r.post_start != Hook::Done => break,
+                State::Waiting(w) if w.due(cx.now) => {
+                    self.start(i, cx);
+                    break;
+                }
                 State::Exited { finished, .. } => {
                     let restart = match policy {
                         RestartPolicy::Always => true,
@@ -244,6 +318,9 @@ impl PodMachine {
                     };
                     if restart {
                         self.restart_or_back_off(i, cx);
+                        if self.containers[i].is_live() {
+                            break;
+                        }
                     }
                 }
                 _ => {}
@@ -259,6 +336,111 @@ impl PodMachine {
                 PodPhase::Failed
             };
             self.begin_stop(StopCause::Completed(phase), cx);
+        }
+    }
+
+    /// Hooks, probes and single-container stops of running instances.
+    fn drive_running(&mut self, cx: &mut Cx) {
+        let pod_stopping = matches!(self.lifecycle, Lifecycle::Stopping { .. });
+        let pod = self.pod.clone();
+        for i in 0..self.containers.len() {
+            let name = self.containers[i].name.clone();
+            let Some(spec) = pod.container(&name) else {
+                continue;
+            };
+            let uid = self.uid().to_string();
+            let Some(r) = self.containers[i].running_mut() else {
+                continue;
+            };
+            if let Hook::Sleeping { until } = r.post_start {
+                if cx.now >= until {
+                    r.post_start = Hook::Done;
+                }
+            }
+            let started = r.started();
+            let attempt = r.attempt;
+            let started_at = r.started_at;
+            let mut outcomes = Vec::new();
+            for w in &mut r.probes {
+                if !w.kind.active(started, pod_stopping) {
+                    continue;
+                }
+                if let Some((run, timeout_at)) = w.in_flight {
+                    if cx.now >= timeout_at {
+                        cx.runs.take(run);
+                        cx.actions.push_back(Action::CancelHandler { run });
+                        outcomes.push((w.kind, false));
+                    }
+                    continue;
+                }
+                w.arm(cx.now);
+                if w.due(cx.now, started_at) {
+                    let Some(handler) = probe_of(spec, w.kind).and_then(|p| p.handler()) else {
+                        continue;
+                    };
+                    let run = cx.runs.launch(RunOwner {
+                        pod_uid: uid.clone(),
+                        container: name.clone(),
+                        attempt,
+                        purpose: Purpose::Probe(w.kind),
+                    });
+                    w.launched(run, cx.now);
+                    cx.actions.push_back(Action::RunHandler {
+                        run,
+                        pod: pod.clone(),
+                        instance: InstanceRef {
+                            pod_uid: uid.clone(),
+                            container: name.clone(),
+                            attempt,
+                        },
+                        handler,
+                    });
+                }
+            }
+            for (kind, success) in outcomes {
+                self.probe_outcome(i, kind, success, cx);
+            }
+            if self.containers[i]
+                .running()
+                .is_some_and(|r| r.stopping.is_some())
+            {
+                self.advance_stop(i, cx);
+            }
+        }
+    }
+
+    /// A probe attempt ended: count it, and act on a flipped result
+    /// (rules 14, 15, 20, 35).
+    fn probe_outcome(&mut self, i: usize, kind: ProbeKind, success: bool, cx: &mut Cx) {
+        let name = self.containers[i].name.clone();
+        let probe_grace = self
+            .spec(&name)
+            .and_then(|c| probe_of(c, kind))
+            .and_then(|p| p.termination_grace_period_seconds);
+        let Some(r) = self.containers[i].running_mut() else {
+            return;
+        };
+        let Some(w) = r.probe_mut(kind) else { return };
+        let flipped = w.record(success);
+        let kill = match (kind, flipped) {
+            (ProbeKind::Startup, Some(result)) => {
+                w.finished = true;
+                !result
+            }
+            (ProbeKind::Liveness, Some(false)) => {
+                w.finished = true;
+                true
+            }
+            _ => false,
+        };
+        if kill {
+            log::info!(
+                "pod {}: container {name} failed its {} probe, will be restarted",
+                self.display_name(),
+                kind.name()
+            );
+            let grace = probe_grace.unwrap_or_else(|| self.pod.grace_period_seconds());
+            self.stop_container(i, secs(grace), cx);
         }
     }
 
@@ -361,19 +543,113 @@ impl PodMachine {
         at: Time,
         cx: &mut Cx,
     ) {
+        let Some(spec) = self.spec(name).cloned() else {
+            return;
+        };
+        let uid = self.uid().to_string();
+        let pod = self.pod.clone();
         let Some(c) = self.container_mut(name) else {
             return;
         };
         if c.state != (State::Starting { attempt }) {
             return;
         }
+        let probes = [
+            ProbeKind::Startup,
+            ProbeKind::Liveness,
+            ProbeKind::Readiness,
+        ]
+        .into_iter()
+        .filter_map(|kind| Some(ProbeWorker::new(kind, probe_of(&spec, kind)?)))
+        .collect();
+        let post_start = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
+        let instance = InstanceRef {
+            pod_uid: uid.clone(),
+            container: name.to_string(),
+            attempt,
+        };
+        let post_start = launch_hook(
+            post_start,
+            &pod,
+            instance,
+            Purpose::PostStart,
+            at.max(cx.now),
+            cx,
+        );
         c.state = State::Running(Running {
             attempt,
             container_id,
             image_id,
             started_at: at,
+            post_start,
+            probes,
             stopping: None,
         });
+        self.sync(cx);
+    }
+
+    /// A handler the runtime ran has finished.
+    pub fn handler_done(
+        &mut self,
+        owner: RunOwner,
+        run: u64,
+        result: Result<(), String>,
+        cx: &mut Cx,
+    ) {
+        let Some(i) = self
+            .containers
+            .iter()
+            .position(|c| c.name == owner.container)
+        else {
+            return;
+        };
+        let Some(r) = self.containers[i].running_mut() else {
+            return;
+        };
+        if r.attempt != owner.attempt {
+            return;
+        }
+        match owner.purpose {
+            Purpose::Probe(kind) => {
+                if r.probe(kind)
+                    .and_then(|w| w.in_flight)
+                    .is_some_and(|(id, _)| id == run)
+                {
+                    self.probe_outcome(i, kind, result.is_ok(), cx);
+                }
+            }
+            Purpose::PostStart if r.post_start == (Hook::Running { run }) => {
+                r.post_start = Hook::Done;
+                if let Err(e) = result {
+                    // Rule 8: a failed postStart kills the container; the
+                    // restart policy decides what follows.
+                    log::warn!(
+                        "pod {}: container {}: FailedPostStartHook: {e}",
+                        self.display_name(),
+                        owner.container
+                    );
+                    let grace = secs(self.pod.grace_period_seconds());
+                    self.stop_container(i, grace, cx);
+                }
+            }
+            Purpose::PreStop => {
+                if let Some(s) = r
+                    .stopping
+                    .as_mut()
+                    .filter(|s| s.stage == StopStage::PreStop(Hook::Running { run }))
+                {
+                    s.stage = StopStage::PreStop(Hook::Done);
+                    if let Err(e) = result {
+                        log::warn!(
+                            "pod {}: container {}: FailedPreStopHook: {e}",
+                            self.display_name(),
+                            owner.container
+                        );
+                    }
+                }
+            }
+            Purpose::PostStart => {}
+        }
         self.sync(cx);
     }
 
@@ -419,38 +695,131 @@ impl PodMachine {
         self.sync(cx);
     }
 
-    /// Stop every live instance: SIGTERM now, SIGKILL after the grace period
-    /// (at least 2 s); finish once none is live.
-    fn drive_stop(&mut self, cause: StopCause, grace: Duration, cx: &mut Cx) {
-        let kill_after = grace.max(MIN_STOP_GRACE);
-        for i in 0..self.containers.len() {
-            self.containers[i].cancel_restart();
-            let instance = match &self.containers[i].state {
-                State::Running(r) => self.instance(&self.containers[i].name, r.attempt),
-                _ => continue,
-            };
-            let State::Running(r) = &mut self.containers[i].state else {
-                continue;
-            };
-            match &mut r.stopping {
-                None => {
-                    r.stopping = Some(Stopping {
-                        kill_at: cx.now + kill_after,
-                        killed: false,
-                    });
+    /// Begin stopping one running container with `grace`: its preStop hook
+    /// first (when grace > 0), then, for a sidecar in a stopping pod, its
+    /// turn, then SIGTERM and SIGKILL (rules 41-44).
+    fn stop_container(&mut self, i: usize, grace: Duration, cx: &mut Cx) {
+        let name = self.containers[i].name.clone();
+        let pre_stop = self
+            .spec(&name)
+            .and_then(|c| c.lifecycle.clone())
+            .and_then(|l| l.pre_stop)
+            .filter(|_| !grace.is_zero());
+        let uid = self.uid().to_string();
+        let pod = self.pod.clone();
+        let Some(r) = self.containers[i].running_mut() else {
+            return;
+        };
+        if r.stopping.is_some() {
+            return;
+        }
+        let instance = InstanceRef {
+            pod_uid: uid,
+            container: name,
+            attempt: r.attempt,
+        };
+        let hook = launch_hook(
+            pre_stop.as_ref(),
+            &pod,
+            instance,
+            Purpose::PreStop,
+            cx.now,
+            cx,
+        );
+        r.stopping = Some(Stopping {
+            deadline: cx.now + grace,
+            stage: StopStage::PreStop(hook),
+        });
+        self.advance_stop(i, cx);
+    }
+
+    /// Move one container's stop forward as far as it can go now.
+    fn advance_stop(&mut self, i: usize, cx: &mut Cx) {
+        let in_pod_stop = matches!(self.lifecycle, Lifecycle::Stopping { .. });
+        let my_turn = self.sidecar_turn(i);
+        let waits_turn = in_pod_stop && self.containers[i].role == Role::Sidecar;
+        let name = self.containers[i].name.clone();
+        let uid = self.uid().to_string();
+        let Some(r) = self.containers[i].running_mut() else {
+            return;
+        };
+        let attempt = r.attempt;
+        let Some(stop) = r.stopping.as_mut() else {
+            return;
+        };
+        let instance = InstanceRef {
+            pod_uid: uid,
+            container: name,
+            attempt,
+        };
+        loop {
+            let expired = cx.now >= stop.deadline;
+            stop.stage = match stop.stage {
+                StopStage::PreStop(Hook::Running { run }) if expired => {
+                    cx.runs.take(run);
+                    cx.actions.push_back(Action::CancelHandler { run });
+                    StopStage::PreStop(Hook::Done)
+                }
+                StopStage::PreStop(Hook::Running { .. }) => return,
+                StopStage::PreStop(Hook::Sleeping { until }) if cx.now < until && !expired => {
+                    return
+                }
+                StopStage::PreStop(_) if waits_turn => StopStage::AwaitTurn,
+                StopStage::AwaitTurn if !my_turn && !expired => return,
+                StopStage::PreStop(_) | StopStage::AwaitTurn => {
                     cx.actions.push_back(Action::Signal {
-                        instance,
+                        instance: instance.clone(),
                         signal: StopSignal::Term,
                     });
+                    let remaining = stop.deadline.saturating_sub(cx.now);
+                    StopStage::Signalled {
+                        kill_at: cx.now + remaining.max(MIN_STOP_GRACE),
+                    }
                 }
-                Some(s) if !s.killed && cx.now >= s.kill_at => {
-                    s.killed = true;
+                StopStage::Signalled { kill_at } if cx.now >= kill_at => {
                     cx.actions.push_back(Action::Signal {
-                        instance,
+                        instance: instance.clone(),
                         signal: StopSignal::Kill,
                     });
+                    StopStage::Killed
                 }
-                Some(_) => {}
+                StopStage::Signalled { .. } | StopStage::Killed => return,
+            };
+        }
+    }
+
+    /// Rule 42: a sidecar's SIGTERM waits until every regular container and
+    /// every sidecar declared after it has exited.
+    fn sidecar_turn(&self, i: usize) -> bool {
+        self.containers.iter().enumerate().all(|(j, c)| {
+            let must_outlive = c.role == Role::Regular || (c.role == Role::Sidecar && j > i);
+            !(must_outlive && c.is_live())
+        })
+    }
+
+    /// Stop every live instance together (rules 41, 43), then finish once
+    /// none is live. `deadline` is the end of the pod's grace period.
+    fn drive_stop(&mut self, cause: StopCause, deadline: Time, cx: &mut Cx) {
+        for c in &mut self.containers {
+            c.cancel_restart();
+        }
+        self.drive_running(cx);
+        for i in 0..self.containers.len() {
+            if self.containers[i]
+                .running()
+                .is_some_and(|r| r.stopping.is_none())
+            {
+                let grace = deadline.saturating_sub(cx.now);
+                self.stop_container(i, grace, cx);
+            }
+        }
+        // A sidecar's turn may have come with another's exit.
+        for i in 0..self.containers.len() {
+            if self.containers[i]
+                .running()
+                .is_some_and(|r| r.stopping.is_some())
+            {
+                self.advance_stop(i, cx);
             }
         }
         let creating = self.sandbox == Sandbox::Creating;
@@ -478,6 +847,52 @@ impl PodMachine {
                 self.sandbox = Sandbox::Stopped;
                 self.lifecycle = Lifecycle::Finished(phase);
             }
+        }
+    }
+}
+
+/// The probe of `kind` in a container's spec.
+fn probe_of(c: &Container, kind: ProbeKind) -> Option<&crate::pod::Probe> {
+    match kind {
+        ProbeKind::Startup => c.startup_probe.as_ref(),
+        ProbeKind::Liveness => c.liveness_probe.as_ref(),
+        ProbeKind::Readiness => c.readiness_probe.as_ref(),
+    }
+}
+
+fn secs(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.max(0) as u64)
+}
+
+/// Begin a lifecycle hook: a `sleep` is the engine's own timer, anything
+/// else is handed to the runtime. No hook is at once `Done`.
+fn launch_hook(
+    hook: Option<&LifecycleHandler>,
+    pod: &Arc<Pod>,
+    instance: InstanceRef,
+    purpose: Purpose,
+    now: Time,
+    cx: &mut Cx,
+) -> Hook {
+    match hook.and_then(LifecycleHandler::handler) {
+        None => Hook::Done,
+        Some(Handler::Sleep(seconds)) => Hook::Sleeping {
+            until: now + secs(seconds),
+        },
+        Some(handler) => {
+            let run = cx.runs.launch(RunOwner {
+                pod_uid: instance.pod_uid.clone(),
+                container: instance.container.clone(),
+                attempt: instance.attempt,
+                purpose,
+            });
+            cx.actions.push_back(Action::RunHandler {
+                run,
+                pod: pod.clone(),
+                instance,
+                handler,
+            });
+            Hook::Running { run }
         }
     }
 }

@@ -1,11 +1,24 @@
 //! A simulated node for engine tests: a runtime that answers actions at once,
 //! containers that follow scripts, and a clock that jumps to the next event.
 
+use super::probe::ProbeKind;
 use super::*;
 use crate::pod::decode::decode_manifest;
 use crate::pod::defaults;
 use crate::pod::status::PodPhase;
 use std::time::Duration;
+
+/// How a simulated probe answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Success,
+    Failure,
+    /// Never answers: the engine's timeout decides.
+    Hang,
+}
+
+/// A probe script: the answer for (instance attempt, seconds since its start).
+pub type ProbeScript = Box<dyn Fn(u32, u64) -> Answer>;
 
 /// What one instance of a container does once started.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +41,10 @@ pub enum Seen {
     Kill(String),
     StopSandbox(String),
     Forget(String),
+    Probe(String, ProbeKind),
+    /// A hook handed to the runtime ("postStart" or "preStop").
+    Hook(String, &'static str),
+    Cancel(u64),
 }
 
 struct Live {
@@ -46,6 +63,13 @@ pub struct Sim {
     live: Vec<Live>,
     pub seen: Vec<(u64, Seen)>,
     start: Time,
+    probes: BTreeMap<(String, ProbeKind), ProbeScript>,
+    /// Hooks run by the runtime: how long they take and whether they fail.
+    hooks: BTreeMap<(String, &'static str), (u64, bool)>,
+    /// Handler answers due later: (time, run, result).
+    answers: Vec<(Time, u64, Result<(), String>)>,
+    /// Wake-ups in a row at one time that changed nothing.
+    spins: u32,
 }
 
 pub fn pod(yaml: &str) -> Arc<Pod> {
@@ -70,6 +94,52 @@ impl Sim {
             live: Vec::new(),
             seen: Vec::new(),
             start,
+            probes: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+            answers: Vec::new(),
+            spins: 0,
+        }
+    }
+
+    /// Answers of `container`'s probe of `kind`.
+    pub fn probe(
+        &mut self,
+        container: &str,
+        kind: ProbeKind,
+        script: impl Fn(u32, u64) -> Answer + 'static,
+    ) {
+        self.probes
+            .insert((container.into(), kind), Box::new(script));
+    }
+
+    /// `container`'s exec/httpGet hook (`"postStart"` or `"preStop"`) takes
+    /// `secs` and then succeeds or fails.
+    pub fn hook(&mut self, container: &str, which: &'static str, secs: u64, ok: bool) {
+        self.hooks.insert((container.into(), which), (secs, ok));
+    }
+
+    /// Which of the container's probes or hooks `handler` is.
+    fn purpose_of(
+        pod: &Pod,
+        container: &str,
+        handler: &Handler,
+    ) -> Result<ProbeKind, &'static str> {
+        let c = pod.container(container).expect("container in spec");
+        let probes = [
+            (ProbeKind::Startup, &c.startup_probe),
+            (ProbeKind::Liveness, &c.liveness_probe),
+            (ProbeKind::Readiness, &c.readiness_probe),
+        ];
+        for (kind, p) in probes {
+            if p.as_ref().and_then(|p| p.handler()).as_ref() == Some(handler) {
+                return Ok(kind);
+            }
+        }
+        let l = c.lifecycle.as_ref().expect("a hook");
+        if l.post_start.as_ref().and_then(|h| h.handler()).as_ref() == Some(handler) {
+            Err("postStart")
+        } else {
+            Err("preStop")
         }
     }
 
@@ -133,6 +203,53 @@ impl Sim {
                 }
                 Action::StopSandbox { pod_uid } => self.see(Seen::StopSandbox(pod_uid)),
                 Action::ForgetPod { pod_uid } => self.see(Seen::Forget(pod_uid)),
+                Action::RunHandler {
+                    run,
+                    pod,
+                    instance,
+                    handler,
+                } => {
+                    let name = instance.container.clone();
+                    match Self::purpose_of(&pod, &name, &handler) {
+                        Ok(kind) => {
+                            self.see(Seen::Probe(name.clone(), kind));
+                            let since = self
+                                .live
+                                .iter()
+                                .find(|l| l.instance == instance)
+                                .map_or(0, |l| self.now.saturating_sub(l.started_at).as_secs());
+                            let answer = self
+                                .probes
+                                .get(&(name, kind))
+                                .map_or(Answer::Success, |f| f(instance.attempt, since));
+                            match answer {
+                                Answer::Success => self.answers.push((self.now, run, Ok(()))),
+                                Answer::Failure => {
+                                    self.answers
+                                        .push((self.now, run, Err("probe failed".into())))
+                                }
+                                Answer::Hang => {}
+                            }
+                        }
+                        Err(which) => {
+                            self.see(Seen::Hook(name.clone(), which));
+                            let (secs, ok) =
+                                self.hooks.get(&(name, which)).copied().unwrap_or((0, true));
+                            let result = if ok {
+                                Ok(())
+                            } else {
+                                Err("hook failed".into())
+                            };
+                            self.answers
+                                .push((self.now + Duration::from_secs(secs), run, result));
+                        }
+                    }
+                    self.deliver_answers();
+                }
+                Action::CancelHandler { run } => {
+                    self.see(Seen::Cancel(run));
+                    self.answers.retain(|(_, r, _)| *r != run);
+                }
             }
         }
     }
@@ -181,6 +298,18 @@ impl Sim {
         self.engine.handle(obs, self.now);
     }
 
+    fn deliver_answers(&mut self) {
+        let now = self.now;
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.answers)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= now);
+        self.answers = rest;
+        for (_, run, result) in due {
+            self.engine
+                .handle(Observation::HandlerDone { run, result }, now);
+        }
+    }
+
     fn deliver_exits(&mut self) {
         let now = self.now;
         let (due, rest): (Vec<Live>, Vec<Live>) = std::mem::take(&mut self.live)
@@ -219,16 +348,26 @@ impl Sim {
                 .iter()
                 .filter_map(|l| l.exits_at.map(|(t, _)| t))
                 .min();
-            let next = [next_exit, self.engine.poll_timeout()]
+            let next_answer = self.answers.iter().map(|(t, _, _)| *t).min();
+            let next = [next_exit, next_answer, self.engine.poll_timeout()]
                 .into_iter()
                 .flatten()
                 .min();
             match next {
                 Some(t) if t <= end => {
                     assert!(t >= self.now, "a deadline in the past would spin the loop");
+                    let before = (self.now, self.seen.len());
                     self.now = t;
                     self.deliver_exits();
+                    self.deliver_answers();
                     self.engine.handle_timeout(self.now);
+                    self.drain();
+                    let idle = (self.now, self.seen.len()) == before && self.answers.is_empty();
+                    self.spins = if idle { self.spins + 1 } else { 0 };
+                    assert!(
+                        self.spins < 1000,
+                        "the engine keeps asking to be woken at {t:?} and does nothing"
+                    );
                 }
                 _ => {
                     self.now = end;

@@ -19,6 +19,20 @@ pub fn apply(pod: &mut Pod) {
         if c.image_pull_policy.is_none() {
             c.image_pull_policy = Some(default_pull_policy(&c.image));
         }
+        for probe in [
+            &mut c.liveness_probe,
+            &mut c.readiness_probe,
+            &mut c.startup_probe,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            probe.initial_delay_seconds.get_or_insert(0);
+            probe.timeout_seconds.get_or_insert(1);
+            probe.period_seconds.get_or_insert(10);
+            probe.success_threshold.get_or_insert(1);
+            probe.failure_threshold.get_or_insert(3);
+        }
         c.termination_message_path
             .get_or_insert_with(|| "/dev/termination-log".into());
         c.termination_message_policy
@@ -58,6 +72,25 @@ mod tests {
             default_pull_policy("busybox@sha256:0123"),
             PullPolicy::IfNotPresent
         );
+    }
+
+    #[test]
+    fn probe_defaults_are_the_api_servers() {
+        let mut pod = Pod::default();
+        pod.spec.containers.push(crate::pod::Container {
+            readiness_probe: Some(crate::pod::Probe::default()),
+            ..Default::default()
+        });
+        apply(&mut pod);
+        let p = pod.spec.containers[0].readiness_probe.clone().unwrap();
+        let got = (
+            p.initial_delay_seconds,
+            p.timeout_seconds,
+            p.period_seconds,
+            p.success_threshold,
+            p.failure_threshold,
+        );
+        assert_eq!(got, (Some(0), Some(1), Some(10), Some(1), Some(3)));
     }
 
     #[test]

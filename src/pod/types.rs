@@ -170,13 +170,13 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Value>,
+    pub liveness_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Value>,
+    pub readiness_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_probe: Option<Value>,
+    pub startup_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Value>,
+    pub lifecycle: Option<Lifecycle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_message_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +192,146 @@ pub struct Container {
     pub volume_devices: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resize_policy: Option<Value>,
+}
+
+/// A port by number or by the name of one of the container's ports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+impl Default for IntOrString {
+    fn default() -> Self {
+        IntOrString::Int(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct ExecAction {
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGetAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub port: IntOrString,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct TcpSocketAction {
+    pub port: IntOrString,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct SleepAction {
+    pub seconds: i64,
+}
+
+/// A probe (core/v1 Probe). API defaults are applied by `defaults::apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Not implemented: rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// A lifecycle hook's action (core/v1 LifecycleHandler).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleHandler {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepAction>,
+    /// Deprecated in Kubernetes and not implemented: rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<LifecycleHandler>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<LifecycleHandler>,
+    /// Not implemented: rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+}
+
+/// What a probe or hook does, resolved from the spec: the one action the
+/// runtime carries out (a `sleep` never reaches the runtime: it is a timer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handler {
+    Exec(ExecAction),
+    HttpGet(HttpGetAction),
+    TcpSocket(TcpSocketAction),
+    Sleep(i64),
+}
+
+impl Probe {
+    pub fn handler(&self) -> Option<Handler> {
+        if let Some(e) = &self.exec {
+            Some(Handler::Exec(e.clone()))
+        } else if let Some(h) = &self.http_get {
+            Some(Handler::HttpGet(h.clone()))
+        } else {
+            self.tcp_socket.clone().map(Handler::TcpSocket)
+        }
+    }
+}
+
+impl LifecycleHandler {
+    pub fn handler(&self) -> Option<Handler> {
+        if let Some(e) = &self.exec {
+            Some(Handler::Exec(e.clone()))
+        } else if let Some(h) = &self.http_get {
+            Some(Handler::HttpGet(h.clone()))
+        } else {
+            self.sleep.as_ref().map(|s| Handler::Sleep(s.seconds))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -315,11 +455,24 @@ impl Pod {
         self.spec.termination_grace_period_seconds.unwrap_or(30)
     }
 
+    /// Does the pod have a native sidecar (an init container with
+    /// `restartPolicy: Always`)?
+    pub fn has_sidecar(&self) -> bool {
+        self.spec.init_containers.iter().any(Container::is_sidecar)
+    }
+
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.spec
             .init_containers
             .iter()
             .chain(&self.spec.containers)
             .find(|c| c.name == name)
+    }
+}
+
+impl Container {
+    /// A native sidecar: an init container with `restartPolicy: Always`.
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
     }
 }

@@ -2,7 +2,10 @@
 //! would change behaviour but is not implemented is an error naming its path,
 //! never silently ignored.
 
-use super::{quantity, Container, Pod, Volume};
+use super::{
+    quantity, Container, ExecAction, HttpGetAction, IntOrString, LifecycleHandler, Pod, Probe,
+    Volume,
+};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -164,41 +167,53 @@ fn validate_container(
         );
     }
 
+    let sidecar = kind == Kind::Init && c.is_sidecar();
     match (kind, c.restart_policy.as_deref()) {
-        (_, None) => {}
+        (_, None) | (Kind::Init, Some("Always")) => {}
         (Kind::Regular, Some(_)) => errors.push(
             format!("{path}.restartPolicy"),
             "forbidden: may only be set on init containers",
-        ),
-        (Kind::Init, Some("Always")) => errors.push(
-            format!("{path}.restartPolicy"),
-            "not supported yet: native sidecar containers come with the lifecycle engine issue",
         ),
         (Kind::Init, Some(other)) => errors.push(
             format!("{path}.restartPolicy"),
             format!("unsupported value {other:?}: only \"Always\" is allowed"),
         ),
     }
-    let hooks_and_probes = [
-        ("lifecycle", c.lifecycle.is_some()),
-        ("livenessProbe", c.liveness_probe.is_some()),
-        ("readinessProbe", c.readiness_probe.is_some()),
-        ("startupProbe", c.startup_probe.is_some()),
+    let probes = [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+        ("startupProbe", &c.startup_probe),
     ];
-    for (field, set) in hooks_and_probes {
-        if !set {
-            continue;
-        }
-        if kind == Kind::Init {
+    let plain_init = kind == Kind::Init && !sidecar;
+    for (field, probe) in probes {
+        let Some(probe) = probe else { continue };
+        if plain_init {
             errors.push(
                 format!("{path}.{field}"),
                 "forbidden: may not be set for init containers without restartPolicy=Always",
             );
-        } else {
+            continue;
+        }
+        validate_probe(probe, &format!("{path}.{field}"), field, c, errors);
+    }
+    if let Some(lifecycle) = &c.lifecycle {
+        if plain_init {
             errors.push(
-                format!("{path}.{field}"),
-                "not supported yet: probes and hooks come with the lifecycle engine issue",
+                format!("{path}.lifecycle"),
+                "forbidden: may not be set for init containers without restartPolicy=Always",
             );
+        } else {
+            if lifecycle.stop_signal.is_some() {
+                errors.unsupported(format!("{path}.lifecycle.stopSignal"));
+            }
+            for (field, hook) in [
+                ("postStart", &lifecycle.post_start),
+                ("preStop", &lifecycle.pre_stop),
+            ] {
+                if let Some(h) = hook {
+                    validate_hook(h, &format!("{path}.lifecycle.{field}"), c, errors);
+                }
+            }
         }
     }
     let unsupported = [
@@ -306,6 +321,162 @@ fn validate_container(
                 format!("{path}.securityContext"),
                 "cannot set allowPrivilegeEscalation to false and privileged to true",
             );
+        }
+    }
+}
+
+/// A probe: one handler, sane timings, thresholds as the API requires (rule 3).
+fn validate_probe(p: &Probe, path: &str, field: &str, c: &Container, errors: &mut Errors) {
+    if p.grpc.is_some() {
+        errors.unsupported(format!("{path}.grpc"));
+    }
+    let handlers = [
+        p.exec.is_some(),
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.grpc.is_some(),
+    ];
+    match handlers.iter().filter(|h| **h).count() {
+        0 => errors.push(path.to_string(), "must specify a handler type"),
+        1 => {}
+        _ => errors.push(
+            path.to_string(),
+            "may not specify more than one handler type",
+        ),
+    }
+    if let Some(e) = &p.exec {
+        validate_exec(e, path, errors);
+    }
+    if let Some(h) = &p.http_get {
+        validate_http_get(h, &format!("{path}.httpGet"), c, errors);
+    }
+    if let Some(t) = &p.tcp_socket {
+        validate_port(&t.port, &format!("{path}.tcpSocket.port"), c, errors);
+    }
+    let fields = [
+        ("initialDelaySeconds", p.initial_delay_seconds, 0),
+        ("timeoutSeconds", p.timeout_seconds, 1),
+        ("periodSeconds", p.period_seconds, 1),
+        ("successThreshold", p.success_threshold, 1),
+        ("failureThreshold", p.failure_threshold, 1),
+    ];
+    for (name, value, min) in fields {
+        if value.is_some_and(|v| v < min) {
+            errors.push(
+                format!("{path}.{name}"),
+                format!("must be greater than or equal to {min}"),
+            );
+        }
+    }
+    if field != "readinessProbe" && p.success_threshold.is_some_and(|v| v != 1) {
+        errors.push(format!("{path}.successThreshold"), "must be 1");
+    }
+    match p.termination_grace_period_seconds {
+        Some(_) if field == "readinessProbe" => errors.push(
+            format!("{path}.terminationGracePeriodSeconds"),
+            "must not be set for readinessProbes",
+        ),
+        Some(g) if g <= 0 => errors.push(
+            format!("{path}.terminationGracePeriodSeconds"),
+            "must be greater than 0",
+        ),
+        _ => {}
+    }
+}
+
+/// A lifecycle hook: exec, httpGet or sleep.
+fn validate_hook(h: &LifecycleHandler, path: &str, c: &Container, errors: &mut Errors) {
+    if h.tcp_socket.is_some() {
+        errors.unsupported(format!("{path}.tcpSocket"));
+    }
+    let handlers = [
+        h.exec.is_some(),
+        h.http_get.is_some(),
+        h.sleep.is_some(),
+        h.tcp_socket.is_some(),
+    ];
+    match handlers.iter().filter(|x| **x).count() {
+        0 => errors.push(path.to_string(), "must specify a handler type"),
+        1 => {}
+        _ => errors.push(
+            path.to_string(),
+            "may not specify more than one handler type",
+        ),
+    }
+    if let Some(e) = &h.exec {
+        validate_exec(e, path, errors);
+    }
+    if let Some(g) = &h.http_get {
+        validate_http_get(g, &format!("{path}.httpGet"), c, errors);
+    }
+    if h.sleep.as_ref().is_some_and(|s| s.seconds < 0) {
+        errors.push(
+            format!("{path}.sleep.seconds"),
+            "must be greater than or equal to 0",
+        );
+    }
+}
+
+fn validate_exec(e: &ExecAction, path: &str, errors: &mut Errors) {
+    if e.command.is_empty() {
+        errors.push(format!("{path}.exec.command"), "required");
+    }
+}
+
+fn validate_http_get(h: &HttpGetAction, path: &str, c: &Container, errors: &mut Errors) {
+    validate_port(&h.port, &format!("{path}.port"), c, errors);
+    match h.scheme.as_deref() {
+        None | Some("HTTP") => {}
+        Some("HTTPS") => errors.push(
+            format!("{path}.scheme"),
+            "not supported: HTTPS probes need TLS, which picolet does not link yet",
+        ),
+        Some(other) => errors.push(
+            format!("{path}.scheme"),
+            format!("unsupported value {other:?}: HTTP or HTTPS"),
+        ),
+    }
+    if h.path
+        .as_deref()
+        .is_some_and(|p| !p.starts_with('/') && !p.is_empty())
+    {
+        errors.push(format!("{path}.path"), "must be an absolute path");
+    }
+    for (i, header) in h.http_headers.iter().enumerate() {
+        let ok = !header.name.is_empty()
+            && header
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+        if !ok {
+            errors.push(
+                format!("{path}.httpHeaders[{i}].name"),
+                format!("{:?} is not a valid HTTP header name", header.name),
+            );
+        }
+    }
+}
+
+/// A port by number (1-65535) or by the name of one of the container's ports.
+fn validate_port(port: &IntOrString, path: &str, c: &Container, errors: &mut Errors) {
+    match port {
+        IntOrString::Int(n) if !(1..=65535).contains(n) => {
+            errors.push(path.to_string(), "must be between 1 and 65535")
+        }
+        IntOrString::Int(_) => {}
+        IntOrString::Str(name) => {
+            if let Err(m) = port_name(name) {
+                errors.push(path.to_string(), m);
+            } else if !c
+                .ports
+                .iter()
+                .any(|p| p.name.as_deref() == Some(name.as_str()))
+            {
+                errors.push(
+                    path.to_string(),
+                    format!("no container port named {name:?}"),
+                );
+            }
         }
     }
 }
@@ -552,11 +723,28 @@ mod tests {
     #[test]
     fn probes_are_forbidden_on_plain_init_containers() {
         let errs = errors_of(&format!(
-            "{HEAD}  initContainers:\n  - name: i\n    image: busybox\n    livenessProbe:\n      exec:\n        command: [true]\n  containers:\n  - name: c\n    image: busybox\n    restartPolicy: Always\n"
+            "{HEAD}  initContainers:\n  - name: i\n    image: busybox\n    livenessProbe:\n      exec:\n        command: [\"true\"]\n  containers:\n  - name: c\n    image: busybox\n    restartPolicy: Always\n"
         ));
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].starts_with("spec.initContainers[0].livenessProbe: forbidden"));
         assert!(errs[1].starts_with("spec.containers[0].restartPolicy: forbidden"));
+    }
+
+    #[test]
+    fn sidecars_take_probes_and_hooks_and_probes_are_checked() {
+        let errs = errors_of(&format!(
+            "{HEAD}  initContainers:\n  - name: side\n    image: busybox\n    restartPolicy: Always\n    startupProbe:\n      exec:\n        command: [\"true\"]\n    lifecycle:\n      preStop:\n        sleep:\n          seconds: 1\n  - name: bad\n    image: busybox\n    restartPolicy: OnFailure\n  containers:\n  - name: c\n    image: busybox\n    ports:\n    - name: http\n      containerPort: 80\n    livenessProbe:\n      httpGet:\n        port: http\n      successThreshold: 2\n    readinessProbe:\n      tcpSocket:\n        port: web\n      terminationGracePeriodSeconds: 3\n    lifecycle:\n      postStart:\n        exec:\n          command: []\n"
+        ));
+        assert_eq!(
+            errs,
+            [
+                "spec.initContainers[1].restartPolicy: unsupported value \"OnFailure\": only \"Always\" is allowed",
+                "spec.containers[0].livenessProbe.successThreshold: must be 1",
+                "spec.containers[0].readinessProbe.tcpSocket.port: no container port named \"web\"",
+                "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: must not be set for readinessProbes",
+                "spec.containers[0].lifecycle.postStart.exec.command: required",
+            ]
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@
 
 pub mod bundle;
 pub mod fsutil;
+pub mod handler;
 pub mod logs;
 pub mod monitor;
 pub mod oci;
 pub mod paths;
+pub mod process;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
@@ -57,6 +59,9 @@ pub struct Runtime {
     watched: BTreeMap<Token, Watched>,
     /// Notice-pipe token to pidfd token.
     notices: BTreeMap<Token, Token>,
+    /// Probe and hook handlers in progress, by token, with their run id.
+    handlers: BTreeMap<Token, (u64, handler::Running)>,
+    handler_tokens: BTreeMap<u64, Token>,
 }
 
 impl Runtime {
@@ -72,6 +77,8 @@ impl Runtime {
             images,
             watched: BTreeMap::new(),
             notices: BTreeMap::new(),
+            handlers: BTreeMap::new(),
+            handler_tokens: BTreeMap::new(),
         }
     }
 
@@ -157,6 +164,16 @@ impl Runtime {
                 self.forget_pod(&pod_uid);
                 vec![]
             }
+            Action::RunHandler {
+                run,
+                pod,
+                instance,
+                handler,
+            } => self.run_handler(run, &pod, &instance, &handler, reactor),
+            Action::CancelHandler { run } => {
+                self.cancel_handler(run, reactor);
+                vec![]
+            }
         }
     }
 
@@ -164,6 +181,9 @@ impl Runtime {
     pub fn on_ready(&mut self, token: Token, reactor: &mut Reactor) -> Vec<Observation> {
         if let Some(pid_token) = self.notices.remove(&token) {
             return self.on_notice(pid_token, reactor).into_iter().collect();
+        }
+        if self.handlers.contains_key(&token) {
+            return self.on_handler_ready(token, reactor).into_iter().collect();
         }
         match self.watched.remove(&token) {
             Some(w) => vec![self.on_monitor_exit(w, reactor)],

@@ -175,6 +175,27 @@ fn pin_namespace(ns: Ns, at: &Path, host_name: Option<&str>) -> io::Result<()> {
     configured
 }
 
+/// Run `f` inside the network namespace pinned at `ns`, then return to the
+/// agent's own; sockets made by `f` stay in the pod's namespace.
+pub fn in_network_namespace<T>(ns: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let open = |p: &Path| {
+        rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| ctx(p.display(), e))
+    };
+    let original = open(Path::new("/proc/thread-self/ns/net"))?;
+    let target = open(ns)?;
+    rustix::thread::move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(|e| ctx(format!("entering {}", ns.display()), e))?;
+    let result = f();
+    rustix::thread::move_into_link_name_space(original.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(|e| ctx("returning to the agent's network namespace", e))?;
+    result
+}
+
 /// Bring `lo` up in the current network namespace.
 fn loopback_up() -> io::Result<()> {
     // SAFETY: a plain socket and two ioctls on a zeroed, NUL-terminated ifreq;

@@ -127,11 +127,7 @@ impl Runtime {
                 if libc::dup2(write_fd, NOTIFY_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                // The agent blocks signals for its signalfd; the monitor and
-                // the container must not inherit that (DESIGN.md facts).
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                super::process::clear_signal_mask();
                 Ok(())
             });
         }
