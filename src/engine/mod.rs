@@ -25,6 +25,8 @@ pub mod probe;
 pub mod status;
 
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod sim;
 
 use crate::pod::status::PodStatus;

@@ -154,14 +154,6 @@ impl PodMachine {
         self.containers.iter_mut().find(|c| c.name == name)
     }
 
-    fn instance(&self, name: &str, attempt: u32) -> InstanceRef {
-        InstanceRef {
-            pod_uid: self.uid().to_string(),
-            container: name.to_string(),
-            attempt,
-        }
-    }
-
     fn spec(&self, name: &str) -> Option<&Container> {
         self.pod.container(name)
     }

@@ -16,18 +16,30 @@ impl PodMachine {
         } else {
             "PodInitializing"
         };
-        let of_role = |role| {
-            self.containers
-                .iter()
-                .filter(|c| c.role == role)
-                .map(|c| c.status(default_reason))
-                .collect::<Vec<_>>()
-        };
-        let init = of_role(Role::Init);
-        let regular = of_role(Role::Regular);
+        // initContainerStatuses lists plain init containers and sidecars
+        // together, in spec order (rule 59).
+        let mut init = Vec::new();
+        let mut sidecar = Vec::new();
+        let mut regular = Vec::new();
+        for c in &self.containers {
+            let status = c.status(default_reason);
+            match c.role {
+                Role::Regular => regular.push(status),
+                role => {
+                    sidecar.push(role == Role::Sidecar);
+                    init.push(status);
+                }
+            }
+        }
         let phase = match self.lifecycle {
             Lifecycle::Finished(phase) => phase,
-            _ => phase(self.pod.spec.restart_policy, &init, &regular),
+            _ => phase(
+                self.pod.spec.restart_policy,
+                &init,
+                &sidecar,
+                &regular,
+                self.initialized(),
+            ),
         };
         let conditions = self
             .conditions(phase)
@@ -80,10 +92,15 @@ impl PodMachine {
         };
 
         let sandbox_ready = self.sandbox == Sandbox::Ready;
+        // Rule 56: plain init containers not Ready, sidecars not Started.
         let incomplete: Vec<&str> = self
             .containers
             .iter()
-            .filter(|c| c.role == Role::Init && !c.ready())
+            .filter(|c| match c.role {
+                Role::Init => !c.ready(),
+                Role::Sidecar => !c.running().is_some_and(super::container::Running::started),
+                Role::Regular => false,
+            })
             .map(|c| c.name.as_str())
             .collect();
         let initialized = if self.initialized() {
@@ -98,10 +115,11 @@ impl PodMachine {
                 ))
         };
 
+        // Rule 57: sidecars and regular containers.
         let unready: Vec<&str> = self
             .containers
             .iter()
-            .filter(|c| c.role == Role::Regular && !c.ready())
+            .filter(|c| c.role != Role::Init && !c.ready())
             .map(|c| c.name.as_str())
             .collect();
         let containers_ready = if terminal {
@@ -159,16 +177,29 @@ impl Condition {
     }
 }
 
-/// The kubelet's `getPhase` for a pod that is not yet terminal.
+/// The kubelet's `getPhase` for a pod that is not yet terminal (rules
+/// 48-51). `sidecar[i]` says whether `init[i]` is a sidecar.
 pub fn phase(
     policy: RestartPolicy,
     init: &[ContainerStatus],
+    sidecar: &[bool],
     regular: &[ContainerStatus],
+    initialized: bool,
 ) -> PodPhase {
     let mut pending_init = 0;
+    let mut pending_sidecars = 0;
     let mut failed_init = 0;
-    for s in init {
-        if s.state.running.is_some() {
+    let (mut running, mut stopped, mut succeeded, mut waiting) = (0, 0, 0, 0);
+    for (s, is_sidecar) in init.iter().zip(sidecar) {
+        if *is_sidecar {
+            // Terminated sidecars are ignored; running ones count as running.
+            if s.state.running.is_some() {
+                running += 1;
+                pending_sidecars += usize::from(s.started != Some(true));
+            } else if s.state.terminated.is_none() && s.last_state.terminated.is_none() {
+                pending_sidecars += 1;
+            }
+        } else if s.state.running.is_some() {
             pending_init += 1;
         } else if let Some(t) = &s.state.terminated {
             failed_init += usize::from(t.exit_code != 0);
@@ -178,7 +209,6 @@ pub fn phase(
             pending_init += 1;
         }
     }
-    let (mut running, mut stopped, mut succeeded, mut waiting) = (0, 0, 0, 0);
     for s in regular {
         if s.state.running.is_some() {
             running += 1;
@@ -194,7 +224,8 @@ pub fn phase(
     if failed_init > 0 && policy == RestartPolicy::Never {
         return PodPhase::Failed;
     }
-    if pending_init > 0 || waiting > 0 {
+    // After initialization, restarting sidecars do not make the pod Pending.
+    if pending_init > 0 || (pending_sidecars > 0 && !initialized) || waiting > 0 {
         return PodPhase::Pending;
     }
     if running > 0 {

@@ -455,12 +455,6 @@ impl Pod {
         self.spec.termination_grace_period_seconds.unwrap_or(30)
     }
 
-    /// Does the pod have a native sidecar (an init container with
-    /// `restartPolicy: Always`)?
-    pub fn has_sidecar(&self) -> bool {
-        self.spec.init_containers.iter().any(Container::is_sidecar)
-    }
-
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.spec
             .init_containers
