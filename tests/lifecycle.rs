@@ -344,3 +344,75 @@ fn init_failure_follows_the_pod_restart_policy() {
     }
     assert!(container(&never, "main")["state"]["waiting"]["reason"] == "PodInitializing");
 }
+
+/// Upstream's "should terminate sidecars in reverse order after all main
+/// containers have exited" (test/e2e_node/container_lifecycle_test.go),
+/// with its 5 s termination delays scaled to 1 s: the same starts-before
+/// and exits-before assertions, and the pod Succeeded.
+#[test]
+fn upstream_pod_terminates_sidecars_in_reverse_order_after_the_main_container() {
+    let mut agent = Agent::new("upstream");
+    agent.start();
+    // upstream's ExecCommand: log the start, and on SIGTERM wait
+    // TerminationSeconds, log the exit and exit.
+    let sidecar = |name: &str| {
+        format!(
+            "  - name: {name}\n    image: busybox:1.36\n    restartPolicy: Always\n    command: [\"sh\", \"-c\", {}]\n    volumeMounts: [{{name: marks, mountPath: /marks}}]\n",
+            q(&format!(
+                "stop() {{ sleep 1; {}; exit 0; }}; trap stop TERM; {}; while true; do sleep 0.1; done",
+                mark(&format!("{name}-exit")),
+                mark(&format!("{name}-start"))
+            ))
+        )
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: serialize-termination\nspec:\n  restartPolicy: Never\n  volumes:\n  - name: marks\n    emptyDir: {{}}\n  initContainers:\n{}{}{}  containers:\n  - name: regular-1\n    image: busybox:1.36\n    command: [\"sh\", \"-c\", {}]\n    volumeMounts: [{{name: marks, mountPath: /marks}}]\n",
+        sidecar("restartable-init-1"),
+        sidecar("restartable-init-2"),
+        sidecar("restartable-init-3"),
+        q(&format!("{}; sleep 2; {}", mark("regular-1-start"), mark("regular-1-exit")))
+    );
+    agent.write_manifest("upstream.yaml", &yaml);
+    let pod = agent.wait_pod("serialize-termination", "no longer running", 60, |p| {
+        phase(p) == "Succeeded"
+    });
+    assert_eq!(
+        events(&emptydir_marks(&agent, &pod)),
+        [
+            "restartable-init-1-start",
+            "restartable-init-2-start",
+            "restartable-init-3-start",
+            "regular-1-start",
+            "regular-1-exit",
+            "restartable-init-3-exit",
+            "restartable-init-2-exit",
+            "restartable-init-1-exit",
+        ]
+    );
+    for s in [
+        "restartable-init-1",
+        "restartable-init-2",
+        "restartable-init-3",
+    ] {
+        let c = container(&pod, s);
+        assert_eq!(c["state"]["terminated"]["exitCode"], 0, "{s}");
+        assert_eq!(c["restartCount"], 0, "{s}");
+    }
+    let conditions = pod["status"]["conditions"].as_array().unwrap();
+    let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("PodCompleted"))
+    );
+    let initialized = conditions
+        .iter()
+        .find(|c| c["type"] == "Initialized")
+        .unwrap();
+    assert_eq!(
+        (
+            initialized["status"].as_str(),
+            initialized["reason"].as_str()
+        ),
+        (Some("True"), Some("PodCompleted"))
+    );
+}

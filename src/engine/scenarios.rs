@@ -182,6 +182,103 @@ fn termination_runs_pre_stop_hooks_together_then_signals_regular_then_sidecars_i
     assert_eq!(sim.engine.statuses().count(), 0);
 }
 
+/// Upstream's "should terminate sidecars in reverse order after all main
+/// containers have exited": three sidecars that take 5 s to exit on
+/// SIGTERM, a Never pod whose regular container exits after 5 s.
+#[test]
+fn upstream_terminate_sidecars_in_reverse_order_after_all_main_containers_have_exited() {
+    let mut sim = sim();
+    for s in [
+        "restartable-init-1",
+        "restartable-init-2",
+        "restartable-init-3",
+    ] {
+        sim.script(s, &[Script::SlowTerm { secs: 5 }]);
+    }
+    sim.script("regular-1", &[Script::Exit { secs: 5, code: 0 }]);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Never\n  initContainers:\n{}{}{}  containers:\n{}",
+        container("restartable-init-1", SIDECAR),
+        container("restartable-init-2", SIDECAR),
+        container("restartable-init-3", SIDECAR),
+        container("regular-1", "")
+    );
+    let p = pod(&yaml);
+    sim.desire(&[&p]);
+    sim.run_until(120);
+    let exits: Vec<(u64, String)> = sim
+        .seen
+        .iter()
+        .filter_map(|(t, s)| match s {
+            Seen::Exit(c, _, _) => Some((*t, c.clone())),
+            _ => None,
+        })
+        .collect();
+    let got: Vec<(u64, &str)> = exits.iter().map(|(t, c)| (*t, c.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (5, "regular-1"),
+            (10, "restartable-init-3"),
+            (15, "restartable-init-2"),
+            (20, "restartable-init-1")
+        ]
+    );
+    assert_eq!(sim.phase("p"), PodPhase::Succeeded);
+}
+
+/// Upstream's "should terminate sidecars simultaneously if prestop doesn't
+/// exit": preStop hooks that loop forever all start when the regular
+/// container exits and all die ~32 s later (30 s grace + the 2 s minimum).
+#[test]
+fn upstream_terminate_sidecars_simultaneously_if_prestop_does_not_exit() {
+    let mut sim = sim();
+    let names = [
+        "restartable-init-1",
+        "restartable-init-2",
+        "restartable-init-3",
+    ];
+    let pre_stop =
+        "    lifecycle:\n      preStop:\n        exec:\n          command: [loop-forever]\n";
+    for s in names {
+        sim.script(s, &[Script::SlowTerm { secs: 5 }]);
+        sim.hook(s, "preStop", 10_000, true);
+    }
+    sim.script("regular-1", &[Script::Exit { secs: 5, code: 0 }]);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Never\n  initContainers:\n{}{}{}  containers:\n{}",
+        container(names[0], &format!("{SIDECAR}{pre_stop}")),
+        container(names[1], &format!("{SIDECAR}{pre_stop}")),
+        container(names[2], &format!("{SIDECAR}{pre_stop}")),
+        container("regular-1", "")
+    );
+    let p = pod(&yaml);
+    sim.desire(&[&p]);
+    sim.run_until(120);
+    for s in names {
+        let hook_start = sim
+            .seen
+            .iter()
+            .find(|(_, e)| *e == Seen::Hook(s.into(), "preStop"))
+            .map(|(t, _)| *t);
+        let killed = sim
+            .seen
+            .iter()
+            .find(|(_, e)| matches!(e, Seen::Exit(c, _, 137) if c == s))
+            .map(|(t, _)| *t);
+        assert_eq!(
+            hook_start,
+            Some(5),
+            "{s}: preStop starts with the completion"
+        );
+        assert_eq!(
+            killed,
+            Some(37),
+            "{s}: its preStop (and it) live 32 s: grace 30 s + 2 s"
+        );
+    }
+}
+
 #[test]
 fn a_waiting_sidecar_is_signalled_when_the_grace_runs_out() {
     // Rule 44: grace 10 s; main ignores SIGTERM; the sidecar waiting for it

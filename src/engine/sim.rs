@@ -29,6 +29,9 @@ pub enum Script {
     Serve,
     /// Run until SIGKILL.
     IgnoreTerm,
+    /// Run until signalled; exit `secs` after SIGTERM (upstream's
+    /// `TerminationSeconds`).
+    SlowTerm { secs: u64 },
 }
 
 /// What the simulated runtime did, for assertions.
@@ -51,7 +54,8 @@ struct Live {
     instance: InstanceRef,
     started_at: Time,
     exits_at: Option<(Time, i32)>,
-    ignores_term: bool,
+    /// How long after SIGTERM it exits; `None`: it ignores SIGTERM.
+    term_delay: Option<Duration>,
 }
 
 pub struct Sim {
@@ -193,10 +197,12 @@ impl Sim {
                     });
                     let now = self.now;
                     if let Some(l) = self.live.iter_mut().find(|l| l.instance == instance) {
-                        match signal {
-                            StopSignal::Term if !l.ignores_term => l.exits_at = Some((now, 143)),
-                            StopSignal::Term => {}
-                            StopSignal::Kill => l.exits_at = Some((now, 137)),
+                        match (signal, l.term_delay) {
+                            (StopSignal::Term, Some(d)) if l.exits_at.is_none() => {
+                                l.exits_at = Some((now + d, 143))
+                            }
+                            (StopSignal::Term, _) => {}
+                            (StopSignal::Kill, _) => l.exits_at = Some((now, 137)),
                         }
                     }
                     self.deliver_exits();
@@ -276,18 +282,20 @@ impl Sim {
             .or(scripts.last())
             .copied()
             .unwrap_or(Script::Serve);
-        let (exits_at, ignores_term) = match script {
-            Script::Exit { secs, code } => {
-                (Some((self.now + Duration::from_secs(secs), code)), false)
-            }
-            Script::Serve => (None, false),
-            Script::IgnoreTerm => (None, true),
+        let (exits_at, term_delay) = match script {
+            Script::Exit { secs, code } => (
+                Some((self.now + Duration::from_secs(secs), code)),
+                Some(Duration::ZERO),
+            ),
+            Script::Serve => (None, Some(Duration::ZERO)),
+            Script::IgnoreTerm => (None, None),
+            Script::SlowTerm { secs } => (None, Some(Duration::from_secs(secs))),
         };
         self.live.push(Live {
             instance: instance.clone(),
             started_at: self.now,
             exits_at,
-            ignores_term,
+            term_delay,
         });
         let obs = Observation::Started {
             instance,
