@@ -222,11 +222,11 @@ impl Engine {
                     },
                     (None, started_at) => State::Running(Running {
                         attempt: i.attempt,
+                        probes: probe_workers(&pod, &i.container, &i.container_id, now),
                         container_id: i.container_id,
                         image_id: i.image_id,
                         started_at: started_at.unwrap_or(now),
                         post_start: container::Hook::Done,
-                        probes: probe_workers(&pod, &i.container),
                         stopping: None,
                     }),
                 };
@@ -419,8 +419,13 @@ impl Exit {
 }
 
 /// Fresh probe workers for an adopted instance: after an agent restart the
-/// kubelet's workers start over too (rule 33).
-fn probe_workers(pod: &Pod, container: &str) -> Vec<probe::ProbeWorker> {
+/// kubelet's workers start over too, each after a spread delay (rule 33).
+fn probe_workers(
+    pod: &Pod,
+    container: &str,
+    container_id: &str,
+    now: Time,
+) -> Vec<probe::ProbeWorker> {
     use probe::{ProbeKind, ProbeWorker};
     let Some(c) = pod.container(container) else {
         return vec![];
@@ -431,6 +436,10 @@ fn probe_workers(pod: &Pod, container: &str) -> Vec<probe::ProbeWorker> {
         (ProbeKind::Readiness, &c.readiness_probe),
     ]
     .into_iter()
-    .filter_map(|(kind, p)| Some(ProbeWorker::new(kind, p.as_ref()?)))
+    .filter_map(|(kind, p)| {
+        let mut w = ProbeWorker::new(kind, p.as_ref()?);
+        w.spread_first_attempt(now, container_id);
+        Some(w)
+    })
     .collect()
 }

@@ -86,6 +86,22 @@ impl ProbeWorker {
         }
     }
 
+    /// After an agent restart the kubelet's workers first wait a random time
+    /// in [0, period) (rule 33), spreading probes of adopted containers. The
+    /// engine has no randomness of its own: the spread is derived from the
+    /// container ID, so that it is stable and testable.
+    pub fn spread_first_attempt(&mut self, now: Time, container_id: &str) {
+        // FNV-1a: small, and good enough to spread a handful of workers.
+        let hash = container_id
+            .bytes()
+            .chain([self.kind as u8])
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        let period = self.period.as_millis().max(1) as u64;
+        self.next_at = Some(Time(now.0 + hash % period));
+    }
+
     /// Begin probing at `now` (container running, or started for liveness
     /// and readiness).
     pub fn arm(&mut self, now: Time) {

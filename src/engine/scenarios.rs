@@ -768,3 +768,45 @@ fn invariants_hold_for_random_pods() {
         }
     }
 }
+
+#[test]
+fn adopted_probes_start_after_a_spread_delay() {
+    // Rule 33: after an agent restart each worker waits within [0, period).
+    let mut sim = sim();
+    let probe =
+        "    readinessProbe:\n      exec:\n        command: [ready]\n      periodSeconds: 10\n";
+    let yaml = format!(
+        "{HEAD}  containers:\n{}{}",
+        container("a", probe),
+        container("b", probe)
+    );
+    let p = pod(&yaml);
+    let instance = |c: &str| RecoveredInstance {
+        container: c.into(),
+        attempt: 0,
+        container_id: format!("runc://uid-{c}-0"),
+        image_id: String::new(),
+        started_at: Some(sim.now),
+        exit: None,
+    };
+    let recovered = Recovered {
+        pod: p.clone(),
+        created_at: sim.now,
+        sandbox_ready: true,
+        instances: vec![instance("a"), instance("b")],
+    };
+    sim.engine.restore(vec![recovered], sim.now);
+    sim.desire(&[&p]);
+    sim.run_until(30);
+    let first = |c: &str| {
+        sim.seen
+            .iter()
+            .find(|(_, s)| *s == Seen::Probe(c.into(), ProbeKind::Readiness))
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let (a, b) = (first("a"), first("b"));
+    assert!(a < 10 && b < 10, "within one period: {a} {b}");
+    assert_ne!(a, b, "spread apart");
+    assert_eq!(condition(&sim, "Ready").0, "True");
+}
