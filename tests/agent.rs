@@ -360,3 +360,47 @@ fn version_names_picolet_and_the_runtime() {
     );
     assert!(text.contains("runtime: runc version"), "{text}");
 }
+
+#[test]
+fn after_a_reboot_never_pods_stay_done_and_others_initialize_again() {
+    // Rules 53 and 72, with the run dir wiped as a reboot wipes tmpfs.
+    let mut agent = Agent::new("reboot");
+    agent.start();
+    let marks = agent.dir.join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    agent.write_manifest(
+        "job.yaml",
+        &pod_yaml("job", "Never", 1, "", &[("c", "echo done")]),
+    );
+    agent.write_manifest(
+        "app.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  terminationGracePeriodSeconds: 1\n  volumes:\n  - name: m\n    hostPath: {{path: {}}}\n  initContainers:\n  - name: init\n    image: busybox:1.36\n    command: [sh, -c, 'echo init >> /m/log']\n    volumeMounts: [{{name: m, mountPath: /m}}]\n  containers:\n  - name: main\n    image: busybox:1.36\n    command: [sleep, '3600']\n",
+            marks.display()
+        ),
+    );
+    let job = agent.wait_pod("job", "Succeeded", 30, |p| phase(p) == "Succeeded");
+    let app = agent.wait_pod("app", "running", 30, |p| running(p, "main"));
+    assert_eq!(fs::read_to_string(marks.join("log")).unwrap(), "init\n");
+
+    agent.simulate_reboot();
+    agent.start();
+    let app2 = agent.wait_pod("app", "running again", 30, |p| running(p, "main"));
+    assert_eq!(
+        fs::read_to_string(marks.join("log")).unwrap(),
+        "init\ninit\n",
+        "init ran again, first"
+    );
+    assert_eq!(app2["metadata"]["uid"], app["metadata"]["uid"]);
+    assert_eq!(restarts(&app2, "main"), 1, "restart counts keep growing");
+    assert_eq!(restarts(&app2, "init"), 1);
+    assert_eq!(app2["status"]["startTime"], app["status"]["startTime"]);
+    let job2 = agent.pod("job").unwrap();
+    assert_eq!(phase(&job2), "Succeeded", "a Never pod that ran stays done");
+    assert_eq!(container(&job2, "c")["state"]["terminated"]["exitCode"], 0);
+    let uid = job["metadata"]["uid"].as_str().unwrap();
+    let logs: Vec<_> = fs::read_dir(agent.log_dir().join(format!("default_job-{NODE}_{uid}/c")))
+        .unwrap()
+        .collect();
+    assert_eq!(logs.len(), 1, "it did not run again");
+}

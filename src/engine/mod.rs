@@ -137,13 +137,27 @@ pub struct Desired {
     pub first_attempts: BTreeMap<String, u32>,
 }
 
-/// A pod the runtime found on disk at start-up (rule 71).
+/// A pod the runtime found on disk at start-up (rules 71, 72).
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub pod: Arc<Pod>,
     pub created_at: Time,
-    pub sandbox_ready: bool,
+    pub sandbox: RecoveredSandbox,
     pub instances: Vec<RecoveredInstance>,
+    /// The restart count each container continues from when no recorded
+    /// instance says more (the log directory, rule 30).
+    pub first_attempts: BTreeMap<String, u32>,
+}
+
+/// What became of a recovered pod's sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveredSandbox {
+    /// Still there: the agent alone restarted.
+    Ready,
+    /// Torn down when the pod completed.
+    Stopped,
+    /// Gone with the run dir: the node rebooted.
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -191,12 +205,7 @@ impl Engine {
     pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
         for r in recovered {
             let pod = r.pod.clone();
-            let mut machine = PodMachine::new(r.pod, &BTreeMap::new(), r.created_at);
-            machine.sandbox = if r.sandbox_ready {
-                Sandbox::Ready
-            } else {
-                Sandbox::Stopped
-            };
+            let mut machine = PodMachine::new(r.pod, &r.first_attempts, r.created_at);
             let mut instances = r.instances;
             instances.sort_by_key(|i| i.attempt);
             for i in instances {
@@ -208,7 +217,7 @@ impl Engine {
                 {
                     c.previous = Some(finished);
                 }
-                c.next_attempt = i.attempt + 1;
+                c.next_attempt = c.next_attempt.max(i.attempt + 1);
                 c.state = match (i.exit, i.started_at) {
                     (Some(exit), started_at) => State::Exited {
                         finished: Finished {
@@ -230,6 +239,16 @@ impl Engine {
                         stopping: None,
                     }),
                 };
+            }
+            match r.sandbox {
+                RecoveredSandbox::Ready => machine.sandbox = Sandbox::Ready,
+                RecoveredSandbox::Stopped => {
+                    machine.sandbox = Sandbox::Stopped;
+                    if let Some(phase) = machine.completed_phase() {
+                        machine.lifecycle = Lifecycle::Finished(phase);
+                    }
+                }
+                RecoveredSandbox::Lost => machine.sandbox_lost(),
             }
             self.pods.insert(machine.uid().to_string(), machine);
         }

@@ -113,6 +113,9 @@ pub struct PodMachine {
     pub containers: Vec<ContainerMachine>,
     /// When each condition last changed: (status, time).
     pub condition_times: BTreeMap<&'static str, (bool, Time)>,
+    /// The sandbox was lost (a reboot) and the init sequence runs again:
+    /// until it completes the pod counts as not initialized (rule 53).
+    pub reinit: bool,
 }
 
 impl PodMachine {
@@ -139,6 +142,7 @@ impl PodMachine {
             lifecycle: Lifecycle::Active,
             containers,
             condition_times: BTreeMap::new(),
+            reinit: false,
         }
     }
 
@@ -170,7 +174,67 @@ impl PodMachine {
                 Role::Sidecar => init_done &= c.running().is_some_and(Running::started),
             }
         }
-        regular_ran || init_done
+        init_done || (regular_ran && !self.reinit)
+    }
+
+    /// The terminal phase if the pod is done: every regular container exited
+    /// and none is due to restart under the policy (rules 17, 51).
+    pub fn completed_phase(&self) -> Option<PodPhase> {
+        let policy = self.policy();
+        if policy == RestartPolicy::Always {
+            return None;
+        }
+        let mut all_ok = true;
+        for c in self.containers.iter().filter(|c| c.role == Role::Regular) {
+            let State::Exited {
+                finished,
+                restart: None,
+            } = &c.state
+            else {
+                return None;
+            };
+            let ok = finished.succeeded();
+            if policy == RestartPolicy::OnFailure && !ok {
+                return None;
+            }
+            all_ok &= ok;
+        }
+        Some(if all_ok {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        })
+    }
+
+    /// After a reboot (rule 72): a Never pod that ran is terminal; any other
+    /// runs its init sequence again from the first, then its regular
+    /// containers, restart counts growing on.
+    pub fn sandbox_lost(&mut self) {
+        self.sandbox = Sandbox::Absent;
+        if self.pod.spec.restart_policy == RestartPolicy::Never {
+            let ran = self.containers.iter().any(ContainerMachine::ever_ran);
+            let init_failed = self
+                .containers
+                .iter()
+                .any(|c| c.role == Role::Init && c.finished().is_some_and(|f| !f.succeeded()));
+            if ran {
+                let phase = match self.completed_phase() {
+                    Some(phase) if !init_failed => phase,
+                    _ => PodPhase::Failed,
+                };
+                self.sandbox = Sandbox::Stopped;
+                self.lifecycle = Lifecycle::Finished(phase);
+            }
+            return;
+        }
+        for c in &mut self.containers {
+            if let State::Exited { finished, .. } =
+                std::mem::replace(&mut c.state, State::Waiting(Waiting::fresh()))
+            {
+                c.previous = Some(finished);
+            }
+        }
+        self.reinit = true;
     }
 
     /// The next time this pod needs `sync`, if any.
@@ -241,6 +305,7 @@ impl PodMachine {
         if !self.initialized() && !self.sync_init(cx) {
             return;
         }
+        self.reinit = false;
         self.sync_regular(cx);
     }
 
@@ -318,15 +383,7 @@ impl PodMachine {
                 _ => {}
             }
         }
-        let regular = || self.containers.iter().filter(|c| c.role == Role::Regular);
-        let done = regular().all(|c| matches!(c.state, State::Exited { restart: None, .. }));
-        if policy != RestartPolicy::Always && done {
-            let all_ok = regular().all(|c| c.finished().is_some_and(Finished::succeeded));
-            let phase = if all_ok {
-                PodPhase::Succeeded
-            } else {
-                PodPhase::Failed
-            };
+        if let Some(phase) = self.completed_phase() {
             self.begin_stop(StopCause::Completed(phase), cx);
         }
     }

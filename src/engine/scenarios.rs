@@ -792,7 +792,8 @@ fn adopted_probes_start_after_a_spread_delay() {
     let recovered = Recovered {
         pod: p.clone(),
         created_at: sim.now,
-        sandbox_ready: true,
+        sandbox: RecoveredSandbox::Ready,
+        first_attempts: BTreeMap::new(),
         instances: vec![instance("a"), instance("b")],
     };
     sim.engine.restore(vec![recovered], sim.now);
@@ -809,4 +810,128 @@ fn adopted_probes_start_after_a_spread_delay() {
     assert!(a < 10 && b < 10, "within one period: {a} {b}");
     assert_ne!(a, b, "spread apart");
     assert_eq!(condition(&sim, "Ready").0, "True");
+}
+
+fn ended(container: &str, attempt: u32, code: i32, at: Time) -> RecoveredInstance {
+    RecoveredInstance {
+        container: container.into(),
+        attempt,
+        container_id: format!("runc://uid-{container}-{attempt}"),
+        image_id: String::new(),
+        started_at: Some(at),
+        exit: Some(Exit {
+            code,
+            signal: None,
+            kind: container::ExitKind::Normal,
+            finished_at: at,
+            message: None,
+        }),
+    }
+}
+
+#[test]
+fn after_a_reboot_a_never_pod_that_ran_stays_terminal() {
+    // Rule 72.
+    let mut sim = sim();
+    let p = pod(&format!(
+        "{HEAD}  restartPolicy: Never\n  containers:\n{}",
+        container("c", "")
+    ));
+    let lost = Recovered {
+        pod: p.clone(),
+        created_at: sim.now,
+        sandbox: RecoveredSandbox::Lost,
+        first_attempts: BTreeMap::new(),
+        instances: vec![ended("c", 0, 0, sim.now)],
+    };
+    sim.engine.restore(vec![lost], sim.now);
+    sim.desire(&[&p]);
+    sim.run_until(60);
+    assert!(
+        sim.starts_of("c").is_empty(),
+        "nothing runs again: {:?}",
+        sim.seen
+    );
+    assert_eq!(sim.phase("p"), PodPhase::Succeeded);
+}
+
+#[test]
+fn after_a_reboot_init_containers_run_again_and_restart_counts_grow() {
+    // Rules 53 and 72: Pending until re-initialized; init from the first.
+    let mut sim = sim();
+    sim.script("init", &[Script::Exit { secs: 2, code: 0 }]);
+    let p = pod(&format!(
+        "{HEAD}  initContainers:\n{}{}  containers:\n{}",
+        container("init", ""),
+        container("side", SIDECAR),
+        container("main", "")
+    ));
+    let at = sim.now;
+    let lost = Recovered {
+        pod: p.clone(),
+        created_at: at,
+        sandbox: RecoveredSandbox::Lost,
+        first_attempts: BTreeMap::new(),
+        instances: vec![
+            ended("init", 0, 0, at),
+            ended("side", 2, 137, at),
+            ended("main", 4, 137, at),
+            ended("main", 5, 137, at),
+        ],
+    };
+    sim.engine.restore(vec![lost], sim.now);
+    sim.desire(&[&p]);
+    sim.run_until(1);
+    assert_eq!(sim.phase("p"), PodPhase::Pending);
+    assert!(
+        sim.seen
+            .iter()
+            .any(|s| *s == (0, Seen::Sandbox("p".into()))),
+        "a new sandbox"
+    );
+    sim.run_until(10);
+    let all = starts(&sim);
+    let got: Vec<(u64, &str)> = all.iter().map(|(t, c)| (*t, c.as_str())).collect();
+    assert_eq!(got, [(0, "init"), (2, "side"), (2, "main")]);
+    let s = sim.status("p");
+    assert_eq!(s.phase, PodPhase::Running);
+    let count = |name: &str| {
+        s.init_container_statuses
+            .iter()
+            .chain(&s.container_statuses)
+            .find(|c| c.name == name)
+            .unwrap()
+            .restart_count
+    };
+    assert_eq!((count("init"), count("side"), count("main")), (1, 3, 6));
+    assert_eq!(
+        s.container_statuses[0]
+            .last_state
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        137
+    );
+}
+
+#[test]
+fn a_pod_that_completed_before_an_agent_restart_stays_completed() {
+    let mut sim = sim();
+    let p = pod(&format!(
+        "{HEAD}  restartPolicy: OnFailure\n  containers:\n{}",
+        container("c", "")
+    ));
+    let done = Recovered {
+        pod: p.clone(),
+        created_at: sim.now,
+        sandbox: RecoveredSandbox::Stopped,
+        first_attempts: BTreeMap::new(),
+        instances: vec![ended("c", 1, 0, sim.now)],
+    };
+    sim.engine.restore(vec![done], sim.now);
+    sim.desire(&[&p]);
+    sim.run_until(30);
+    assert!(sim.seen.is_empty(), "no sandbox, no start: {:?}", sim.seen);
+    assert_eq!(sim.phase("p"), PodPhase::Succeeded);
 }

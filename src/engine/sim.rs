@@ -763,7 +763,8 @@ mod tests {
         let recovered = Recovered {
             pod: p.clone(),
             created_at: sim.now,
-            sandbox_ready: true,
+            sandbox: RecoveredSandbox::Ready,
+            first_attempts: BTreeMap::new(),
             instances: vec![
                 RecoveredInstance {
                     container: "i1".into(),
@@ -825,7 +826,8 @@ mod tests {
         let recovered = Recovered {
             pod: p.clone(),
             created_at: sim.now,
-            sandbox_ready: true,
+            sandbox: RecoveredSandbox::Ready,
+            first_attempts: BTreeMap::new(),
             instances: vec![RecoveredInstance {
                 container: "a".into(),
                 attempt: 0,

@@ -33,6 +33,8 @@ impl PodMachine {
         }
         let phase = match self.lifecycle {
             Lifecycle::Finished(phase) => phase,
+            // Rule 53: after a lost sandbox the pod is Pending until initialized.
+            _ if self.reinit => PodPhase::Pending,
             _ => phase(
                 self.pod.spec.restart_policy,
                 &init,

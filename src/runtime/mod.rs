@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod fsutil;
 pub mod handler;
+pub mod history;
 pub mod logs;
 pub mod monitor;
 pub mod oci;

@@ -27,8 +27,13 @@ impl Paths {
         self.run.join("pods").join(uid)
     }
 
+    /// The pod's durable directory: its spec, history and volumes.
+    pub fn pod_disk(&self, uid: &str) -> PathBuf {
+        self.root.join("pods").join(uid)
+    }
+
     pub fn pod_volumes(&self, uid: &str) -> PathBuf {
-        self.root.join("pods").join(uid).join("volumes")
+        self.pod_disk(uid).join("volumes")
     }
 
     pub fn containers_run(&self) -> PathBuf {

@@ -45,6 +45,31 @@ pub struct ExitRecord {
     pub finished_at: u64,
 }
 
+/// `<root>/pods/<uid>/history.json`, by the agent: what must survive a
+/// reboot to keep the kubelet's semantics (rules 30, 53, 72): when the pod
+/// was created and how each container's last instances ended. Written only
+/// when an instance ends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PodHistory {
+    pub created_at: u64,
+    #[serde(default)]
+    pub ended: Vec<EndedInstance>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndedInstance {
+    pub container: String,
+    pub attempt: u32,
+    pub container_id: String,
+    pub image_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    pub exit: ExitRecord,
+    /// It vanished without a recorded exit (rule 32).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
 /// Start time of a process in clock ticks since boot, if it exists.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

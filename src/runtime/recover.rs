@@ -7,7 +7,7 @@ use super::paths::container_id;
 use super::records::{process_start_time, SandboxRecord, StartedRecord};
 use super::stop::{exit_from_records, instance_dirs, remove_instance_files};
 use super::{sandbox, Runtime, Watched};
-use crate::engine::{Exit, InstanceRef, Recovered, RecoveredInstance};
+use crate::engine::{Exit, InstanceRef, Recovered, RecoveredInstance, RecoveredSandbox};
 use crate::pod::Pod;
 use crate::reactor::Reactor;
 use crate::state::read_json;
@@ -40,8 +40,13 @@ impl Runtime {
                         Recovered {
                             pod: Arc::new(pod),
                             created_at: Time(record.created_at),
-                            sandbox_ready: record.ready,
+                            sandbox: if record.ready {
+                                RecoveredSandbox::Ready
+                            } else {
+                                RecoveredSandbox::Stopped
+                            },
                             instances: vec![],
+                            first_attempts: BTreeMap::new(),
                         },
                     );
                 }
@@ -99,6 +104,7 @@ impl Runtime {
                 } else {
                     (started.map(|s| Time(s.started_at)), Exit::unknown(now))
                 };
+                self.record_end(&instance, &dir, started_at, &exit);
                 remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
                 RecoveredInstance {
                     container: instance.container.clone(),
@@ -110,6 +116,31 @@ impl Runtime {
                 }
             });
             pod.instances.push(recovered);
+        }
+
+        // Pods on disk whose sandbox went with the run dir: a reboot.
+        for entry in fs::read_dir(paths.root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if pods.contains_key(&uid) {
+                continue;
+            }
+            if let Some((pod, created_at, instances)) = super::history::load(&paths, &uid) {
+                log::info!("pod {}: its sandbox was lost (reboot)", pod.full_name());
+                pods.insert(
+                    uid,
+                    Recovered {
+                        pod: Arc::new(pod),
+                        created_at,
+                        sandbox: RecoveredSandbox::Lost,
+                        instances,
+                        first_attempts: BTreeMap::new(),
+                    },
+                );
+            }
         }
 
         // Runtime containers without a directory of ours.
@@ -125,7 +156,12 @@ impl Runtime {
                 }
             }
         }
-        pods.into_values().collect()
+        pods.into_values()
+            .map(|mut r| {
+                r.first_attempts = self.first_attempts(&r.pod);
+                r
+            })
+            .collect()
     }
 
     /// Remove durable leftovers no pod owns: writable layers of containers

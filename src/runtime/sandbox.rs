@@ -127,6 +127,7 @@ pub fn create(paths: &Paths, pod: &Pod, now: Time) -> io::Result<()> {
     prepare_volumes(paths, pod)?;
     let created_at =
         read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
+    super::history::begin(paths, pod, Time(created_at))?;
     write_json(
         &dir.join("sandbox.json"),
         &SandboxRecord {

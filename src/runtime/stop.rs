@@ -79,12 +79,44 @@ impl Runtime {
         let paths = self.config.paths.clone();
         let dir = paths.container_run(&id);
         let (started_at, exit) = exit_from_records(&dir, Time::now());
+        self.record_end(&w.instance, &dir, started_at, &exit);
         remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
         self.prune_old_instances(&w.instance);
         Observation::Exited {
             instance: w.instance,
             started_at,
             exit,
+        }
+    }
+
+    /// Add an ended instance to the pod's durable history.
+    pub(super) fn record_end(
+        &self,
+        instance: &InstanceRef,
+        dir: &Path,
+        started_at: Option<Time>,
+        exit: &Exit,
+    ) {
+        let image_id = read_json::<InstanceRecord>(&dir.join("instance.json"))
+            .ok()
+            .flatten()
+            .map(|r| r.image_id)
+            .unwrap_or_default();
+        let container_id = self.status_id(&container_id(instance));
+        let result = super::history::record_end(
+            &self.config.paths,
+            instance,
+            &container_id,
+            &image_id,
+            started_at,
+            exit,
+        );
+        if let Err(e) = result {
+            log::error!(
+                "pod {}: recording the end of {}: {e}",
+                instance.pod_uid,
+                instance.container
+            );
         }
     }
 

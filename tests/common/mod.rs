@@ -205,6 +205,39 @@ impl Agent {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// What a reboot does to the agent's world: the agent and every container
+    /// die, the run dir (tmpfs) is emptied; the root and log dirs (disk) stay.
+    pub fn simulate_reboot(&mut self) {
+        self.stop("KILL");
+        let root = self.run_dir().join("runc");
+        for id in self.runc_ids() {
+            run(Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", &id]));
+        }
+        let run_dir = self.run_dir().display().to_string();
+        wait_for("the monitors to exit", Duration::from_secs(10), || {
+            let out = Command::new("pgrep")
+                .args(["-f", &format!("picolet monitor .*{run_dir}")])
+                .output()
+                .ok()?;
+            out.stdout.is_empty().then_some(())
+        });
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&run_dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            run(Command::new("umount").args(["-l", p]));
+        }
+        // The overlays' upper dirs on disk outlive a reboot, like the rest of root.
+        fs::remove_dir_all(self.run_dir()).unwrap();
+    }
+
     /// `runc list` under the agent's runtime root.
     pub fn runc_ids(&self) -> Vec<String> {
         let out = run(Command::new("runc")
