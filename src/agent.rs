@@ -4,6 +4,7 @@
 //! the manifest directory changes, a signal comes, or the engine's next
 //! deadline passes. Nothing wakes it otherwise: no periodic sync.
 
+use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
 use crate::engine::backoff::BackoffPolicy;
 use crate::engine::{Desired, Engine, EngineConfig};
@@ -17,7 +18,7 @@ use crate::source::file::{ManifestDir, ManifestError};
 use crate::state::write_json;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `<run>/agent.json`: how the running agent was started, for `get pods`.
@@ -37,13 +38,22 @@ pub struct AgentInfo {
 pub const ERRORS_FILE: &str = "manifest-errors.json";
 pub const AGENT_FILE: &str = "agent.json";
 
+/// Where the cgroup v2 hierarchy is mounted.
+pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
 pub fn run(config: Config) -> Result<(), String> {
     // First, before anything could start a thread.
     let signals = Signals::block().map_err(|e| format!("blocking signals: {e}"))?;
-    if config.cgroups == CgroupMode::V2 {
-        return Err(cgroup_refusal());
-    }
-    log::warn!("--cgroups off: running WITHOUT resource limits; pod resources are not enforced");
+    let cgroups = match config.cgroups {
+        CgroupMode::V2 => Some(Cgroups::open(Path::new(CGROUP_MOUNT), &config.cgroup_root)?),
+        CgroupMode::Off => {
+            log::warn!(
+                "--cgroups off: running WITHOUT resource limits; pod resources are not enforced"
+            );
+            None
+        }
+    };
+    let (cpu_capacity, memory_capacity) = crate::cgroup::capacity();
     let binary = match &config.runtime {
         Some(p) => p.clone(),
         None => oci::find_default()
@@ -64,7 +74,11 @@ pub fn run(config: Config) -> Result<(), String> {
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").into(),
         runtime: binary.clone(),
-        cgroups: "off".into(),
+        cgroups: if cgroups.is_some() {
+            "v2".into()
+        } else {
+            "off".into()
+        },
         log_dir: paths.logs.clone(),
     };
     write_json(&paths.run.join(AGENT_FILE), &info).map_err(|e| e.to_string())?;
@@ -83,12 +97,19 @@ pub fn run(config: Config) -> Result<(), String> {
         self_exe,
         log_max_size: config.log_max_size,
         log_max_files: config.log_max_files,
+        cgroups,
+        pod_pids_limit: config.pod_pids_limit,
+        memory_capacity,
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
             initial: config.backoff_initial,
             max: config.backoff_max,
         },
+        allocatable: Some((
+            cpu_capacity.saturating_sub(config.reserved_cpu),
+            memory_capacity.saturating_sub(config.reserved_memory),
+        )),
     });
     let now = Time::now();
     let recovered = runtime.recover(&mut reactor, now);
@@ -160,27 +181,6 @@ fn desired(source: &mut ManifestDir, runtime: &Runtime) -> Vec<Desired> {
             pod,
         })
         .collect()
-}
-
-/// Is /sys/fs/cgroup a cgroup v2 mount? (statfs magic)
-fn is_cgroup2() -> bool {
-    // f_type's integer type differs between targets (i64 on x86_64 glibc,
-    // unsigned on others): compare as u64.
-    #[allow(clippy::unnecessary_cast)]
-    rustix::fs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64)
-}
-
-fn cgroup_refusal() -> String {
-    let detail = match is_cgroup2() {
-        true => {
-            "this host has cgroup v2, but picolet's cgroup v2 resource management is not built yet".to_string()
-        }
-        false => "/sys/fs/cgroup is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode; \
-              boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all"
-            .to_string(),
-    };
-    format!("refusing to start: {detail}; or run with --cgroups off to run pods WITHOUT resource limits")
 }
 
 /// Writes the PodList and manifest errors to the run dir when they change,

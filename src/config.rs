@@ -22,6 +22,18 @@ pub struct ConfigFile {
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<usize>,
     pub crash_loop_back_off: Option<CrashLoopBackOffConfig>,
+    pub cgroup_root: Option<String>,
+    pub pod_pids_limit: Option<i64>,
+    pub system_reserved: Option<Reserved>,
+    pub kube_reserved: Option<Reserved>,
+}
+
+/// KubeletConfiguration's `systemReserved` / `kubeReserved`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserved {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,6 +66,11 @@ pub struct Config {
     pub log_max_files: usize,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    pub cgroup_root: String,
+    pub pod_pids_limit: i64,
+    /// Millicores and bytes held back from pods (systemReserved + kubeReserved).
+    pub reserved_cpu: u64,
+    pub reserved_memory: u64,
 }
 
 impl Config {
@@ -95,7 +112,30 @@ impl Config {
                 .map_err(|m| format!("containerLogMaxSize: {m}"))?,
             None => 10 << 20,
         };
+        let mut reserved_cpu = 0;
+        let mut reserved_memory = 0;
+        for (field, r) in [
+            ("systemReserved", &merged.system_reserved),
+            ("kubeReserved", &merged.kube_reserved),
+        ] {
+            let Some(r) = r else { continue };
+            if let Some(cpu) = &r.cpu {
+                reserved_cpu += crate::pod::quantity::parse_millicores(cpu)
+                    .map_err(|m| format!("{field}.cpu: {m}"))?;
+            }
+            if let Some(memory) = &r.memory {
+                reserved_memory += crate::pod::quantity::parse_bytes(memory)
+                    .map_err(|m| format!("{field}.memory: {m}"))?;
+            }
+        }
         let config = Config {
+            cgroup_root: merged
+                .cgroup_root
+                .clone()
+                .unwrap_or_else(|| "/picolet".into()),
+            pod_pids_limit: merged.pod_pids_limit.unwrap_or(-1),
+            reserved_cpu,
+            reserved_memory,
             static_pod_path: merged
                 .static_pod_path
                 .unwrap_or_else(|| "/etc/picolet/manifests".into()),
@@ -150,6 +190,10 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
             .container_log_max_files
             .or(base.container_log_max_files),
         crash_loop_back_off: over.crash_loop_back_off.or(base.crash_loop_back_off),
+        cgroup_root: over.cgroup_root.or(base.cgroup_root),
+        pod_pids_limit: over.pod_pids_limit.or(base.pod_pids_limit),
+        system_reserved: over.system_reserved.or(base.system_reserved),
+        kube_reserved: over.kube_reserved.or(base.kube_reserved),
     }
 }
 
@@ -203,6 +247,8 @@ mod tests {
             (c.backoff_initial, c.backoff_max),
             (Duration::from_secs(10), Duration::from_secs(300))
         );
+        assert_eq!((c.cgroup_root.as_str(), c.pod_pids_limit), ("/picolet", -1));
+        assert_eq!((c.reserved_cpu, c.reserved_memory), (100, 128 << 20));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! supervisor, started by the agent), and the client commands.
 
 mod agent;
+mod cgroup;
 mod cli;
 mod config;
 mod engine;
@@ -41,6 +42,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("get") => cli::get::run(&args[1..]),
         Some("logs") => cli::logs::run(&args[1..]),
+        Some("top") => cli::top::run(&args[1..]),
         Some("version" | "--version") => {
             cli::version();
             Ok(())

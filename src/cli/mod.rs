@@ -5,6 +5,7 @@
 pub mod args;
 pub mod get;
 pub mod logs;
+pub mod top;
 
 use crate::runtime::paths::Paths;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ Usage:
               [--run-dir DIR] [--log-dir DIR] [--runtime PATH] [--cgroups v2|off]
   picolet get pods [NAME] [-o wide|json|yaml|name] [--run-dir DIR]
   picolet logs POD [-c CONTAINER] [-p] [--timestamps] [-f] [--run-dir DIR]
+  picolet top pods [--containers] [--run-dir DIR] [--cgroup-root PATH]
   picolet version
 ";
 

@@ -24,6 +24,8 @@ pub enum Role {
 pub enum ExitKind {
     /// The process exited or was signalled.
     Normal,
+    /// The kernel's OOM killer ended it (reason `OOMKilled`, rule 63).
+    OomKilled,
     /// The runtime created it but could not start its process (reason `StartError`).
     StartError,
     /// It vanished from the runtime without a recorded exit (rule 32).
@@ -57,6 +59,7 @@ impl Finished {
 
     fn reason(&self) -> &'static str {
         match self.exit.kind {
+            ExitKind::OomKilled => "OOMKilled",
             ExitKind::StartError => "StartError",
             ExitKind::Unknown => "ContainerStatusUnknown",
             ExitKind::Normal if self.exit.code == 0 => "Completed",

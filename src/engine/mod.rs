@@ -174,6 +174,8 @@ pub struct RecoveredInstance {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngineConfig {
     pub backoff: BackoffPolicy,
+    /// Node allocatable (millicores, bytes) for admission; `None` admits all.
+    pub allocatable: Option<(u64, u64)>,
 }
 
 /// All pods of this node and their lifecycle. See the module documentation.
@@ -186,6 +188,7 @@ pub struct Engine {
     crash_backoff: CrashLoopBackoff,
     start_backoff: CrashLoopBackoff,
     runs: Runs,
+    allocatable: Option<(u64, u64)>,
 }
 
 impl Engine {
@@ -197,6 +200,7 @@ impl Engine {
             crash_backoff: CrashLoopBackoff::new(config.backoff),
             start_backoff: CrashLoopBackoff::new(config.backoff),
             runs: Runs::default(),
+            allocatable: config.allocatable,
         }
     }
 
@@ -291,10 +295,47 @@ impl Engine {
                 continue;
             }
             let uid = d.pod.metadata.uid.clone();
-            let machine = PodMachine::new(d.pod, &d.first_attempts, now);
+            let rejection = self.admission(&d.pod);
+            let mut machine = PodMachine::new(d.pod, &d.first_attempts, now);
+            if let Some(rejection) = rejection {
+                log::warn!(
+                    "pod {}: {}: {}",
+                    machine.display_name(),
+                    rejection.0,
+                    rejection.1
+                );
+                machine.reject(rejection);
+            }
             self.pods.insert(uid.clone(), machine);
             self.with_pod(&uid, now, PodMachine::sync);
         }
+    }
+
+    /// The kubelet's resource admission: a pod whose effective requests do
+    /// not fit next to the pods already admitted is rejected (`OutOfcpu`,
+    /// `OutOfmemory`).
+    fn admission(&self, pod: &Pod) -> Option<(String, String)> {
+        use crate::pod::resources::{pod_cpu_request, pod_memory_request};
+        let (cpu_capacity, memory_capacity) = self.allocatable?;
+        let admitted = self.pods.values().filter(|p| p.holds_resources());
+        let (used_cpu, used_memory) = admitted.fold((0, 0), |(c, m), p| {
+            (c + pod_cpu_request(&p.pod), m + pod_memory_request(&p.pod))
+        });
+        let checks = [
+            ("cpu", pod_cpu_request(pod), used_cpu, cpu_capacity),
+            (
+                "memory",
+                pod_memory_request(pod),
+                used_memory,
+                memory_capacity,
+            ),
+        ];
+        checks.into_iter().find(|(_, want, used, cap)| *want > 0 && used + want > *cap).map(|(name, want, used, cap)| {
+            (
+                format!("OutOf{name}"),
+                format!("Pod was rejected: Node didn't have enough resource: {name}, requested: {want}, used: {used}, capacity: {cap}"),
+            )
+        })
     }
 
     pub fn handle(&mut self, observation: Observation, now: Time) {

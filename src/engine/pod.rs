@@ -113,6 +113,8 @@ pub struct PodMachine {
     pub containers: Vec<ContainerMachine>,
     /// When each condition last changed: (status, time).
     pub condition_times: BTreeMap<&'static str, (bool, Time)>,
+    /// Why admission refused the pod: (reason, message).
+    pub rejection: Option<(String, String)>,
     /// The sandbox was lost (a reboot) and the init sequence runs again:
     /// until it completes the pod counts as not initialized (rule 53).
     pub reinit: bool,
@@ -143,6 +145,7 @@ impl PodMachine {
             containers,
             condition_times: BTreeMap::new(),
             reinit: false,
+            rejection: None,
         }
     }
 
@@ -175,6 +178,20 @@ impl PodMachine {
             }
         }
         init_done || (regular_ran && !self.reinit)
+    }
+
+    /// Refused at admission: terminal at once, nothing runs.
+    pub fn reject(&mut self, rejection: (String, String)) {
+        self.rejection = Some(rejection);
+        self.lifecycle = Lifecycle::Finished(PodPhase::Failed);
+    }
+
+    /// Does this pod count against the node's allocatable resources?
+    pub fn holds_resources(&self) -> bool {
+        matches!(
+            self.lifecycle,
+            Lifecycle::Active | Lifecycle::Stopping { .. }
+        )
     }
 
     /// The terminal phase if the pod is done: every regular container exited

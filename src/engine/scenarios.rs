@@ -935,3 +935,28 @@ fn a_pod_that_completed_before_an_agent_restart_stays_completed() {
     assert!(sim.seen.is_empty(), "no sandbox, no start: {:?}", sim.seen);
     assert_eq!(sim.phase("p"), PodPhase::Succeeded);
 }
+
+#[test]
+fn admission_rejects_what_does_not_fit_and_leaves_others_alone() {
+    let mut sim = Sim::new(backoff::BackoffPolicy::default());
+    sim.engine = Engine::new(EngineConfig {
+        backoff: backoff::BackoffPolicy::default(),
+        allocatable: Some((1000, 1 << 30)),
+    });
+    let with = |name: &str, cpu: &str| {
+        let yaml = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: i\n    resources: {{requests: {{cpu: {cpu}}}}}\n");
+        pod(&yaml)
+    };
+    let (a, b, c) = (with("a", "600m"), with("b", "600m"), with("c", "300m"));
+    sim.desire(&[&a, &b, &c]);
+    sim.run_until(5);
+    assert_eq!(sim.starts_of("c").len(), 2, "a and c run, b does not");
+    let s = sim.status("b");
+    assert_eq!(s.phase, PodPhase::Failed);
+    assert_eq!(s.reason.as_deref(), Some("OutOfcpu"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("Pod was rejected: Node didn't have enough resource: cpu, requested: 600, used: 600, capacity: 1000")
+    );
+    assert_eq!(sim.status("a").qos_class.as_deref(), Some("Burstable"));
+}

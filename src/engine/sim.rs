@@ -91,7 +91,10 @@ impl Sim {
     pub fn new(backoff: BackoffPolicy) -> Sim {
         let start = Time::from_secs(1_000_000);
         Sim {
-            engine: Engine::new(EngineConfig { backoff }),
+            engine: Engine::new(EngineConfig {
+                backoff,
+                allocatable: None,
+            }),
             now: start,
             scripts: BTreeMap::new(),
             failing_starts: BTreeMap::new(),

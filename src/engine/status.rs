@@ -57,14 +57,19 @@ impl PodMachine {
                 }
             })
             .collect();
-        let message = match &self.sandbox {
-            Sandbox::Failed { message, .. } => Some(format!("pod sandbox: {message}")),
-            _ => None,
+        let (reason, message) = match (&self.rejection, &self.sandbox) {
+            (Some((reason, message)), _) => (Some(reason.clone()), Some(message.clone())),
+            (None, Sandbox::Failed { message, .. }) => {
+                (None, Some(format!("pod sandbox: {message}")))
+            }
+            _ => (None, None),
         };
         PodStatus {
             phase,
             conditions,
+            reason,
             message,
+            qos_class: Some(crate::pod::resources::qos_class(&self.pod).name().into()),
             start_time: Some(self.created_at.rfc3339()),
             init_container_statuses: init,
             container_statuses: regular,

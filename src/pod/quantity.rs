@@ -37,6 +37,32 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((value * factor).ceil() as u64)
 }
 
+/// Millicores of a CPU quantity: `500m` is 500, `1` is 1000, `0.25` is 250;
+/// fractions of a millicore round up, as the API server does.
+pub fn parse_millicores(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    match text.strip_suffix('m') {
+        Some(milli) => milli
+            .parse::<f64>()
+            .map(|v| v.ceil() as u64)
+            .map_err(|_| format!("{text:?} is not a CPU quantity")),
+        None => parse_bytes(text).map(|_| ()).and_then(|()| {
+            text.parse::<f64>()
+                .map(|v| (v * 1000.0).ceil() as u64)
+                .map_err(|_| format!("{text:?} is not a CPU quantity"))
+        }),
+    }
+}
+
+/// A CPU quantity as it appears in YAML.
+pub fn millicores_of(value: &serde_json::Value) -> Result<u64, String> {
+    match value {
+        serde_json::Value::String(s) => parse_millicores(s),
+        serde_json::Value::Number(n) => parse_millicores(&n.to_string()),
+        other => Err(format!("{other} is not a quantity")),
+    }
+}
+
 /// A quantity as it appears in YAML: a string (`64Mi`) or a bare number.
 pub fn bytes_of(value: &serde_json::Value) -> Result<u64, String> {
     match value {
@@ -59,5 +85,15 @@ mod tests {
         assert_eq!(parse_bytes("128974848"), Ok(128974848));
         assert!(parse_bytes("12xyz").is_err());
         assert!(parse_bytes("Mi").is_err());
+    }
+
+    #[test]
+    fn cpu_quantities_in_millicores() {
+        assert_eq!(parse_millicores("500m"), Ok(500));
+        assert_eq!(parse_millicores("1"), Ok(1000));
+        assert_eq!(parse_millicores("0.25"), Ok(250));
+        assert_eq!(parse_millicores("2.0005"), Ok(2001));
+        assert!(parse_millicores("1Gi").is_err());
+        assert!(parse_millicores("x").is_err());
     }
 }

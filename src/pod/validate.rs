@@ -278,7 +278,12 @@ fn validate_container(
             for (name, value) in map {
                 let qpath = format!("{path}.resources.{section}.{name}");
                 match name.as_str() {
-                    "cpu" | "memory" | "ephemeral-storage" => {
+                    "cpu" => {
+                        if let Err(m) = quantity::millicores_of(value) {
+                            errors.push(qpath, m);
+                        }
+                    }
+                    "memory" | "ephemeral-storage" => {
                         if let Err(m) = quantity::bytes_of(value) {
                             errors.push(qpath, m);
                         }

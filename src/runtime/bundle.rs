@@ -50,6 +50,15 @@ pub struct SandboxView {
 /// A volume's directory on the host, by name.
 pub type VolumePaths = std::collections::BTreeMap<String, PathBuf>;
 
+/// Where the container sits in the node's resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The container's cgroup for the OOM killer and the limits; `None`
+    /// with `--cgroups off`.
+    pub cgroups_path: Option<String>,
+    pub oom_score_adj: i64,
+}
+
 /// Who the process runs as, already resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
@@ -79,6 +88,7 @@ pub fn build(
     identity: Identity,
     sandbox: &SandboxView,
     volumes: &VolumePaths,
+    placement: &Placement,
 ) -> Result<Spec, String> {
     let sc = container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged == Some(true);
@@ -138,6 +148,7 @@ pub fn build(
         .user(user)
         .capabilities(capabilities)
         .no_new_privileges(sc.allow_privilege_escalation == Some(false))
+        .oom_score_adj(placement.oom_score_adj as i32)
         .build()
         .map_err(|e| e.to_string())?;
 
@@ -197,6 +208,11 @@ pub fn build(
             .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
             .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default());
     }
+    if let Some(path) = &placement.cgroups_path {
+        linux = linux
+            .cgroups_path(PathBuf::from(path))
+            .resources(limits(container)?);
+    }
     let linux = linux.build().map_err(|e| e.to_string())?;
 
     let root = RootBuilder::default()
@@ -212,6 +228,34 @@ pub fn build(
         .set_mounts(Some(mounts))
         .set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The container's own limits, as the kubelet gives them to the runtime:
+/// cpu shares from the request (runc turns them into cpu.weight on cgroup
+/// v2), a cfs quota from the cpu limit, memory.max from the memory limit, and
+/// memory.oom.group=1 so that an OOM kill takes the whole container (rule 63).
+fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
+    use crate::pod::resources::{amounts, cpu_quota, cpu_shares, CPU_PERIOD};
+    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder};
+    let a = amounts(c);
+    let mut cpu = LinuxCpuBuilder::default().shares(cpu_shares(a.cpu_request.unwrap_or(0)));
+    if let Some(limit) = a.cpu_limit.filter(|l| *l > 0) {
+        cpu = cpu.quota(cpu_quota(limit) as i64).period(CPU_PERIOD);
+    }
+    let mut resources = LinuxResourcesBuilder::default()
+        .cpu(cpu.build().map_err(|e| e.to_string())?)
+        .unified(std::collections::HashMap::from([(
+            "memory.oom.group".to_string(),
+            "1".to_string(),
+        )]));
+    if let Some(limit) = a.memory_limit.filter(|l| *l > 0) {
+        let memory = LinuxMemoryBuilder::default()
+            .limit(limit as i64)
+            .build()
+            .map_err(|e| e.to_string())?;
+        resources = resources.memory(memory);
+    }
+    resources.build().map_err(|e| e.to_string())
 }
 
 fn namespace(

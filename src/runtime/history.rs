@@ -60,6 +60,7 @@ pub fn record_end(
             signal: exit.signal,
             start_error: (exit.kind == ExitKind::StartError)
                 .then(|| exit.message.clone().unwrap_or_default()),
+            oom_killed: exit.kind == ExitKind::OomKilled,
             finished_at: exit.finished_at.0,
         },
         unknown: exit.kind == ExitKind::Unknown,
@@ -104,7 +105,11 @@ pub fn load(paths: &Paths, uid: &str) -> Option<(Pod, Time, Vec<RecoveredInstanc
                 Exit {
                     code: e.exit.code,
                     signal: e.exit.signal,
-                    kind: ExitKind::Normal,
+                    kind: if e.exit.oom_killed {
+                        ExitKind::OomKilled
+                    } else {
+                        ExitKind::Normal
+                    },
                     finished_at,
                     message: None,
                 }

@@ -40,6 +40,11 @@ pub struct RuntimeConfig {
     pub self_exe: PathBuf,
     pub log_max_size: u64,
     pub log_max_files: usize,
+    /// `None` with `--cgroups off`.
+    pub cgroups: Option<crate::cgroup::Cgroups>,
+    pub pod_pids_limit: i64,
+    /// Bytes of memory on the node, for oom_score_adj.
+    pub memory_capacity: u64,
 }
 
 /// A monitor the agent watches.
@@ -63,6 +68,8 @@ pub struct Runtime {
     /// Probe and hook handlers in progress, by token, with their run id.
     handlers: BTreeMap<Token, (u64, handler::Running)>,
     handler_tokens: BTreeMap<u64, Token>,
+    /// cpu requests of Burstable pods with a cgroup, for the tier's weight.
+    burstable: BTreeMap<String, u64>,
 }
 
 impl Runtime {
@@ -80,6 +87,7 @@ impl Runtime {
             notices: BTreeMap::new(),
             handlers: BTreeMap::new(),
             handler_tokens: BTreeMap::new(),
+            burstable: BTreeMap::new(),
         }
     }
 
@@ -106,7 +114,9 @@ impl Runtime {
         match action {
             Action::CreateSandbox { pod } => {
                 let pod_uid = pod.metadata.uid.clone();
-                match sandbox::create(&self.config.paths, &pod, now) {
+                match sandbox::create(&self.config.paths, &pod, now)
+                    .and_then(|()| self.create_pod_cgroup(&pod))
+                {
                     Ok(()) => vec![Observation::SandboxReady { pod_uid }],
                     Err(e) => {
                         log::error!("pod {}: sandbox: {e}", pod.full_name());
@@ -159,6 +169,7 @@ impl Runtime {
                 if let Err(e) = sandbox::stop(&self.config.paths, &pod_uid) {
                     log::error!("pod {pod_uid}: stopping sandbox: {e}");
                 }
+                self.remove_pod_cgroup(&pod_uid);
                 vec![]
             }
             Action::ForgetPod { pod_uid } => {
@@ -174,6 +185,35 @@ impl Runtime {
             Action::CancelHandler { run } => {
                 self.cancel_handler(run, reactor);
                 vec![]
+            }
+        }
+    }
+
+    /// The pod's cgroup with its values; the Burstable tier's weight follows.
+    fn create_pod_cgroup(&mut self, pod: &crate::pod::Pod) -> std::io::Result<()> {
+        use crate::pod::resources::{pod_cpu_request, qos_class, QosClass};
+        let Some(cgroups) = &self.config.cgroups else {
+            return Ok(());
+        };
+        cgroups.create_pod(pod, self.config.pod_pids_limit)?;
+        if qos_class(pod) == QosClass::Burstable {
+            self.burstable
+                .insert(pod.metadata.uid.clone(), pod_cpu_request(pod));
+            cgroups.set_burstable_requests(self.burstable.values().sum())?;
+        }
+        Ok(())
+    }
+
+    fn remove_pod_cgroup(&mut self, uid: &str) {
+        let Some(cgroups) = &self.config.cgroups else {
+            return;
+        };
+        if let Err(e) = cgroups.remove_pod(uid) {
+            log::error!("pod {uid}: removing its cgroup: {e}");
+        }
+        if self.burstable.remove(uid).is_some() {
+            if let Err(e) = cgroups.set_burstable_requests(self.burstable.values().sum()) {
+                log::error!("{e}");
             }
         }
     }

@@ -34,6 +34,9 @@ pub struct MonitorArgs {
     pub log_path: PathBuf,
     pub log_max_size: u64,
     pub log_max_files: usize,
+    /// The container's cgroup directory, where an OOM kill is recorded;
+    /// `None` without cgroups.
+    pub cgroup_dir: Option<PathBuf>,
 }
 
 impl MonitorArgs {
@@ -47,13 +50,19 @@ impl MonitorArgs {
             self.log_path.clone().into(),
             self.log_max_size.to_string().into(),
             self.log_max_files.to_string().into(),
+            self.cgroup_dir
+                .clone()
+                .map_or_else(|| "-".into(), Into::into),
         ]
     }
 
     /// Parse the arguments after `monitor`.
     pub fn parse(args: &[OsString]) -> Result<MonitorArgs, String> {
-        let [runtime, root, id, dir, log, size, files] = args else {
-            return Err("usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES".into());
+        let [runtime, root, id, dir, log, size, files, cgroup] = args else {
+            return Err(
+                "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-"
+                    .into(),
+            );
         };
         let number = |s: &OsString| s.to_str().and_then(|s| s.parse().ok()).ok_or("bad number");
         Ok(MonitorArgs {
@@ -64,6 +73,7 @@ impl MonitorArgs {
             log_path: log.into(),
             log_max_size: number(size)?,
             log_max_files: number(files)? as usize,
+            cgroup_dir: (cgroup != "-").then(|| cgroup.into()),
         })
     }
 }
@@ -84,6 +94,7 @@ pub fn run(args: &MonitorArgs) -> i32 {
                 code: 128,
                 signal: None,
                 start_error: Some(format!("monitor: {e}")),
+                oom_killed: false,
                 finished_at: Time::now().0,
             };
             let _ = write_json(&args.dir.join("exit.json"), &record);
@@ -131,6 +142,7 @@ fn supervise(args: &MonitorArgs) -> io::Result<()> {
             } else {
                 message
             }),
+            oom_killed: false,
             finished_at: Time::now().0,
         };
         return write_json(&args.dir.join("exit.json"), &record);
@@ -153,12 +165,19 @@ fn supervise(args: &MonitorArgs) -> io::Result<()> {
     log.flush_partial(now_nanos())?;
 
     let (code, signal) = reap(pid)?;
+    // The runtime keeps the container's cgroup until `delete`: its
+    // memory.events still tells whether the OOM killer acted (rule 63).
+    let oom_killed = args
+        .cgroup_dir
+        .as_deref()
+        .is_some_and(crate::cgroup::oom_killed);
     write_json(
         &args.dir.join("exit.json"),
         &ExitRecord {
             code,
             signal,
             start_error: None,
+            oom_killed,
             finished_at: Time::now().0,
         },
     )
@@ -271,6 +290,7 @@ mod tests {
             log_path: "/var/log/pods/x/c/0.log".into(),
             log_max_size: 10 << 20,
             log_max_files: 5,
+            cgroup_dir: Some("/sys/fs/cgroup/picolet/pod1/c".into()),
         };
         let argv = args.to_args();
         assert_eq!(argv[0], "monitor");

@@ -42,6 +42,9 @@ pub struct ExitRecord {
     /// Set when the runtime could not start the process (exit 128, `StartError`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_error: Option<String>,
+    /// The container's cgroup recorded an OOM kill (`memory.events`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     pub finished_at: u64,
 }
 

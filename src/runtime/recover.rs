@@ -183,6 +183,16 @@ impl Runtime {
                 }
             }
         }
+        if let Some(cgroups) = &self.config.cgroups {
+            for uid in cgroups.pod_uids() {
+                if !pods.contains(&uid.as_str()) {
+                    log::warn!("removing the leftover cgroup of pod {uid}");
+                    if let Err(e) = cgroups.remove_pod(&uid) {
+                        log::error!("{e}");
+                    }
+                }
+            }
+        }
         for entry in fs::read_dir(paths.root.join("pods"))
             .into_iter()
             .flatten()

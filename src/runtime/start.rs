@@ -85,7 +85,20 @@ impl Runtime {
 
         let view = sandbox::view(paths, pod);
         let volumes = sandbox::volume_paths(paths, pod);
-        let spec = bundle::build(pod, c, &process, identity, &view, &volumes)
+        let cgroups_path = self
+            .config
+            .cgroups
+            .as_ref()
+            .map(|cg| cg.container_path(pod, &id));
+        let placement = bundle::Placement {
+            oom_score_adj: crate::pod::resources::oom_score_adj(
+                pod,
+                c,
+                self.config.memory_capacity,
+            ),
+            cgroups_path: cgroups_path.clone(),
+        };
+        let spec = bundle::build(pod, c, &process, identity, &view, &volumes, &placement)
             .map_err(|m| fail("CreateContainerError", m))?;
         write_json(&dir.join("config.json"), &spec).map_err(|e| fail("CreateContainerError", e))?;
 
@@ -98,6 +111,12 @@ impl Runtime {
             log_path: paths.container_log(&m.namespace, &m.name, &m.uid, &c.name, instance.attempt),
             log_max_size: self.config.log_max_size,
             log_max_files: self.config.log_max_files,
+            cgroup_dir: self
+                .config
+                .cgroups
+                .as_ref()
+                .zip(cgroups_path)
+                .map(|(cg, path)| cg.host_dir(&path)),
         };
         self.spawn_monitor(instance, &image.digest, &args, reactor)
             .map_err(|e| fail("RunContainerError", format!("starting the monitor: {e}")))

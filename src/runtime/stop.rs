@@ -56,7 +56,11 @@ pub fn exit_from_records(dir: &Path, now: Time) -> (Option<Time>, Exit) {
         Ok(Some(r)) => Exit {
             code: r.code,
             signal: r.signal,
-            kind: ExitKind::Normal,
+            kind: if r.oom_killed {
+                ExitKind::OomKilled
+            } else {
+                ExitKind::Normal
+            },
             finished_at: Time(r.finished_at),
             message: None,
         },
@@ -157,6 +161,7 @@ impl Runtime {
         if let Err(e) = sandbox::remove(&paths, uid) {
             log::error!("pod {uid}: removing sandbox: {e}");
         }
+        self.remove_pod_cgroup(uid);
     }
 }
 
