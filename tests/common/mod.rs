@@ -35,6 +35,10 @@ fn run(cmd: &mut Command) -> Output {
 pub fn busybox_layout() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
     LAYOUT.get_or_init(|| {
+        // Inside the test VM the image comes prebuilt (no umoci there).
+        if let Some(prebuilt) = std::env::var_os("PICOLET_TEST_IMAGE") {
+            return PathBuf::from(prebuilt);
+        }
         let layout = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("busybox-oci-{}", std::process::id()));
         let _ = fs::remove_dir_all(&layout);
@@ -52,6 +56,9 @@ pub struct Agent {
     pub dir: PathBuf,
     pub child: Option<Child>,
     pub extra_config: String,
+    /// `cgroups:` of the config: "off" on hosts without cgroup v2, or
+    /// `PICOLET_TEST_CGROUPS` (the VM sets "v2").
+    pub cgroups: String,
 }
 
 impl Agent {
@@ -70,6 +77,7 @@ impl Agent {
             dir,
             child: None,
             extra_config: String::new(),
+            cgroups: std::env::var("PICOLET_TEST_CGROUPS").unwrap_or_else(|_| "off".into()),
         }
     }
 
@@ -91,11 +99,13 @@ impl Agent {
         fs::write(
             &config,
             format!(
-                "staticPodPath: {}\nnodeName: {NODE}\nrootDir: {}\nrunDir: {}\npodLogsDir: {}\ncgroups: \"off\"\n{}",
+                "staticPodPath: {}\nnodeName: {NODE}\nrootDir: {}\nrunDir: {}\npodLogsDir: {}\ncgroups: \"{}\"\n{}{}",
                 self.manifests().display(),
                 self.dir.join("root").display(),
                 self.run_dir().display(),
                 self.log_dir().display(),
+                self.cgroups,
+                std::env::var("PICOLET_TEST_RUNTIME").map_or(String::new(), |r| format!("runtime: {r}\n")),
                 self.extra_config
             ),
         )
