@@ -15,6 +15,7 @@ use crate::runtime::paths::Paths;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::signals::Signals;
 use crate::source::file::{ManifestDir, ManifestError};
+use crate::source::url::ManifestUrl;
 use crate::state::write_json;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -121,9 +122,21 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut source =
         ManifestDir::open(&config.static_pod_path, &config.node_name).map_err(|e| e.to_string())?;
     let source_token = reactor.register(source.fd()).map_err(|e| e.to_string())?;
+    // Only a configured URL starts the one extra thread (DESIGN.md decision 1).
+    let mut url_source = match config.manifest_url.clone() {
+        None => None,
+        Some(url) => Some(
+            ManifestUrl::start(url, &config.node_name, &paths.root, now)
+                .map_err(|e| format!("staticPodURL: {e}"))?,
+        ),
+    };
+    let url_token = match &url_source {
+        Some(u) => Some(reactor.register(u.fd()).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let signal_token = reactor.register(signals.fd()).map_err(|e| e.to_string())?;
     source.scan(now);
-    let wanted = desired(&mut source, &runtime);
+    let wanted = desired(&mut source, url_source.as_ref(), &runtime);
     let owners: Vec<String> = wanted
         .iter()
         .map(|d| d.pod.metadata.uid.clone())
@@ -140,7 +153,9 @@ pub fn run(config: Config) -> Result<(), String> {
                 engine.handle(observation, Time::now());
             }
         }
-        status.write_if_changed(&paths, &engine, &source.errors());
+        let mut errors = source.errors();
+        errors.extend(url_source.iter().flat_map(ManifestUrl::errors));
+        status.write_if_changed(&paths, &engine, &errors);
 
         // Round up: waking a millisecond early would find nothing due.
         let timeout = engine
@@ -160,7 +175,11 @@ pub fn run(config: Config) -> Result<(), String> {
             } else if token == source_token {
                 if source.drain_events() {
                     source.scan(now);
-                    engine.set_desired(desired(&mut source, &runtime), now);
+                    engine.set_desired(desired(&mut source, url_source.as_ref(), &runtime), now);
+                }
+            } else if Some(token) == url_token {
+                if url_source.as_mut().is_some_and(|u| u.drain(now)) {
+                    engine.set_desired(desired(&mut source, url_source.as_ref(), &runtime), now);
                 }
             } else {
                 for observation in runtime.on_ready(token, &mut reactor) {
@@ -172,10 +191,21 @@ pub fn run(config: Config) -> Result<(), String> {
     }
 }
 
-fn desired(source: &mut ManifestDir, runtime: &Runtime) -> Vec<Desired> {
-    source
-        .pods()
-        .into_iter()
+/// The pods of every source; a name the manifest directory already has is
+/// ignored from the URL, as a later duplicate is (rule 68).
+fn desired(source: &mut ManifestDir, url: Option<&ManifestUrl>, runtime: &Runtime) -> Vec<Desired> {
+    let mut pods = source.pods();
+    for pod in url.map(ManifestUrl::pods).unwrap_or_default() {
+        if pods.iter().any(|p| p.full_name() == pod.full_name()) {
+            log::error!(
+                "pod {} from the manifest URL is already defined in the manifest directory; ignored",
+                pod.full_name()
+            );
+        } else {
+            pods.push(pod);
+        }
+    }
+    pods.into_iter()
         .map(|pod| Desired {
             first_attempts: runtime.first_attempts(&pod),
             pod,

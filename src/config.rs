@@ -26,6 +26,13 @@ pub struct ConfigFile {
     pub pod_pids_limit: Option<i64>,
     pub system_reserved: Option<Reserved>,
     pub kube_reserved: Option<Reserved>,
+    #[serde(rename = "staticPodURL")]
+    pub static_pod_url: Option<String>,
+    #[serde(rename = "staticPodURLHeader")]
+    pub static_pod_url_header: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    #[serde(rename = "staticPodURLCAFile")]
+    pub static_pod_url_ca_file: Option<PathBuf>,
+    pub http_check_frequency: Option<String>,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -71,6 +78,8 @@ pub struct Config {
     /// Millicores and bytes held back from pods (systemReserved + kubeReserved).
     pub reserved_cpu: u64,
     pub reserved_memory: u64,
+    /// The manifest URL source, when `staticPodURL` is set.
+    pub manifest_url: Option<crate::source::url::UrlConfig>,
 }
 
 impl Config {
@@ -128,7 +137,22 @@ impl Config {
                     .map_err(|m| format!("{field}.memory: {m}"))?;
             }
         }
+        let manifest_url = match &merged.static_pod_url {
+            None => None,
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                return Err(format!(
+                    "staticPodURL: {url:?} is not an http:// or https:// URL"
+                ))
+            }
+            Some(url) => Some(crate::source::url::UrlConfig {
+                url: url.clone(),
+                headers: merged.static_pod_url_header.clone().unwrap_or_default(),
+                ca_file: merged.static_pod_url_ca_file.clone(),
+                interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
+            }),
+        };
         let config = Config {
+            manifest_url,
             cgroup_root: merged
                 .cgroup_root
                 .clone()
@@ -194,6 +218,10 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         pod_pids_limit: over.pod_pids_limit.or(base.pod_pids_limit),
         system_reserved: over.system_reserved.or(base.system_reserved),
         kube_reserved: over.kube_reserved.or(base.kube_reserved),
+        static_pod_url: over.static_pod_url.or(base.static_pod_url),
+        static_pod_url_header: over.static_pod_url_header.or(base.static_pod_url_header),
+        static_pod_url_ca_file: over.static_pod_url_ca_file.or(base.static_pod_url_ca_file),
+        http_check_frequency: over.http_check_frequency.or(base.http_check_frequency),
     }
 }
 

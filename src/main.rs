@@ -66,6 +66,7 @@ fn run(args: &[String]) -> Result<(), String> {
         &[
             "config",
             "manifests",
+            "manifest-url",
             "node-name",
             "root",
             "run-dir",
@@ -87,6 +88,7 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     let flags = config::ConfigFile {
         static_pod_path: p.value("manifests").map(Into::into),
+        static_pod_url: p.value("manifest-url").map(Into::into),
         node_name: p.value("node-name").map(Into::into),
         root_dir: p.value("root").map(Into::into),
         run_dir: p.value("run-dir").map(Into::into),

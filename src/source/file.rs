@@ -6,13 +6,11 @@
 //! Beyond the kubelet: a file that becomes invalid keeps the last good
 //! version of its pods, and the error is kept to be shown on them.
 
-use crate::pod::decode::decode_manifest;
-use crate::pod::validate::validate;
-use crate::pod::{defaults, Pod};
+use super::static_pod::{self, Origin};
+use crate::pod::Pod;
 use crate::time::Time;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::inotify;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
@@ -158,60 +156,9 @@ impl ManifestDir {
         }
     }
 
-    /// Decode, default and validate every pod of a file; any fault rejects
-    /// the whole file.
     fn decode(&self, path: &Path, bytes: &[u8], now: Time) -> Result<Vec<Arc<Pod>>, String> {
-        let decoded = decode_manifest(bytes).map_err(|e| e.to_string())?;
-        let mut pods = Vec::new();
-        for d in decoded {
-            for field in &d.unknown_fields {
-                log::warn!(
-                    "manifest {}: {field}: unknown field, ignored",
-                    path.display()
-                );
-            }
-            let errors = validate(&d.pod);
-            if !errors.is_empty() {
-                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return Err(list.join("; "));
-            }
-            pods.push(Arc::new(self.static_pod(d.pod, path, now)));
-        }
-        Ok(pods)
-    }
-
-    /// Rules 66-67: the kubelet's defaulting of a static pod.
-    fn static_pod(&self, mut pod: Pod, path: &Path, now: Time) -> Pod {
-        let hash = {
-            let mut h = Sha256::new();
-            h.update(serde_json::to_vec(&pod).unwrap_or_default());
-            h.update(format!("host:{}", self.node_name));
-            h.update(format!("file:{}", path.display()));
-            let digest = h.finalize();
-            digest[..16]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        defaults::apply(&mut pod);
-        let m = &mut pod.metadata;
-        if m.uid.is_empty() {
-            m.uid = hash;
-        }
-        m.name = format!("{}-{}", m.name, self.node_name);
-        m.annotations
-            .insert("kubernetes.io/config.hash".into(), m.uid.clone());
-        m.annotations
-            .insert("kubernetes.io/config.source".into(), "file".into());
-        m.annotations
-            .insert("kubernetes.io/config.seen".into(), now.rfc3339());
-        pod.spec.node_name = Some(self.node_name.clone());
-        let toleration = serde_json::json!({"operator": "Exists", "effect": "NoExecute"});
-        let tolerations = pod.spec.tolerations.get_or_insert_with(Vec::new);
-        if !tolerations.contains(&toleration) {
-            tolerations.push(Value::clone(&toleration));
-        }
-        pod
+        let location = path.display().to_string();
+        static_pod::decode(bytes, Origin::File, &location, &self.node_name, now)
     }
 
     /// The pods wanted now, the later of two same-named pods ignored (rule 68).

@@ -2,3 +2,5 @@
 //! start anything.
 
 pub mod file;
+pub mod static_pod;
+pub mod url;

@@ -1,0 +1,88 @@
+//! What turns a decoded pod into a static pod, whatever its source (rules
+//! 65-67): validation, API defaults, the API name `<name>-<node>`, a UID from
+//! the content, the node name and the origin, the kubelet's annotations and
+//! toleration.
+
+use crate::pod::decode::decode_manifest;
+use crate::pod::validate::validate;
+use crate::pod::{defaults, Pod};
+use crate::time::Time;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Where static pods come from, as `kubernetes.io/config.source` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    File,
+    Http,
+}
+
+impl Origin {
+    fn name(self) -> &'static str {
+        match self {
+            Origin::File => "file",
+            Origin::Http => "http",
+        }
+    }
+}
+
+/// Decode, validate and default every pod of a document from `location` (a
+/// path or a URL); any fault rejects the whole document, with the field path.
+pub fn decode(
+    bytes: &[u8],
+    origin: Origin,
+    location: &str,
+    node_name: &str,
+    now: Time,
+) -> Result<Vec<Arc<Pod>>, String> {
+    let decoded = decode_manifest(bytes).map_err(|e| e.to_string())?;
+    let mut pods = Vec::new();
+    for d in decoded {
+        for field in &d.unknown_fields {
+            log::warn!("manifest {location}: {field}: unknown field, ignored");
+        }
+        let errors = validate(&d.pod);
+        if !errors.is_empty() {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(list.join("; "));
+        }
+        pods.push(Arc::new(static_pod(
+            d.pod, origin, location, node_name, now,
+        )));
+    }
+    Ok(pods)
+}
+
+fn static_pod(mut pod: Pod, origin: Origin, location: &str, node_name: &str, now: Time) -> Pod {
+    let hash = {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&pod).unwrap_or_default());
+        h.update(format!("host:{node_name}"));
+        h.update(format!("{}:{location}", origin.name()));
+        let digest = h.finalize();
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    defaults::apply(&mut pod);
+    let m = &mut pod.metadata;
+    if m.uid.is_empty() {
+        m.uid = hash;
+    }
+    m.name = format!("{}-{node_name}", m.name);
+    m.annotations
+        .insert("kubernetes.io/config.hash".into(), m.uid.clone());
+    m.annotations
+        .insert("kubernetes.io/config.source".into(), origin.name().into());
+    m.annotations
+        .insert("kubernetes.io/config.seen".into(), now.rfc3339());
+    pod.spec.node_name = Some(node_name.to_string());
+    let toleration = serde_json::json!({"operator": "Exists", "effect": "NoExecute"});
+    let tolerations = pod.spec.tolerations.get_or_insert_with(Vec::new);
+    if !tolerations.contains(&toleration) {
+        tolerations.push(Value::clone(&toleration));
+    }
+    pod
+}
