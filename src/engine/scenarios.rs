@@ -4,7 +4,7 @@
 //! simulated node with its jumping clock.
 
 use super::probe::ProbeKind;
-use super::sim::{pod, Answer, Script, Seen, Sim};
+use super::sim::{pod, recovered, Answer, Script, Seen, Sim};
 use super::*;
 use crate::pod::status::PodPhase;
 use std::time::Duration;
@@ -789,13 +789,12 @@ fn adopted_probes_start_after_a_spread_delay() {
         started_at: Some(sim.now),
         exit: None,
     };
-    let recovered = Recovered {
-        pod: p.clone(),
-        created_at: sim.now,
-        sandbox: RecoveredSandbox::Ready,
-        first_attempts: BTreeMap::new(),
-        instances: vec![instance("a"), instance("b")],
-    };
+    let recovered = recovered(
+        &p,
+        sim.now,
+        RecoveredSandbox::Ready,
+        vec![instance("a"), instance("b")],
+    );
     sim.engine.restore(vec![recovered], sim.now);
     sim.desire(&[&p]);
     sim.run_until(30);
@@ -837,13 +836,12 @@ fn after_a_reboot_a_never_pod_that_ran_stays_terminal() {
         "{HEAD}  restartPolicy: Never\n  containers:\n{}",
         container("c", "")
     ));
-    let lost = Recovered {
-        pod: p.clone(),
-        created_at: sim.now,
-        sandbox: RecoveredSandbox::Lost,
-        first_attempts: BTreeMap::new(),
-        instances: vec![ended("c", 0, 0, sim.now)],
-    };
+    let lost = recovered(
+        &p,
+        sim.now,
+        RecoveredSandbox::Lost,
+        vec![ended("c", 0, 0, sim.now)],
+    );
     sim.engine.restore(vec![lost], sim.now);
     sim.desire(&[&p]);
     sim.run_until(60);
@@ -867,18 +865,17 @@ fn after_a_reboot_init_containers_run_again_and_restart_counts_grow() {
         container("main", "")
     ));
     let at = sim.now;
-    let lost = Recovered {
-        pod: p.clone(),
-        created_at: at,
-        sandbox: RecoveredSandbox::Lost,
-        first_attempts: BTreeMap::new(),
-        instances: vec![
+    let lost = recovered(
+        &p,
+        at,
+        RecoveredSandbox::Lost,
+        vec![
             ended("init", 0, 0, at),
             ended("side", 2, 137, at),
             ended("main", 4, 137, at),
             ended("main", 5, 137, at),
         ],
-    };
+    );
     sim.engine.restore(vec![lost], sim.now);
     sim.desire(&[&p]);
     sim.run_until(1);
@@ -922,13 +919,12 @@ fn a_pod_that_completed_before_an_agent_restart_stays_completed() {
         "{HEAD}  restartPolicy: OnFailure\n  containers:\n{}",
         container("c", "")
     ));
-    let done = Recovered {
-        pod: p.clone(),
-        created_at: sim.now,
-        sandbox: RecoveredSandbox::Stopped,
-        first_attempts: BTreeMap::new(),
-        instances: vec![ended("c", 1, 0, sim.now)],
-    };
+    let done = recovered(
+        &p,
+        sim.now,
+        RecoveredSandbox::Stopped,
+        vec![ended("c", 1, 0, sim.now)],
+    );
     sim.engine.restore(vec![done], sim.now);
     sim.desire(&[&p]);
     sim.run_until(30);

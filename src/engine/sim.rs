@@ -76,6 +76,22 @@ pub struct Sim {
     spins: u32,
 }
 
+/// What the runtime would report of a pod found at start-up.
+pub fn recovered(
+    pod: &Arc<Pod>,
+    created_at: Time,
+    sandbox: RecoveredSandbox,
+    instances: Vec<RecoveredInstance>,
+) -> Recovered {
+    Recovered {
+        pod: pod.clone(),
+        created_at,
+        sandbox,
+        instances,
+        first_attempts: BTreeMap::new(),
+    }
+}
+
 pub fn pod(yaml: &str) -> Arc<Pod> {
     let mut pod = decode_manifest(yaml.as_bytes()).unwrap().remove(0).pod;
     defaults::apply(&mut pod);
@@ -763,12 +779,11 @@ mod tests {
             finished_at: sim.now,
             message: None,
         };
-        let recovered = Recovered {
-            pod: p.clone(),
-            created_at: sim.now,
-            sandbox: RecoveredSandbox::Ready,
-            first_attempts: BTreeMap::new(),
-            instances: vec![
+        let recovered = recovered(
+            &p,
+            sim.now,
+            RecoveredSandbox::Ready,
+            vec![
                 RecoveredInstance {
                     container: "i1".into(),
                     attempt: 0,
@@ -794,7 +809,7 @@ mod tests {
                     exit: None,
                 },
             ],
-        };
+        );
         sim.engine.restore(vec![recovered], sim.now);
         sim.desire(&[&p]);
         sim.run_until(100);
@@ -826,12 +841,11 @@ mod tests {
     fn a_pod_removed_while_the_agent_was_down_is_stopped() {
         let mut sim = Sim::new(kubelet_backoff());
         let p = pod(&manifest("app", "Always", &["a"], &[]));
-        let recovered = Recovered {
-            pod: p.clone(),
-            created_at: sim.now,
-            sandbox: RecoveredSandbox::Ready,
-            first_attempts: BTreeMap::new(),
-            instances: vec![RecoveredInstance {
+        let recovered = recovered(
+            &p,
+            sim.now,
+            RecoveredSandbox::Ready,
+            vec![RecoveredInstance {
                 container: "a".into(),
                 attempt: 0,
                 container_id: "x".into(),
@@ -839,7 +853,7 @@ mod tests {
                 started_at: Some(sim.now),
                 exit: None,
             }],
-        };
+        );
         sim.engine.restore(vec![recovered], sim.now);
         sim.desire(&[]);
         sim.run_until(10);
