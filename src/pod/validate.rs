@@ -341,14 +341,7 @@ fn validate_probe(p: &Probe, path: &str, field: &str, c: &Container, errors: &mu
         p.tcp_socket.is_some(),
         p.grpc.is_some(),
     ];
-    match handlers.iter().filter(|h| **h).count() {
-        0 => errors.push(path.to_string(), "must specify a handler type"),
-        1 => {}
-        _ => errors.push(
-            path.to_string(),
-            "may not specify more than one handler type",
-        ),
-    }
+    exactly_one_handler(&handlers, path, errors);
     if let Some(e) = &p.exec {
         validate_exec(e, path, errors);
     }
@@ -400,14 +393,7 @@ fn validate_hook(h: &LifecycleHandler, path: &str, c: &Container, errors: &mut E
         h.sleep.is_some(),
         h.tcp_socket.is_some(),
     ];
-    match handlers.iter().filter(|x| **x).count() {
-        0 => errors.push(path.to_string(), "must specify a handler type"),
-        1 => {}
-        _ => errors.push(
-            path.to_string(),
-            "may not specify more than one handler type",
-        ),
-    }
+    exactly_one_handler(&handlers, path, errors);
     if let Some(e) = &h.exec {
         validate_exec(e, path, errors);
     }
@@ -419,6 +405,18 @@ fn validate_hook(h: &LifecycleHandler, path: &str, c: &Container, errors: &mut E
             format!("{path}.sleep.seconds"),
             "must be greater than or equal to 0",
         );
+    }
+}
+
+/// A probe or hook names exactly one handler type.
+fn exactly_one_handler(set: &[bool], path: &str, errors: &mut Errors) {
+    match set.iter().filter(|h| **h).count() {
+        0 => errors.push(path.to_string(), "must specify a handler type"),
+        1 => {}
+        _ => errors.push(
+            path.to_string(),
+            "may not specify more than one handler type",
+        ),
     }
 }
 
@@ -748,6 +746,20 @@ mod tests {
                 "spec.containers[0].readinessProbe.tcpSocket.port: no container port named \"web\"",
                 "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: must not be set for readinessProbes",
                 "spec.containers[0].lifecycle.postStart.exec.command: required",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_probe_or_hook_names_exactly_one_handler() {
+        let errs = errors_of(&format!(
+            "{HEAD}  containers:\n  - name: c\n    image: busybox\n    readinessProbe:\n      periodSeconds: 5\n    lifecycle:\n      preStop:\n        exec:\n          command: [\"true\"]\n        sleep:\n          seconds: 1\n"
+        ));
+        assert_eq!(
+            errs,
+            [
+                "spec.containers[0].readinessProbe: must specify a handler type",
+                "spec.containers[0].lifecycle.preStop: may not specify more than one handler type",
             ]
         );
     }
