@@ -226,7 +226,9 @@ fn main() {
     fs::rename(dir.join("images-src"), dir.join("root/images")).unwrap();
     // The run dir is tmpfs on a device (/run): measure with one.
     fs::create_dir_all(dir.join("run")).unwrap();
-    sh(Command::new("mount").args(["-t", "tmpfs", "bench-run"]).arg(dir.join("run")));
+    sh(Command::new("mount")
+        .args(["-t", "tmpfs", "bench-run"])
+        .arg(dir.join("run")));
     let child = Command::new(BIN)
         .args([
             "run",
