@@ -234,16 +234,7 @@ impl Agent {
                 .ok()?;
             out.stdout.is_empty().then_some(())
         });
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&run_dir))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            run(Command::new("umount").args(["-l", p]));
-        }
+        unmount_below(&self.run_dir());
         // The overlays' upper dirs on disk outlive a reboot, like the rest of root.
         fs::remove_dir_all(self.run_dir()).unwrap();
     }
@@ -291,6 +282,12 @@ pub fn cleanup(dir: &Path) {
             }
         }
     }
+    unmount_below(dir);
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// Detach every mount at or below `dir`, deepest first.
+pub fn unmount_below(dir: &Path) {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = dir.display().to_string();
     let mut points: Vec<&str> = mounts
@@ -302,7 +299,6 @@ pub fn cleanup(dir: &Path) {
     for p in points {
         let _ = Command::new("umount").args(["-l", p]).output();
     }
-    let _ = fs::remove_dir_all(dir);
 }
 
 /// Poll `f` every 50 ms until it returns `Some`, or panic after `limit`.
