@@ -136,7 +136,7 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let signal_token = reactor.register(signals.fd()).map_err(|e| e.to_string())?;
     source.scan(now);
-    let wanted = desired(&mut source, url_source.as_ref(), &runtime);
+    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
     let owners: Vec<String> = wanted
         .iter()
         .map(|d| d.pod.metadata.uid.clone())
@@ -175,11 +175,13 @@ pub fn run(config: Config) -> Result<(), String> {
             } else if token == source_token {
                 if source.drain_events() {
                     source.scan(now);
-                    engine.set_desired(desired(&mut source, url_source.as_ref(), &runtime), now);
+                    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
+                    engine.set_desired(wanted, now);
                 }
             } else if Some(token) == url_token {
                 if url_source.as_mut().is_some_and(|u| u.drain(now)) {
-                    engine.set_desired(desired(&mut source, url_source.as_ref(), &runtime), now);
+                    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
+                    engine.set_desired(wanted, now);
                 }
             } else {
                 for observation in runtime.on_ready(token, &mut reactor) {
@@ -193,7 +195,14 @@ pub fn run(config: Config) -> Result<(), String> {
 
 /// The pods of every source; a name the manifest directory already has is
 /// ignored from the URL, as a later duplicate is (rule 68).
-fn desired(source: &mut ManifestDir, url: Option<&ManifestUrl>, runtime: &Runtime) -> Vec<Desired> {
+/// Log directories are read only for pods the engine does not hold yet: for
+/// the others the starting restart counts are never used.
+fn desired(
+    source: &mut ManifestDir,
+    url: Option<&ManifestUrl>,
+    runtime: &Runtime,
+    engine: &Engine,
+) -> Vec<Desired> {
     let mut pods = source.pods();
     for pod in url.map(ManifestUrl::pods).unwrap_or_default() {
         if pods.iter().any(|p| p.full_name() == pod.full_name()) {
@@ -207,7 +216,11 @@ fn desired(source: &mut ManifestDir, url: Option<&ManifestUrl>, runtime: &Runtim
     }
     pods.into_iter()
         .map(|pod| Desired {
-            first_attempts: runtime.first_attempts(&pod),
+            first_attempts: if engine.holds(&pod.metadata.uid) {
+                Default::default()
+            } else {
+                runtime.first_attempts(&pod)
+            },
             pod,
         })
         .collect()

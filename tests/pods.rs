@@ -573,3 +573,23 @@ spec:
         "{message}"
     );
 }
+
+#[test]
+fn a_manifest_re_added_unchanged_is_the_same_pod_and_counts_on() {
+    // Rule 69 with rule 30: same content, same UID; the restart count goes
+    // on from the highest <n>.log in its log directory.
+    let mut agent = Agent::new("readd");
+    agent.start();
+    let yaml = pod_yaml("again", "Always", 1, "", &[("c", "sleep 3600")]);
+    agent.write_manifest("again.yaml", &yaml);
+    let first = agent.wait_pod("again", "running", 30, |p| running(p, "c"));
+    assert_eq!(restarts(&first, "c"), 0);
+    fs::remove_file(agent.manifests().join("again.yaml")).unwrap();
+    wait_for("the pod to go", Duration::from_secs(20), || {
+        agent.pod("again").is_none().then_some(())
+    });
+    agent.write_manifest("again.yaml", &yaml);
+    let second = agent.wait_pod("again", "running again", 30, |p| running(p, "c"));
+    assert_eq!(second["metadata"]["uid"], first["metadata"]["uid"]);
+    assert_eq!(restarts(&second, "c"), 1);
+}

@@ -430,6 +430,11 @@ impl Engine {
         self.pods.values().map(|p| (&p.pod, p.status()))
     }
 
+    /// Does the engine hold this pod (running, stopping or finished)?
+    pub fn holds(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
     /// When the deletion of a pod began, if it is being deleted.
     pub fn deleting_since(&self, uid: &str) -> Option<Time> {
         match self.pods.get(uid)?.lifecycle {
