@@ -38,6 +38,7 @@ use container::{ExitKind, Finished, Running, State};
 use pod::{Cx, Lifecycle, PodMachine, Runs, Sandbox, StopCause};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One instance of one container: attempt N is the instance whose
 /// restartCount is N.
@@ -279,9 +280,27 @@ impl Engine {
         for uid in unwanted {
             self.with_pod(&uid, now, |p, cx| p.begin_stop(StopCause::Deleted, cx));
         }
+        // A server deletes a pod gracefully by marking it: the pod stays
+        // wanted until it stopped, and is never started once marked.
+        let marked: Vec<(String, Duration)> = wanted
+            .values()
+            .filter(|d| d.pod.metadata.deletion_timestamp.is_some())
+            .map(|d| {
+                let grace = d.pod.grace_period_seconds().max(0) as u64;
+                (d.pod.metadata.uid.clone(), Duration::from_secs(grace))
+            })
+            .collect();
+        for (uid, grace) in marked {
+            self.with_pod(&uid, now, |p, cx| {
+                p.stop_within(StopCause::Deleted, grace, cx)
+            });
+        }
         self.waiting = wanted
             .into_values()
-            .filter(|d| !self.pods.contains_key(&d.pod.metadata.uid))
+            .filter(|d| {
+                !self.pods.contains_key(&d.pod.metadata.uid)
+                    && d.pod.metadata.deletion_timestamp.is_none()
+            })
             .collect();
         self.admit_waiting(now);
     }

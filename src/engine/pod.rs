@@ -273,14 +273,23 @@ impl PodMachine {
         }
     }
 
-    /// Begin graceful termination of the whole pod (rules 40-41, 45).
+    /// Begin graceful termination of the whole pod (rules 40-41, 45) with
+    /// the pod's own grace period.
     pub fn begin_stop(&mut self, cause: StopCause, cx: &mut Cx) {
+        let grace = Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64);
+        self.stop_within(cause, grace, cx);
+    }
+
+    /// Begin termination, or shorten it, so that it ends `grace` from now at
+    /// the latest: once termination started its grace only goes down (rule 40).
+    pub fn stop_within(&mut self, cause: StopCause, grace: Duration, cx: &mut Cx) {
         let (grace, since) = match self.lifecycle {
-            Lifecycle::Stopping { grace, since, .. } => (grace, since),
-            Lifecycle::Active => (
-                Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64),
-                cx.now,
-            ),
+            Lifecycle::Stopping {
+                grace: current,
+                since,
+                ..
+            } => (current.min(cx.now.saturating_sub(since) + grace), since),
+            Lifecycle::Active => (grace, cx.now),
             Lifecycle::Finished(_) | Lifecycle::Gone => {
                 if cause == StopCause::Deleted {
                     self.finish_stop(cause, cx);
@@ -879,14 +888,20 @@ impl PodMachine {
                 self.stop_container(i, grace, cx);
             }
         }
-        // A sidecar's turn may have come with another's exit.
+        // A sidecar's turn may have come with another's exit; a shortened
+        // grace (rule 40) pulls every deadline in.
         for i in 0..self.containers.len() {
-            if self.containers[i]
-                .running()
-                .is_some_and(|r| r.stopping.is_some())
-            {
-                self.advance_stop(i, cx);
+            let Some(stop) = self.containers[i]
+                .running_mut()
+                .and_then(|r| r.stopping.as_mut())
+            else {
+                continue;
+            };
+            stop.deadline = stop.deadline.min(deadline);
+            if let StopStage::Signalled { kill_at } = &mut stop.stage {
+                *kill_at = (*kill_at).min(deadline.max(cx.now + MIN_STOP_GRACE));
             }
+            self.advance_stop(i, cx);
         }
         let creating = self.sandbox == Sandbox::Creating;
         if !creating && !self.containers.iter().any(ContainerMachine::is_live) {

@@ -341,6 +341,50 @@ fn deleting_during_initialization_does_not_wait_for_unstarted_sidecars() {
 }
 
 #[test]
+fn a_server_deletion_uses_its_grace_and_a_marked_pod_never_starts() {
+    // Rule 40: the deletion grace wins over terminationGracePeriodSeconds,
+    // and a second, shorter one shortens it.
+    let mut sim = sim();
+    sim.script("main", &[Script::IgnoreTerm]);
+    let yaml = format!(
+        "{HEAD}  terminationGracePeriodSeconds: 60\n  containers:\n{}",
+        container("main", "")
+    );
+    let p = pod(&yaml);
+    sim.desire(&[&p]);
+    sim.run_until(1);
+    let marked = |grace: i64| {
+        let mut m = Pod::clone(&p);
+        m.metadata.deletion_timestamp = Some("2026-11-29T00:00:00Z".into());
+        m.metadata.deletion_grace_period_seconds = Some(grace);
+        Arc::new(m)
+    };
+    sim.desire(&[&marked(20)]);
+    assert_eq!(sim.engine.deleting_since(&p.metadata.uid), Some(sim.now));
+    sim.run_until(3);
+    sim.desire(&[&marked(5)]);
+    sim.run_until(30);
+    assert!(
+        sim.seen.contains(&(1, Seen::Term("main".into()))),
+        "{:?}",
+        sim.seen
+    );
+    assert!(
+        sim.seen.contains(&(8, Seen::Kill("main".into()))),
+        "{:?}",
+        sim.seen
+    );
+    assert!(!sim.engine.holds(&p.metadata.uid));
+
+    // The stopped pod is still in the server's list until it is deleted
+    // there: it must not start again.
+    sim.desire(&[&marked(5)]);
+    sim.run_until(40);
+    assert_eq!(sim.starts_of("main").len(), 1);
+    assert!(!sim.engine.holds(&p.metadata.uid));
+}
+
+#[test]
 fn liveness_failure_restarts_the_container_with_its_probe_grace() {
     // container_probe.go "should be restarted with a exec liveness probe":
     // failureThreshold 3, period 10: failures from 20 s flip it at 40 s.

@@ -35,9 +35,14 @@ pub struct ObjectMeta {
     /// Accepted so that manifests exported from a cluster decode; ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<Value>,
-    /// Set in status output while the pod is being deleted; ignored on input.
+    /// Set by an API server when it deletes a pod gracefully, and in status
+    /// output while a pod is being deleted; a static pod's is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
+    /// The grace period of a graceful deletion, which wins over the pod's
+    /// own (rule 40).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace_period_seconds: Option<i64>,
     /// A static pod needs a fixed name; `generateName` is rejected by validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_name: Option<String>,
@@ -451,8 +456,12 @@ impl Pod {
         format!("{}/{}", self.metadata.namespace, self.metadata.name)
     }
 
+    /// The deletion grace if set, else `terminationGracePeriodSeconds` (rule 40).
     pub fn grace_period_seconds(&self) -> i64 {
-        self.spec.termination_grace_period_seconds.unwrap_or(30)
+        self.metadata
+            .deletion_grace_period_seconds
+            .or(self.spec.termination_grace_period_seconds)
+            .unwrap_or(30)
     }
 
     pub fn container(&self, name: &str) -> Option<&Container> {

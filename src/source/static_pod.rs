@@ -68,6 +68,8 @@ fn static_pod(mut pod: Pod, origin: Origin, location: &str, node_name: &str, now
     };
     defaults::apply(&mut pod);
     let m = &mut pod.metadata;
+    m.deletion_timestamp = None;
+    m.deletion_grace_period_seconds = None;
     if m.uid.is_empty() {
         m.uid = hash;
     }
