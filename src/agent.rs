@@ -7,13 +7,14 @@
 use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
 use crate::engine::backoff::BackoffPolicy;
-use crate::engine::{Desired, Engine, EngineConfig};
+use crate::engine::{Desired, Engine, EngineConfig, EventType, PodEvent};
 use crate::pod::status::{PodList, PodObject};
 use crate::reactor::Reactor;
 use crate::runtime::oci;
 use crate::runtime::paths::Paths;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::signals::Signals;
+use crate::source::api::{Assigned, NodeInputs, NodeSync};
 use crate::source::file::{ManifestDir, ManifestError};
 use crate::source::url::ManifestUrl;
 use crate::state::write_json;
@@ -134,9 +135,38 @@ pub fn run(config: Config) -> Result<(), String> {
         Some(u) => Some(reactor.register(u.fd()).map_err(|e| e.to_string())?),
         None => None,
     };
+    // A kubeconfig starts node mode and its two sync threads.
+    let mut node_sync = match &config.node {
+        None => None,
+        Some(node) => Some(NodeSync::start(
+            node,
+            NodeInputs {
+                node_name: &config.node_name,
+                cpu: (
+                    cpu_capacity,
+                    cpu_capacity.saturating_sub(config.reserved_cpu),
+                ),
+                memory: (
+                    memory_capacity,
+                    memory_capacity.saturating_sub(config.reserved_memory),
+                ),
+                root: &paths.root,
+                runtime: &info.runtime,
+            },
+        )?),
+    };
+    let node_token = match &node_sync {
+        Some(n) => Some(reactor.register(n.fd()).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let signal_token = reactor.register(signals.fd()).map_err(|e| e.to_string())?;
     source.scan(now);
-    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
+    let sources = Sources {
+        files: &mut source,
+        url: url_source.as_ref(),
+        node: node_sync.as_ref(),
+    };
+    let wanted = desired(sources, &runtime, &engine);
     let owners: Vec<String> = wanted
         .iter()
         .map(|d| d.pod.metadata.uid.clone())
@@ -153,9 +183,15 @@ pub fn run(config: Config) -> Result<(), String> {
                 engine.handle(observation, Time::now());
             }
         }
+        while let Some(event) = engine.poll_event() {
+            report_event(&engine, node_sync.as_mut(), &event);
+        }
         let mut errors = source.errors();
         errors.extend(url_source.iter().flat_map(ManifestUrl::errors));
         status.write_if_changed(&paths, &engine, &errors);
+        if let Some(node) = node_sync.as_mut() {
+            node.report(&engine);
+        }
 
         // Round up: waking a millisecond early would find nothing due.
         let timeout = engine
@@ -172,16 +208,26 @@ pub fn run(config: Config) -> Result<(), String> {
                     log::info!("signal {signal}: exiting; containers keep running");
                     return Ok(());
                 }
-            } else if token == source_token {
-                if source.drain_events() {
-                    source.scan(now);
-                    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
-                    engine.set_desired(wanted, now);
-                }
-            } else if Some(token) == url_token {
-                if url_source.as_mut().is_some_and(|u| u.drain(now)) {
-                    let wanted = desired(&mut source, url_source.as_ref(), &runtime, &engine);
-                    engine.set_desired(wanted, now);
+            } else if token == source_token || Some(token) == url_token || Some(token) == node_token
+            {
+                let changed = if token == source_token {
+                    let changed = source.drain_events();
+                    if changed {
+                        source.scan(now);
+                    }
+                    changed
+                } else if Some(token) == url_token {
+                    url_source.as_mut().is_some_and(|u| u.drain(now))
+                } else {
+                    node_sync.as_mut().is_some_and(NodeSync::drain)
+                };
+                if changed {
+                    let sources = Sources {
+                        files: &mut source,
+                        url: url_source.as_ref(),
+                        node: node_sync.as_ref(),
+                    };
+                    engine.set_desired(desired(sources, &runtime, &engine), now);
                 }
             } else {
                 for observation in runtime.on_ready(token, &mut reactor) {
@@ -193,35 +239,68 @@ pub fn run(config: Config) -> Result<(), String> {
     }
 }
 
-/// The pods of every source; a name the manifest directory already has is
-/// ignored from the URL, as a later duplicate is (rule 68).
+/// Log an engine event, and post it to the API server in node mode.
+fn report_event(engine: &Engine, node: Option<&mut NodeSync>, event: &PodEvent) {
+    let Some(pod) = engine.pod(&event.pod_uid) else {
+        return;
+    };
+    let container = event.container.as_deref().unwrap_or("-");
+    let line = format!(
+        "pod {}: {container}: {}: {}",
+        pod.full_name(),
+        event.reason,
+        event.message
+    );
+    match event.kind {
+        EventType::Normal => log::info!("{line}"),
+        EventType::Warning => log::warn!("{line}"),
+    }
+    if let Some(node) = node {
+        node.event(pod, event, Time::now());
+    }
+}
+
+/// Where pods come from.
+struct Sources<'a> {
+    files: &'a mut ManifestDir,
+    url: Option<&'a ManifestUrl>,
+    node: Option<&'a NodeSync>,
+}
+
+/// The pods of every source; a name already taken by an earlier source is
+/// ignored, as a later duplicate is (rule 68).
 /// Log directories are read only for pods the engine does not hold yet: for
 /// the others the starting restart counts are never used.
-fn desired(
-    source: &mut ManifestDir,
-    url: Option<&ManifestUrl>,
-    runtime: &Runtime,
-    engine: &Engine,
-) -> Vec<Desired> {
-    let mut pods = source.pods();
-    for pod in url.map(ManifestUrl::pods).unwrap_or_default() {
-        if pods.iter().any(|p| p.full_name() == pod.full_name()) {
+fn desired(sources: Sources<'_>, runtime: &Runtime, engine: &Engine) -> Vec<Desired> {
+    let statics = sources
+        .files
+        .pods()
+        .into_iter()
+        .chain(sources.url.map(ManifestUrl::pods).unwrap_or_default());
+    let assigned = sources.node.map(NodeSync::pods).unwrap_or_default();
+    let mut pods: Vec<Assigned> = Vec::new();
+    let all = statics
+        .map(|pod| Assigned { pod, refused: None })
+        .chain(assigned);
+    for a in all {
+        if pods.iter().any(|p| p.pod.full_name() == a.pod.full_name()) {
             log::error!(
-                "pod {} from the manifest URL is already defined in the manifest directory; ignored",
-                pod.full_name()
+                "pod {} is defined by more than one source; the later one is ignored",
+                a.pod.full_name()
             );
         } else {
-            pods.push(pod);
+            pods.push(a);
         }
     }
     pods.into_iter()
-        .map(|pod| Desired {
+        .map(|Assigned { pod, refused }| Desired {
             first_attempts: if engine.holds(&pod.metadata.uid) {
                 Default::default()
             } else {
                 runtime.first_attempts(&pod)
             },
             pod,
+            refused,
         })
         .collect()
 }

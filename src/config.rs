@@ -33,6 +33,10 @@ pub struct ConfigFile {
     #[serde(rename = "staticPodURLCAFile")]
     pub static_pod_url_ca_file: Option<PathBuf>,
     pub http_check_frequency: Option<String>,
+    /// Node mode: join the cluster this kubeconfig points at.
+    pub kubeconfig: Option<PathBuf>,
+    /// What pods from the API server may do on this node.
+    pub node_policy: Option<crate::source::api::policy::NodePolicy>,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -80,6 +84,8 @@ pub struct Config {
     pub reserved_memory: u64,
     /// The manifest URL source, when `staticPodURL` is set.
     pub manifest_url: Option<crate::source::url::UrlConfig>,
+    /// Node mode, when a kubeconfig is given.
+    pub node: Option<crate::source::api::NodeConfig>,
 }
 
 impl Config {
@@ -151,7 +157,15 @@ impl Config {
                 interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
             }),
         };
+        let node = merged
+            .kubeconfig
+            .clone()
+            .map(|kubeconfig| crate::source::api::NodeConfig {
+                kubeconfig,
+                policy: merged.node_policy.unwrap_or_default(),
+            });
         let config = Config {
+            node,
             manifest_url,
             cgroup_root: merged
                 .cgroup_root
@@ -222,6 +236,8 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         static_pod_url_header: over.static_pod_url_header.or(base.static_pod_url_header),
         static_pod_url_ca_file: over.static_pod_url_ca_file.or(base.static_pod_url_ca_file),
         http_check_frequency: over.http_check_frequency.or(base.http_check_frequency),
+        kubeconfig: over.kubeconfig.or(base.kubeconfig),
+        node_policy: over.node_policy.or(base.node_policy),
     }
 }
 

@@ -67,6 +67,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "config",
             "manifests",
             "manifest-url",
+            "kubeconfig",
             "node-name",
             "root",
             "run-dir",
@@ -89,6 +90,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let flags = config::ConfigFile {
         static_pod_path: p.value("manifests").map(Into::into),
         static_pod_url: p.value("manifest-url").map(Into::into),
+        kubeconfig: p.value("kubeconfig").map(Into::into),
         node_name: p.value("node-name").map(Into::into),
         root_dir: p.value("root").map(Into::into),
         run_dir: p.value("run-dir").map(Into::into),

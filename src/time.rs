@@ -33,6 +33,12 @@ impl Time {
         format!("{date}T{time}Z")
     }
 
+    /// `2026-11-29T06:04:55.123000Z`, the MicroTime of a Lease's renewTime.
+    pub fn rfc3339_micros(self) -> String {
+        let (date, time) = civil(self.0 / 1000);
+        format!("{date}T{time}.{:06}Z", self.0 % 1000 * 1000)
+    }
+
     /// Parse the `rfc3339` form back (fractions of a second are ignored).
     pub fn parse_rfc3339(text: &str) -> Option<Time> {
         let b = text.as_bytes();

@@ -36,6 +36,7 @@ use backoff::{BackoffPolicy, CrashLoopBackoff};
 pub use container::Exit;
 use container::{ExitKind, Finished, Running, State};
 use pod::{Cx, Lifecycle, PodMachine, Runs, Sandbox, StopCause};
+pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +137,9 @@ pub enum Observation {
 pub struct Desired {
     pub pod: Arc<Pod>,
     pub first_attempts: BTreeMap<String, u32>,
+    /// A refusal decided outside the engine (a node policy), as (reason,
+    /// message): the pod is admitted as rejected, like a failed admission.
+    pub refused: Option<(String, String)>,
 }
 
 /// A pod the runtime found on disk at start-up (rules 71, 72).
@@ -186,6 +190,7 @@ pub struct Engine {
     /// Replacements waiting for the old pod of the same name to stop (rule 69).
     waiting: Vec<Desired>,
     actions: VecDeque<Action>,
+    events: VecDeque<PodEvent>,
     crash_backoff: CrashLoopBackoff,
     start_backoff: CrashLoopBackoff,
     runs: Runs,
@@ -198,6 +203,7 @@ impl Engine {
             pods: BTreeMap::new(),
             waiting: Vec::new(),
             actions: VecDeque::new(),
+            events: VecDeque::new(),
             crash_backoff: CrashLoopBackoff::new(config.backoff),
             start_backoff: CrashLoopBackoff::new(config.backoff),
             runs: Runs::default(),
@@ -314,7 +320,7 @@ impl Engine {
                 continue;
             }
             let uid = d.pod.metadata.uid.clone();
-            let rejection = self.admission(&d.pod);
+            let rejection = d.refused.or_else(|| self.admission(&d.pod));
             let mut machine = PodMachine::new(d.pod, &d.first_attempts, now);
             if let Some(rejection) = rejection {
                 log::warn!(
@@ -439,6 +445,11 @@ impl Engine {
         self.actions.pop_front()
     }
 
+    /// Events for users, in the order they happened.
+    pub fn poll_event(&mut self) -> Option<PodEvent> {
+        self.events.pop_front()
+    }
+
     /// The earliest time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Time> {
         self.pods.values().filter_map(PodMachine::deadline).min()
@@ -447,6 +458,11 @@ impl Engine {
     /// Every pod the engine holds, with its status now.
     pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
         self.pods.values().map(|p| (&p.pod, p.status()))
+    }
+
+    /// The pod of this UID, if the engine holds it.
+    pub fn pod(&self, uid: &str) -> Option<&Arc<Pod>> {
+        self.pods.get(uid).map(|p| &p.pod)
     }
 
     /// Does the engine hold this pod (running, stopping or finished)?
@@ -475,6 +491,7 @@ impl Engine {
         let mut cx = Cx {
             now,
             actions: &mut self.actions,
+            events: &mut self.events,
             crash_backoff: &mut self.crash_backoff,
             start_backoff: &mut self.start_backoff,
             runs: &mut self.runs,

@@ -98,9 +98,46 @@ impl Runs {
 pub struct Cx<'a> {
     pub now: Time,
     pub actions: &'a mut VecDeque<Action>,
+    pub events: &'a mut VecDeque<PodEvent>,
     pub crash_backoff: &'a mut CrashLoopBackoff,
     pub start_backoff: &'a mut CrashLoopBackoff,
     pub runs: &'a mut Runs,
+}
+
+/// An event for `kubectl describe pod` users (Created, Started, Killing,
+/// BackOff, Unhealthy, FailedPreStopHook, ...), with the kubelet's reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    pub pod_uid: String,
+    pub container: Option<String>,
+    pub kind: EventType,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl Cx<'_> {
+    fn event(
+        &mut self,
+        pod_uid: &str,
+        container: Option<&str>,
+        kind: EventType,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.events.push_back(PodEvent {
+            pod_uid: pod_uid.to_string(),
+            container: container.map(str::to_string),
+            kind,
+            reason,
+            message,
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -535,7 +572,16 @@ impl PodMachine {
                     c.name,
                     self.display_name()
                 );
+                let name = c.name.clone();
+                let uid = self.uid().to_string();
                 if let State::Exited { restart, .. } = &mut self.containers[i].state {
+                    if restart.is_none() {
+                        let text = format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            self.pod.metadata.name
+                        );
+                        cx.event(&uid, Some(&name), EventType::Warning, "BackOff", text);
+                    }
                     *restart = Some(Waiting {
                         reason: Some("CrashLoopBackOff".into()),
                         message: Some(message),
@@ -601,6 +647,12 @@ impl PodMachine {
             .in_backoff(&key, cx.now, cx.now)
             .map(|(until, _)| until);
         c.next_attempt = attempt;
+        let uid = key.pod_uid.clone();
+        let text = format!("Error: {reason}: {message}");
+        cx.event(&uid, Some(name), EventType::Warning, "Failed", text);
+        let Some(c) = self.container_mut(name) else {
+            return;
+        };
         c.state = State::Waiting(Waiting {
             reason: Some(reason),
             message: Some(message),
@@ -660,6 +712,17 @@ impl PodMachine {
             probes,
             stopping: None,
         });
+        let image = &spec.image;
+        for (reason, message) in [
+            (
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            ("Created", format!("Created container: {name}")),
+            ("Started", format!("Started container {name}")),
+        ] {
+            cx.event(&uid, Some(name), EventType::Normal, reason, message);
+        }
         self.sync(cx);
     }
 
@@ -690,6 +753,19 @@ impl PodMachine {
                     .and_then(|w| w.in_flight)
                     .is_some_and(|(id, _)| id == run)
                 {
+                    if let Err(e) = &result {
+                        let mut kind_name = kind.name().to_string();
+                        kind_name[..1].make_ascii_uppercase();
+                        let text = format!("{kind_name} probe failed: {e}");
+                        let uid = owner.pod_uid.clone();
+                        cx.event(
+                            &uid,
+                            Some(&owner.container),
+                            EventType::Warning,
+                            "Unhealthy",
+                            text,
+                        );
+                    }
                     self.probe_outcome(i, kind, result.is_ok(), cx);
                 }
             }
@@ -698,10 +774,14 @@ impl PodMachine {
                 if let Err(e) = result {
                     // Rule 8: a failed postStart kills the container; the
                     // restart policy decides what follows.
-                    log::warn!(
-                        "pod {}: container {}: FailedPostStartHook: {e}",
-                        self.display_name(),
-                        owner.container
+                    let text = format!("PostStartHook failed: {e}");
+                    let uid = owner.pod_uid.clone();
+                    cx.event(
+                        &uid,
+                        Some(&owner.container),
+                        EventType::Warning,
+                        "FailedPostStartHook",
+                        text,
                     );
                     let grace = secs(self.pod.grace_period_seconds());
                     self.stop_container(i, grace, cx);
@@ -715,10 +795,14 @@ impl PodMachine {
                 {
                     s.stage = StopStage::PreStop(Hook::Done);
                     if let Err(e) = result {
-                        log::warn!(
-                            "pod {}: container {}: FailedPreStopHook: {e}",
-                            self.display_name(),
-                            owner.container
+                        let text = format!("PreStopHook failed: {e}");
+                        let uid = owner.pod_uid.clone();
+                        cx.event(
+                            &uid,
+                            Some(&owner.container),
+                            EventType::Warning,
+                            "FailedPreStopHook",
+                            text,
                         );
                     }
                 }
@@ -788,6 +872,11 @@ impl PodMachine {
         if r.stopping.is_some() {
             return;
         }
+        let text = format!("Stopping container {name}");
+        cx.event(&uid, Some(&name), EventType::Normal, "Killing", text);
+        let Some(r) = self.containers[i].running_mut() else {
+            return;
+        };
         let instance = InstanceRef {
             pod_uid: uid,
             container: name,

@@ -186,6 +186,7 @@ impl Sim {
             .map(|p| Desired {
                 pod: Arc::clone(p),
                 first_attempts: BTreeMap::new(),
+                refused: None,
             })
             .collect();
         self.engine.set_desired(desired, self.now);
@@ -868,6 +869,7 @@ mod tests {
             vec![Desired {
                 pod: p,
                 first_attempts: BTreeMap::new(),
+                refused: None,
             }],
             sim.now,
         );

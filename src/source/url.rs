@@ -10,6 +10,7 @@
 //! runs the same pods at once.
 
 use super::file::ManifestError;
+use super::jitter::Jitter;
 use super::static_pod::{self, Origin};
 use crate::pod::Pod;
 use crate::state::write_atomic;
@@ -266,40 +267,5 @@ fn fetch(agent: &ureq::Agent, config: &UrlConfig, etag: &mut Option<String>) -> 
             }
         }
         code => Some(Fetched::Failed(format!("the server answered HTTP {code}"))),
-    }
-}
-
-/// ±10% around the interval, so that a fleet does not poll in step.
-struct Jitter(u64);
-
-impl Jitter {
-    fn seeded() -> Jitter {
-        Jitter(Time::now().0 ^ u64::from(std::process::id()) << 20 | 1)
-    }
-
-    fn around(&mut self, interval: Duration) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let spread = interval.as_millis() as u64 / 5;
-        let offset = if spread == 0 { 0 } else { self.0 % spread };
-        interval - Duration::from_millis(spread / 2) + Duration::from_millis(offset)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        let mut j = Jitter(12345);
-        for _ in 0..1000 {
-            let d = j.around(Duration::from_secs(20));
-            assert!(
-                d >= Duration::from_secs(18) && d < Duration::from_secs(22),
-                "{d:?}"
-            );
-        }
     }
 }

@@ -1,0 +1,278 @@
+//! The kubeconfig file, as kubectl and the kubelet read it: the current
+//! context's cluster (server, certificate-authority[-data],
+//! insecure-skip-tls-verify) and user (client-certificate/key[-data], token,
+//! tokenFile). Relative paths are relative to the file's directory.
+
+use super::base64;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the API server is and how to prove who we are. Never printed with
+/// its secrets: `Debug` leaves them out.
+#[derive(Clone)]
+pub struct Connection {
+    pub server: String,
+    /// PEM roots; `None` means the system's bundle.
+    pub ca_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+    /// PEM certificate chain and key.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub token: Option<Token>,
+}
+
+#[derive(Clone)]
+pub enum Token {
+    Inline(String),
+    /// Read again for every request: projected tokens rotate.
+    File(PathBuf),
+}
+
+impl Token {
+    pub fn value(&self) -> Result<String, String> {
+        match self {
+            Token::Inline(t) => Ok(t.clone()),
+            Token::File(path) => std::fs::read_to_string(path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("tokenFile {}: {e}", path.display())),
+        }
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("server", &self.server)
+            .field("custom_ca", &self.ca_pem.is_some())
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("client_certificate", &self.client_identity.is_some())
+            .field("token", &self.token.is_some())
+            .finish()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct Kubeconfig {
+    #[serde(default)]
+    clusters: Vec<Named<Cluster>>,
+    #[serde(default)]
+    users: Vec<Named<User>>,
+    #[serde(default)]
+    contexts: Vec<Named<Context>>,
+    #[serde(default)]
+    current_context: String,
+}
+
+#[derive(Deserialize)]
+struct Named<T> {
+    name: String,
+    #[serde(alias = "cluster", alias = "user", alias = "context")]
+    item: T,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct Cluster {
+    server: String,
+    certificate_authority: Option<PathBuf>,
+    certificate_authority_data: Option<String>,
+    #[serde(default)]
+    insecure_skip_tls_verify: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct User {
+    client_certificate: Option<PathBuf>,
+    client_certificate_data: Option<String>,
+    client_key: Option<PathBuf>,
+    client_key_data: Option<String>,
+    token: Option<String>,
+    #[serde(alias = "tokenFile")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct Context {
+    cluster: String,
+    #[serde(default)]
+    user: String,
+}
+
+/// Read `path` into a [`Connection`]; errors name the file and the field.
+pub fn load(path: &Path) -> Result<Connection, String> {
+    let at = |field: &str, m: &dyn fmt::Display| format!("{}: {field}: {m}", path.display());
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    warn_if_readable_by_others(path);
+    let config: Kubeconfig =
+        serde_yaml::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let context = match config
+        .contexts
+        .iter()
+        .find(|c| c.name == config.current_context)
+    {
+        Some(c) => &c.item,
+        None if config.current_context.is_empty() => {
+            return Err(at("current-context", &"not set"));
+        }
+        None => {
+            return Err(at(
+                "current-context",
+                &format!("no context named {:?}", config.current_context),
+            ))
+        }
+    };
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .map(|c| &c.item)
+        .ok_or_else(|| {
+            at(
+                "contexts[].context.cluster",
+                &format!("no cluster named {:?}", context.cluster),
+            )
+        })?;
+    let default_user = User::default();
+    let user = match config.users.iter().find(|u| u.name == context.user) {
+        Some(u) => &u.item,
+        None if context.user.is_empty() => &default_user,
+        None => {
+            return Err(at(
+                "contexts[].context.user",
+                &format!("no user named {:?}", context.user),
+            ))
+        }
+    };
+    if !cluster.server.starts_with("https://") && !cluster.server.starts_with("http://") {
+        return Err(at(
+            "clusters[].cluster.server",
+            &format!("{:?} is not an http(s) URL", cluster.server),
+        ));
+    }
+    let read = |field: &str,
+                file: &Option<PathBuf>,
+                data: &Option<String>|
+     -> Result<Option<Vec<u8>>, String> {
+        if let Some(data) = data {
+            return base64::decode(data)
+                .map(Some)
+                .map_err(|m| at(&format!("{field}-data"), &m));
+        }
+        match file {
+            None => Ok(None),
+            Some(f) => {
+                let f = dir.join(f);
+                std::fs::read(&f)
+                    .map(Some)
+                    .map_err(|e| at(field, &format!("{}: {e}", f.display())))
+            }
+        }
+    };
+    let ca_pem = read(
+        "certificate-authority",
+        &cluster.certificate_authority,
+        &cluster.certificate_authority_data,
+    )?;
+    let cert = read(
+        "client-certificate",
+        &user.client_certificate,
+        &user.client_certificate_data,
+    )?;
+    let key = read("client-key", &user.client_key, &user.client_key_data)?;
+    let client_identity = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(at(
+                "users[].user.client-key",
+                &"required with client-certificate",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(at(
+                "users[].user.client-certificate",
+                &"required with client-key",
+            ))
+        }
+    };
+    let token = match (&user.token, &user.token_file) {
+        (Some(t), _) => Some(Token::Inline(t.clone())),
+        (None, Some(f)) => Some(Token::File(dir.join(f))),
+        (None, None) => None,
+    };
+    Ok(Connection {
+        server: cluster.server.trim_end_matches('/').to_string(),
+        ca_pem,
+        insecure_skip_verify: cluster.insecure_skip_tls_verify,
+        client_identity,
+        token,
+    })
+}
+
+/// A kubeconfig holds credentials: say so when others can read it.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            log::warn!(
+                "{}: readable by group or others (mode {:o}); it holds credentials: chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join("kubeconfig");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_the_current_context_with_inline_data_and_relative_files() {
+        let dir = std::env::temp_dir().join(format!("picolet-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), "CA").unwrap();
+        let p = write(
+            &dir,
+            "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n- name: one\n  cluster: {server: 'https://a:1'}\n- name: two\n  cluster:\n    server: https://b:6443/\n    certificate-authority: ca.pem\ncontexts:\n- name: a\n  context: {cluster: one, user: u}\n- name: b\n  context: {cluster: two, user: u}\nusers:\n- name: u\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n    token: abc\n",
+        );
+        let c = load(&p).unwrap();
+        assert_eq!(c.server, "https://b:6443");
+        assert_eq!(c.ca_pem.as_deref(), Some(&b"CA"[..]));
+        let (cert, key) = c.client_identity.clone().unwrap();
+        assert_eq!(
+            (cert.as_slice(), key.as_slice()),
+            (&b"CERT"[..], &b"KEY"[..])
+        );
+        assert_eq!(c.token.as_ref().unwrap().value().unwrap(), "abc");
+        // Debug never shows secrets.
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("abc") && !shown.contains("KEY"), "{shown}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let dir = std::env::temp_dir().join(format!("picolet-kc2-{}", std::process::id()));
+        let p = write(
+            &dir,
+            "current-context: x\ncontexts:\n- name: x\n  context: {cluster: nope}\n",
+        );
+        let e = load(&p).unwrap_err();
+        assert!(
+            e.contains("kubeconfig: contexts[].context.cluster: no cluster named \"nope\""),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,390 @@
+//! Everything picolet writes to the API server, on its own thread: the Node
+//! (registered once, its status on change and every 5 minutes), the Lease
+//! (renewed every 10 s), pod status patches (coalesced: only the latest of
+//! each pod is sent), deletions with a UID precondition, mirror pods, and
+//! rate-limited events. What fails stays queued and is retried with back-off;
+//! the core never waits for any of it.
+
+use super::client::{ApiClient, Patch};
+use super::node::{self, Condition, NodeFacts, Pressures};
+use super::{PodKey, ToServer};
+use crate::source::jitter::RetryBackoff;
+use crate::time::Time;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// Events per pod: a burst of 25, then one per 5 minutes (client-go's
+/// EventSourceObjectSpamFilter).
+const EVENT_BURST: u32 = 25;
+const EVENT_REFILL: Duration = Duration::from_secs(300);
+
+pub struct Writer {
+    pub client: ApiClient,
+    pub facts: NodeFacts,
+    pub root: PathBuf,
+    pub from_core: Receiver<ToServer>,
+}
+
+#[derive(Default)]
+struct Queue {
+    statuses: BTreeMap<PodKey, (String, Value)>,
+    deletes: BTreeMap<PodKey, String>,
+    mirror_creates: BTreeMap<PodKey, Value>,
+    mirror_deletes: BTreeMap<PodKey, String>,
+    events: Vec<Value>,
+}
+
+impl Queue {
+    fn take(&mut self, message: ToServer) {
+        match message {
+            ToServer::Status { key, uid, status } => {
+                self.statuses.insert(key, (uid, status));
+            }
+            ToServer::Delete { key, uid } => {
+                self.deletes.insert(key, uid);
+            }
+            ToServer::CreateMirror { key, pod } => {
+                self.mirror_deletes.remove(&key);
+                self.mirror_creates.insert(key, pod);
+            }
+            ToServer::DeleteMirror { key, uid } => {
+                self.mirror_creates.remove(&key);
+                self.mirror_deletes.insert(key, uid);
+            }
+            ToServer::Event(event) => self.events.push(event),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+            && self.deletes.is_empty()
+            && self.mirror_creates.is_empty()
+            && self.mirror_deletes.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// What the writer knows of the server's view of this node.
+struct NodeState {
+    uid: Option<String>,
+    conditions: Vec<Condition>,
+    status_sent: Option<Time>,
+    lease: Option<Value>,
+    lease_due: Time,
+}
+
+/// Per-pod event budget and the events already posted, for counting repeats.
+#[derive(Default)]
+struct EventBudget {
+    tokens: BTreeMap<String, (u32, Time)>,
+    posted: BTreeMap<(String, String, String), (String, String, u64)>,
+}
+
+impl Writer {
+    pub fn run(self) {
+        let mut queue = Queue::default();
+        let mut node = NodeState {
+            uid: None,
+            conditions: Vec::new(),
+            status_sent: None,
+            lease: None,
+            lease_due: Time::now(),
+        };
+        let mut budget = EventBudget::default();
+        let mut backoff = RetryBackoff::new();
+        let mut retry_at: Option<Time> = None;
+        loop {
+            let now = Time::now();
+            let due = match retry_at {
+                Some(t) => t.min(node.lease_due),
+                None => node.lease_due,
+            };
+            match self.from_core.recv_timeout(due.saturating_sub(now)) {
+                Ok(message) => {
+                    queue.take(message);
+                    while let Ok(message) = self.from_core.try_recv() {
+                        queue.take(message);
+                    }
+                    // Queued work waits for the retry time after a failure.
+                    if retry_at.is_some_and(|t| Time::now() < t) && Time::now() < node.lease_due {
+                        continue;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let failed = !self.sync(&mut node, &mut queue, &mut budget);
+            retry_at = if failed {
+                Some(Time::now() + backoff.failed())
+            } else {
+                backoff.reset();
+                None
+            };
+        }
+    }
+
+    /// Register, heartbeat, report, flush the queue. False if something
+    /// failed and must be retried.
+    fn sync(&self, node: &mut NodeState, queue: &mut Queue, budget: &mut EventBudget) -> bool {
+        let now = Time::now();
+        if node.uid.is_none() {
+            match self.register(node, now) {
+                Ok(uid) => {
+                    log::info!(
+                        "node {} registered with {}",
+                        self.facts.name,
+                        self.client.server()
+                    );
+                    node.uid = Some(uid);
+                }
+                Err(message) => {
+                    log::warn!("registering node {}: {message}", self.facts.name);
+                    return false;
+                }
+            }
+        }
+        let mut ok = true;
+        if now >= node.lease_due {
+            match self.renew_lease(node, now) {
+                Ok(()) => node.lease_due = now + node::LEASE_RENEW,
+                Err(message) => {
+                    log::warn!("renewing the node lease: {message}");
+                    ok = false;
+                    node.lease_due = now + Duration::from_secs(1);
+                }
+            }
+            if let Err(message) = self.report_node(node, now) {
+                log::warn!("updating the node status: {message}");
+                ok = false;
+            }
+        }
+        if !queue.is_empty() {
+            ok &= self.flush(node, queue, budget, now);
+        }
+        ok
+    }
+
+    fn register(&self, node: &mut NodeState, now: Time) -> Result<String, String> {
+        node.conditions = Pressures::read(&self.root).conditions(&node.conditions, now);
+        let object = self.facts.node(&node.conditions, now);
+        let reply = self.client.post("/api/v1/nodes", &object)?;
+        let uid = match reply.status {
+            200 | 201 => reply.body["metadata"]["uid"].as_str().map(str::to_string),
+            409 => {
+                // Registered before: make the server's Node ours again.
+                let path = format!("/api/v1/nodes/{}", self.facts.name);
+                let patch = json!({"metadata": {"labels": object["metadata"]["labels"]}});
+                let reply = self.client.patch(&path, Patch::Merge, &patch)?;
+                if !reply.ok() {
+                    return Err(reply.message());
+                }
+                let status = self.client.patch(
+                    &format!("{path}/status"),
+                    Patch::Merge,
+                    &json!({"status": object["status"]}),
+                )?;
+                if !status.ok() {
+                    return Err(status.message());
+                }
+                reply.body["metadata"]["uid"].as_str().map(str::to_string)
+            }
+            _ => return Err(reply.message()),
+        };
+        node.status_sent = Some(now);
+        uid.ok_or_else(|| "the server's Node has no uid".to_string())
+    }
+
+    fn renew_lease(&self, node: &mut NodeState, now: Time) -> Result<(), String> {
+        let path = format!(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{}",
+            self.facts.name
+        );
+        let mut lease = match node.lease.take() {
+            Some(lease) => lease,
+            None => {
+                let reply = self.client.get(&path)?;
+                match reply.status {
+                    200 => reply.body,
+                    404 => {
+                        let fresh = node::lease(&self.facts.name, node.uid.as_deref(), now);
+                        let created = self.client.post(
+                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                            &fresh,
+                        )?;
+                        if !created.ok() {
+                            return Err(created.message());
+                        }
+                        node.lease = Some(created.body);
+                        return Ok(());
+                    }
+                    _ => return Err(reply.message()),
+                }
+            }
+        };
+        lease["spec"]["renewTime"] = json!(now.rfc3339_micros());
+        lease["spec"]["holderIdentity"] = json!(self.facts.name);
+        lease["spec"]["leaseDurationSeconds"] = json!(node::LEASE_DURATION_SECONDS);
+        let reply = self.client.put(&path, &lease)?;
+        if !reply.ok() {
+            // A conflict or a vanished lease: read it again next time.
+            return Err(reply.message());
+        }
+        node.lease = Some(reply.body);
+        Ok(())
+    }
+
+    /// PATCH the Node status when a condition changed, or every 5 minutes.
+    fn report_node(&self, node: &mut NodeState, now: Time) -> Result<(), String> {
+        let conditions = Pressures::read(&self.root).conditions(&node.conditions, now);
+        let stale = node
+            .status_sent
+            .is_none_or(|t| now.saturating_sub(t) >= node::STATUS_REPORT);
+        if conditions == node.conditions && !stale {
+            return Ok(());
+        }
+        let path = format!("/api/v1/nodes/{}/status", self.facts.name);
+        let patch = json!({"status": self.facts.status(&conditions, now)});
+        let reply = self.client.patch(&path, Patch::Merge, &patch)?;
+        if !reply.ok() {
+            return Err(reply.message());
+        }
+        node.conditions = conditions;
+        node.status_sent = Some(now);
+        Ok(())
+    }
+
+    /// Send what is queued; what fails for a reason that may pass stays.
+    fn flush(
+        &self,
+        node: &NodeState,
+        queue: &mut Queue,
+        budget: &mut EventBudget,
+        now: Time,
+    ) -> bool {
+        let mut ok = true;
+        let mut done = |result: Result<super::client::Reply, String>, what: &str| -> bool {
+            match result {
+                Ok(r) if r.ok() => true,
+                // Gone, or another object by now: nothing left to do.
+                Ok(r) if r.status == 404 || r.status == 409 => {
+                    log::info!("{what}: {}", r.message());
+                    true
+                }
+                Ok(r) => {
+                    log::warn!("{what}: {}", r.message());
+                    ok = false;
+                    false
+                }
+                Err(e) => {
+                    log::warn!("{what}: {e}");
+                    ok = false;
+                    false
+                }
+            }
+        };
+        queue.statuses.retain(|key, (uid, status)| {
+            let patch = json!({"metadata": {"uid": uid}, "status": status});
+            let result = self
+                .client
+                .patch(&format!("{}/status", key.path()), Patch::Merge, &patch);
+            !done(result, &format!("status of pod {key}"))
+        });
+        let delete_options = |uid: &str| {
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                   "preconditions": {"uid": uid}})
+        };
+        queue.deletes.retain(|key, uid| {
+            let result = self.client.delete(&key.path(), &delete_options(uid));
+            !done(result, &format!("deleting pod {key}"))
+        });
+        queue.mirror_deletes.retain(|key, uid| {
+            let result = self.client.delete(&key.path(), &delete_options(uid));
+            !done(result, &format!("deleting mirror pod {key}"))
+        });
+        queue.mirror_creates.retain(|key, pod| {
+            if let Some(uid) = &node.uid {
+                pod["metadata"]["ownerReferences"] = json!([{
+                    "apiVersion": "v1", "kind": "Node", "name": self.facts.name,
+                    "uid": uid, "controller": true,
+                }]);
+            }
+            let result = self
+                .client
+                .post(&format!("/api/v1/namespaces/{}/pods", key.namespace), pod);
+            !done(result, &format!("creating mirror pod {key}"))
+        });
+        let events = std::mem::take(&mut queue.events);
+        for event in events {
+            if let Err(e) = self.post_event(event.clone(), budget, now) {
+                log::warn!("posting an event: {e}");
+                queue.events.push(event);
+                ok = false;
+                break;
+            }
+        }
+        ok
+    }
+
+    /// Post an event, or count a repeat of one already posted; dropped
+    /// quietly when its pod spent its budget.
+    fn post_event(
+        &self,
+        mut event: Value,
+        budget: &mut EventBudget,
+        now: Time,
+    ) -> Result<(), String> {
+        let object = &event["involvedObject"];
+        let pod_uid = object["uid"].as_str().unwrap_or("").to_string();
+        let (tokens, refilled) = budget
+            .tokens
+            .entry(pod_uid.clone())
+            .or_insert((EVENT_BURST, now));
+        let earned = (now.saturating_sub(*refilled).as_secs() / EVENT_REFILL.as_secs()) as u32;
+        if earned > 0 {
+            *tokens = (*tokens + earned).min(EVENT_BURST);
+            *refilled = now;
+        }
+        if *tokens == 0 {
+            return Ok(());
+        }
+        *tokens -= 1;
+        let namespace = object["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let repeat_key = (
+            pod_uid,
+            event["reason"].as_str().unwrap_or("").to_string(),
+            format!("{}{}", object["fieldPath"], event["message"]),
+        );
+        if let Some((name, ns, count)) = budget.posted.get(&repeat_key).cloned() {
+            let patch = json!({"count": count + 1, "lastTimestamp": now.rfc3339()});
+            let reply = self.client.patch(
+                &format!("/api/v1/namespaces/{ns}/events/{name}"),
+                Patch::Merge,
+                &patch,
+            )?;
+            if reply.ok() {
+                budget.posted.insert(repeat_key, (name, ns, count + 1));
+                return Ok(());
+            }
+        }
+        let name = format!(
+            "{}.{:x}",
+            object["name"].as_str().unwrap_or("pod"),
+            now.0 * 1_000_000 + budget.posted.len() as u64
+        );
+        event["metadata"] = json!({"name": name, "namespace": namespace});
+        let reply = self
+            .client
+            .post(&format!("/api/v1/namespaces/{namespace}/events"), &event)?;
+        if !reply.ok() && reply.status != 409 {
+            return Err(reply.message());
+        }
+        budget.posted.insert(repeat_key, (name, namespace, 1));
+        Ok(())
+    }
+}
