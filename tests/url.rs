@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::tls::TestCa;
 use common::*;
 use std::fs;
 use std::net::TcpListener;
@@ -34,63 +35,8 @@ impl Nginx {
         let www = dir.join("www");
         fs::create_dir_all(&www).unwrap();
         // A CA and a server certificate for 127.0.0.1, made now.
-        let ssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        ssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=picolet test CA",
-        ]);
-        ssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        ssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ]);
+        let ca = TestCa::new(&dir);
+        ca.server();
         let (http, https) = (free_port(), free_port());
         let conf = format!(
             "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  map $http_x_device_token $denied {{ default 1; \"s3cret\" 0; }}\n  server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{https} ssl;\n    ssl_certificate {d}/server.pem;\n    ssl_certificate_key {d}/server.key;\n    root {d}/www;\n    location / {{ if ($denied) {{ return 403; }} }}\n  }}\n}}\n",

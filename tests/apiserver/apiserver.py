@@ -23,7 +23,8 @@ TLS always; a client authenticates with a certificate signed by the CA
 (--client-ca) or a bearer token (--token). The state can be kept in a file
 (--state) so that a restarted server keeps its objects.
 
-Test hooks under /_test/ (authenticated like the API): `compact` (the next
+Test hooks under /_test/ (authenticated like the API, any method, so that
+`kubectl get --raw` reaches them): `compact` (the next
 watch from an older resourceVersion gets 410), `drop-watches` (close every
 watch connection), `fail?code=N` / `recover` (answer every API request with
 N), `requests` (the request log as JSON).
@@ -576,6 +577,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 }
             )
             entry = self.server.requests[-1]
+        self.entry = entry
         try:
             user = self.user()
             entry["user"] = user
@@ -714,6 +716,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "GET":
             return self.send_json(200, r.get(namespace, name))
         body = self.body()
+        if method in ("DELETE", "PATCH"):
+            self.entry["body"] = body
         if method == "POST" and name is None:
             return self.send_json(201, r.create(namespace, body))
         if method == "PUT":
@@ -868,7 +872,7 @@ class Resource:
             self.store.record(self.plural, "ADDED", obj)
             return copy.deepcopy(obj)
 
-    def replace(self, namespace, name, change, sub, expect_rv=None):
+    def replace(self, namespace, name, change, sub, expect_rv=None, expect_uid=None):
         """Apply `change(old) -> new` under the lock; the main resource keeps
         its status and the status subresource keeps everything else."""
         with self.store.cond:
@@ -876,6 +880,10 @@ class Resource:
             old = self.store.objects.get(key)
             if old is None:
                 raise self.not_found(name)
+            if expect_uid and expect_uid != old["metadata"]["uid"]:
+                raise ApiError(409, "Conflict",
+                               f"Precondition failed: UID in precondition: {expect_uid}, "
+                               f"UID in object meta: {old['metadata']['uid']}")
             if expect_rv and expect_rv != old["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict",
                                f'Operation cannot be fulfilled on {self.plural} "{name}": the object has been '
@@ -909,8 +917,9 @@ class Resource:
             apply = json_patch
         else:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
-        expect = patch.get("metadata", {}).get("resourceVersion") if isinstance(patch, dict) else None
-        return self.replace(namespace, name, lambda old: apply(old, patch), sub, expect)
+        meta = patch.get("metadata", {}) if isinstance(patch, dict) else {}
+        return self.replace(namespace, name, lambda old: apply(old, patch), sub,
+                            meta.get("resourceVersion"), meta.get("uid"))
 
     def delete(self, namespace, name, options, query):
         grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))

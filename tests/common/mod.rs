@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+pub mod apiserver;
+pub mod tls;
+
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};

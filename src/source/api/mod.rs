@@ -120,6 +120,8 @@ pub struct Assigned {
 struct Mirror {
     uid: String,
     hash: String,
+    /// Someone deleted it: remove it now and create it again (rule 70).
+    deleted: bool,
 }
 
 pub struct NodeSync {
@@ -285,10 +287,12 @@ impl NodeSync {
                 if self.mirror_requested.get(&key).is_some_and(|h| h == hash) {
                     self.mirror_requested.remove(&key);
                 }
+                let deleted = !object["metadata"]["deletionTimestamp"].is_null();
                 self.mirrors.insert(
                     key,
                     Mirror {
                         uid,
+                        deleted,
                         hash: hash.to_string(),
                     },
                 );
@@ -433,14 +437,18 @@ impl NodeSync {
         // creates, so a changed static pod's new mirror takes the name.
         for (key, m) in &self.mirrors {
             let current = statics.get(key).is_some_and(|p| hash_of(p) == m.hash);
-            if !current && self.mirror_deleting.insert(m.uid.clone()) {
+            if (!current || m.deleted) && self.mirror_deleting.insert(m.uid.clone()) {
                 let (key, uid) = (key.clone(), m.uid.clone());
                 let _ = self.to.send(ToServer::DeleteMirror { key, uid });
             }
         }
         for (key, pod) in statics {
             let hash = hash_of(pod);
-            let present = self.mirrors.get(key).is_some_and(|m| m.hash == hash);
+            // A mirror being deleted holds the name until it is gone.
+            let present = self
+                .mirrors
+                .get(key)
+                .is_some_and(|m| m.hash == hash || m.deleted);
             if present || self.mirror_requested.get(key) == Some(&hash) {
                 continue;
             }

@@ -1,0 +1,395 @@
+//! Node mode against the project's API server (tests/apiserver) with the
+//! real kubectl: registration, lease, pods created and deleted with kubectl,
+//! mirror pods, events, the node policy; watches dropped and expired, an
+//! outage, a reboot offline and the reconnect without restarts; a
+//! black-holed server that must not disturb local supervision.
+
+mod common;
+
+use common::apiserver::{ApiServer, TOKEN};
+use common::tls::TestCa;
+use common::*;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+/// A pod as `kubectl create -f` takes it: it says goodbye on SIGTERM.
+fn api_pod(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: {name}}}\nspec:\n  terminationGracePeriodSeconds: 20\n{extra_spec}  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sh, -c, \"trap 'echo got TERM; exit 0' TERM; echo hello; while true; do sleep 0.2; done\"]\n"
+    )
+}
+
+/// The pod named exactly `name` in picolet's own status.
+fn local_pod(agent: &Agent, name: &str) -> Option<Value> {
+    agent.pods()["items"]
+        .as_array()?
+        .iter()
+        .find(|p| p["metadata"]["name"] == name)
+        .cloned()
+}
+
+fn wait_local(agent: &Agent, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(
+        &format!("local pod {name}: {what}\n{}", agent.agent_log()),
+        Duration::from_secs(30),
+        || local_pod(agent, name).filter(|p| check(p)),
+    )
+}
+
+fn phase_is(p: &Value, want: &str) -> bool {
+    p["status"]["phase"] == want
+}
+
+#[test]
+fn kubectl_manages_pods_on_a_picolet_node() {
+    let mut agent = Agent::new("node-kubectl");
+    let server = ApiServer::start(&agent.dir);
+    agent.extra_config = format!("kubeconfig: {}\n", server.node_kubeconfig(NODE).display());
+    agent.write_manifest(
+        "static.yaml",
+        &pod_yaml("stat", "Always", 1, "", &[("c", "sleep 3600")]),
+    );
+    agent.start();
+
+    // The Node, as kubectl shows it.
+    let node = server.wait(&["node", NODE], "Ready", 30, |n| {
+        n["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    });
+    let labels = &node["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/hostname"], NODE);
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert!(labels["kubernetes.io/arch"].is_string());
+    for r in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(node["status"]["capacity"][r].is_string(), "capacity {r}");
+        assert!(
+            node["status"]["allocatable"][r].is_string(),
+            "allocatable {r}"
+        );
+    }
+    let info = &node["status"]["nodeInfo"];
+    assert!(info["kubeletVersion"].as_str().unwrap().contains("picolet"));
+    assert!(info["containerRuntimeVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("runc://"));
+    assert!(!info["kernelVersion"].as_str().unwrap().is_empty());
+    let kinds: Vec<&str> = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    );
+    let wide = server.kubectl_ok(&["get", "nodes", "-o", "wide"]);
+    assert!(
+        wide.contains(NODE) && wide.contains("Ready") && wide.contains("runc://"),
+        "{wide}"
+    );
+
+    // The Lease, renewed as the kubelet does (every 10 s, for 40 s).
+    let lease_args = ["lease", NODE, "-n", "kube-node-lease"];
+    let lease = server.wait(&lease_args, "a lease", 30, |_| true);
+    assert_eq!(lease["spec"]["holderIdentity"], NODE);
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
+    let first = lease["spec"]["renewTime"].clone();
+    server.wait(&lease_args, "a renewal", 25, |l| {
+        l["spec"]["renewTime"] != first
+    });
+
+    // The static pod's mirror (rule 70): on the server, not run twice.
+    let mirror_name = format!("stat-{NODE}");
+    let mirror = server.wait(&["pod", &mirror_name], "a running mirror", 30, |p| {
+        phase_is(p, "Running")
+    });
+    let annotations = &mirror["metadata"]["annotations"];
+    assert!(annotations["kubernetes.io/config.mirror"].is_string());
+    assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
+    // Deleted with kubectl, it comes back; the static pod keeps running.
+    let static_started =
+        local_pod(&agent, &mirror_name).unwrap()["status"]["containerStatuses"][0]["state"].clone();
+    server.kubectl_ok(&["delete", "pod", &mirror_name, "--wait=false"]);
+    server.wait(&["pod", &mirror_name], "the mirror recreated", 30, |p| {
+        p["metadata"]["uid"] != mirror["metadata"]["uid"]
+    });
+    assert_eq!(
+        local_pod(&agent, &mirror_name).unwrap()["status"]["containerStatuses"][0]["state"],
+        static_started
+    );
+
+    // A pod created with kubectl runs here and reaches Running in kubectl.
+    server.create(&api_pod("web", ""));
+    let web = server.wait(&["pod", "web"], "Running", 60, |p| {
+        phase_is(p, "Running") && p["status"]["containerStatuses"][0]["ready"] == true
+    });
+    assert_eq!(web["spec"]["nodeName"], NODE);
+    assert!(web["status"]["hostIP"].is_string());
+    let table = server.kubectl_ok(&["get", "pods", "-o", "wide"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("1/1") && row.contains("Running") && row.contains(NODE),
+        "{table}"
+    );
+    let uid = web["metadata"]["uid"].as_str().unwrap().to_string();
+    let local = wait_local(&agent, "web", "running", |p| running(p, "c"));
+    assert_eq!(local["metadata"]["uid"], uid.as_str());
+    // kubectl describe shows picolet's events.
+    let described = wait_for("events in describe", Duration::from_secs(20), || {
+        let d = server.kubectl_ok(&["describe", "pod", "web"]);
+        d.contains("Started container c").then_some(d)
+    });
+    assert!(described.contains("Created container: c"), "{described}");
+    assert!(
+        described.contains(&format!("Node:         {NODE}/")),
+        "{described}"
+    );
+
+    // Status is patched on change only: nothing while nothing changes,
+    // across a lease renewal.
+    let patches = |server: &ApiServer| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r["method"] == "PATCH" && r["path"] == "/api/v1/namespaces/default/pods/web/status"
+            })
+            .count()
+    };
+    let before = patches(&server);
+    assert!(before >= 1);
+    let renewed = server.get(&lease_args).unwrap()["spec"]["renewTime"].clone();
+    server.wait(&lease_args, "another renewal", 25, |l| {
+        l["spec"]["renewTime"] != renewed
+    });
+    assert_eq!(patches(&server), before, "status patched without a change");
+
+    // Deleting with kubectl terminates gracefully, then the node deletes the
+    // object with grace 0 and a UID precondition, and kubectl's wait ends.
+    server.kubectl_ok(&["delete", "pod", "web", "--timeout=60s"]);
+    assert!(server.get(&["pod", "web"]).is_none());
+    wait_for("the local pod gone", Duration::from_secs(10), || {
+        local_pod(&agent, "web").is_none().then_some(())
+    });
+    let logs = wait_for("the pod's log", Duration::from_secs(5), || {
+        let dir = agent.log_dir().join(format!("default_web_{uid}/c"));
+        let text = std::fs::read_to_string(dir.join("0.log")).ok()?;
+        text.contains("got TERM").then_some(text)
+    });
+    assert!(logs.contains("hello"));
+    let delete = server
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r["method"] == "DELETE"
+                && r["path"] == "/api/v1/namespaces/default/pods/web"
+                && r["user"] == format!("system:node:{NODE}").as_str()
+        })
+        .expect("the node's DELETE");
+    assert_eq!(delete["body"]["gracePeriodSeconds"], 0);
+    assert_eq!(delete["body"]["preconditions"]["uid"], uid.as_str());
+}
+
+#[test]
+fn the_node_policy_refuses_what_the_operator_did_not_allow() {
+    let mut agent = Agent::new("node-policy");
+    let server = ApiServer::start(&agent.dir);
+    agent.extra_config = format!(
+        "kubeconfig: {}\nnodePolicy:\n  allowHostNetwork: true\n",
+        server.node_kubeconfig(NODE).display()
+    );
+    agent.start();
+    server.wait(&["node", NODE], "registered", 30, |_| true);
+
+    server.create(&api_pod("priv", "").replace(
+        "    image: busybox:1.36\n",
+        "    image: busybox:1.36\n    securityContext: {privileged: true}\n",
+    ));
+    let refused = server.wait(&["pod", "priv"], "Failed", 30, |p| phase_is(p, "Failed"));
+    assert_eq!(refused["status"]["reason"], "NodePolicy");
+    assert!(refused["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("privileged"));
+
+    server.create(&api_pod(
+        "hostpath",
+        "  volumes:\n  - name: etc\n    hostPath: {path: /etc}\n",
+    ));
+    let refused = server.wait(&["pod", "hostpath"], "Failed", 30, |p| {
+        phase_is(p, "Failed")
+    });
+    assert_eq!(refused["status"]["reason"], "NodePolicy");
+
+    // What picolet cannot run at all is refused with the field named.
+    server.create(&api_pod("pid", "  hostPID: true\n"));
+    let refused = server.wait(&["pod", "pid"], "Failed", 30, |p| phase_is(p, "Failed"));
+    assert_eq!(refused["status"]["reason"], "UnsupportedPodSpec");
+    assert!(refused["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("spec.hostPID"));
+
+    // Allowed by the operator: hostNetwork runs.
+    server.create(&api_pod("hostnet", "  hostNetwork: true\n"));
+    server.wait(&["pod", "hostnet"], "Running", 60, |p| {
+        phase_is(p, "Running")
+    });
+    assert!(agent.runc_ids().iter().all(|id| !id.contains("priv")));
+}
+
+#[test]
+fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
+    let mut agent = Agent::new("node-offline");
+    let mut server = ApiServer::start(&agent.dir);
+    agent.extra_config = format!("kubeconfig: {}\n", server.token_kubeconfig().display());
+    agent.start();
+    server.create(&api_pod("one", ""));
+    server.wait(&["pod", "one"], "Running", 60, |p| phase_is(p, "Running"));
+
+    // A dropped watch resumes; an expired resourceVersion (410) lists again.
+    server.hook("drop-watches");
+    server.create(&api_pod("two", ""));
+    server.wait(&["pod", "two"], "Running after a dropped watch", 60, |p| {
+        phase_is(p, "Running")
+    });
+    server.hook("compact");
+    server.hook("drop-watches");
+    server.create(&api_pod("three", ""));
+    server.wait(&["pod", "three"], "Running after 410 Gone", 60, |p| {
+        phase_is(p, "Running")
+    });
+    let ids = |agent: &Agent| {
+        let mut ids: Vec<String> = ["one", "two", "three"]
+            .iter()
+            .map(|n| {
+                local_pod(agent, n).unwrap()["status"]["containerStatuses"][0]["containerID"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(&agent);
+
+    // The server answers 500s, then disappears: the pods keep running.
+    server.hook("fail?code=500");
+    server.hook("recover");
+    server.stop();
+    wait_for(
+        "the agent to notice the outage",
+        Duration::from_secs(40),
+        || agent.agent_log().contains("API server:").then_some(()),
+    );
+    assert_eq!(ids(&agent), before);
+
+    // A reboot while the server is still down: the assigned pods, kept on
+    // disk (root only), run again at once with no server at all.
+    let saved = agent.dir.join("root/api/pods.json");
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(agent.dir.join("root/api"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    agent.simulate_reboot();
+    agent.start();
+    for name in ["one", "two", "three"] {
+        wait_local(&agent, name, "running offline after the reboot", |p| {
+            running(p, "c")
+        });
+    }
+    let after_reboot = ids(&agent);
+    let counts = |agent: &Agent| -> Vec<u64> {
+        ["one", "two", "three"]
+            .iter()
+            .map(|n| restarts(&local_pod(agent, n).unwrap(), "c"))
+            .collect()
+    };
+    // Rule 72: after a reboot the containers start again, counted.
+    let counts_after_reboot = counts(&agent);
+    assert!(
+        counts_after_reboot.iter().all(|&c| c == 1),
+        "{counts_after_reboot:?}"
+    );
+
+    // Reconnect: the server's view is reconciled, nothing restarts.
+    server.restart();
+    server.wait(&["pod", "one"], "the status after the reconnect", 60, |p| {
+        p["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .is_some_and(|id| after_reboot.iter().any(|a| a == id))
+    });
+    let lease_args = ["lease", NODE, "-n", "kube-node-lease"];
+    let renewed = server.get(&lease_args).unwrap()["spec"]["renewTime"].clone();
+    server.wait(&lease_args, "a renewal after the reconnect", 25, |l| {
+        l["spec"]["renewTime"] != renewed
+    });
+    assert_eq!(ids(&agent), after_reboot, "a pod restarted on reconnect");
+    assert_eq!(counts(&agent), counts_after_reboot);
+    // The token authenticated every request and never reached the log.
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r["user"] == "token" || r["user"] == "admin"));
+    assert!(!agent.agent_log().contains(TOKEN));
+}
+
+#[test]
+fn a_black_holed_server_does_not_disturb_local_supervision() {
+    // Accepts connections and never answers.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in hole.incoming().take(64) {
+            conns.push(c);
+        }
+    });
+    let mut agent = Agent::new("node-blackhole");
+    let ca = TestCa::new(&agent.dir.join("ca"));
+    let kubeconfig = agent.dir.join("hole.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hole\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\ncontexts:\n- name: c\n  context: {{cluster: hole, user: u}}\ncurrent-context: c\n",
+            ca.cert().display()
+        ),
+    )
+    .unwrap();
+    agent.extra_config = format!(
+        "kubeconfig: {}\ncrashLoopBackOff:\n  initialContainerRestartPeriod: 1s\n  maxContainerRestartPeriod: 2s\n",
+        kubeconfig.display()
+    );
+    agent.write_manifest(
+        "crash.yaml",
+        &pod_yaml("crash", "Always", 1, "", &[("c", "exit 3")]),
+    );
+    agent.start();
+    // Restarts follow the 1 s, 2 s, 2 s back-off; a core that waited on the
+    // server (10 s per request) could not make 4 restarts in 20 s.
+    agent.wait_pod("crash", "4 restarts", 20, |p| restarts(p, "c") >= 4);
+    // Termination keeps its timing too: removed, the pod is gone at once.
+    std::fs::remove_file(agent.manifests().join("crash.yaml")).unwrap();
+    wait_for("the crash pod removed", Duration::from_secs(10), || {
+        agent.pod("crash").is_none().then_some(())
+    });
+    drop(held);
+}
