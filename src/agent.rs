@@ -102,6 +102,11 @@ pub fn run(config: Config) -> Result<(), String> {
         cgroups,
         pod_pids_limit: config.pod_pids_limit,
         memory_capacity,
+        allocatable: (
+            cpu_capacity.saturating_sub(config.reserved_cpu),
+            memory_capacity.saturating_sub(config.reserved_memory),
+        ),
+        host_ip: host_ip(&config),
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
@@ -237,6 +242,17 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         engine.handle_timeout(now);
     }
+}
+
+/// A pod's `status.hostIP`: the address the API server sees in node mode,
+/// else the default route's.
+fn host_ip(config: &Config) -> String {
+    config
+        .node
+        .as_ref()
+        .and_then(|n| crate::source::api::kubeconfig::load(&n.kubeconfig).ok())
+        .and_then(|c| crate::host::local_ip_towards(&c.server))
+        .unwrap_or_else(crate::host::default_ip)
 }
 
 /// Log an engine event, and post it to the API server in node mode.

@@ -4,10 +4,12 @@
 //! supervisor, started by the agent), and the client commands.
 
 mod agent;
+mod base64;
 mod cgroup;
 mod cli;
 mod config;
 mod engine;
+mod host;
 mod image;
 mod logger;
 mod pod;

@@ -393,3 +393,95 @@ fn a_black_holed_server_does_not_disturb_local_supervision() {
     });
     drop(held);
 }
+
+#[test]
+fn config_maps_secrets_and_the_downward_api_reach_containers_and_work_offline() {
+    let mut agent = Agent::new("node-objects");
+    let mut server = ApiServer::start(&agent.dir);
+    agent.extra_config = format!("kubeconfig: {}\n", server.node_kubeconfig(NODE).display());
+    // A static pod uses the downward API too.
+    agent.write_manifest(
+        "static.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: info\n  labels: {tier: edge}\nspec:\n  volumes:\n  - name: meta\n    downwardAPI:\n      items:\n      - {path: labels, fieldRef: {fieldPath: metadata.labels}}\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sh, -c, 'echo name=$MY_NAME node=$MY_NODE; cat /meta/labels; echo; sleep 3600']\n    env:\n    - name: MY_NAME\n      valueFrom: {fieldRef: {fieldPath: metadata.name}}\n    - name: MY_NODE\n      valueFrom: {fieldRef: {fieldPath: spec.nodeName}}\n    volumeMounts:\n    - {name: meta, mountPath: /meta}\n",
+    );
+    agent.start();
+    server.wait(&["node", NODE], "registered", 30, |_| true);
+    // As a user writes them (kubectl's generators send protobuf, which this
+    // test server does not speak).
+    server.create("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {greeting: hello, color: blue}\n");
+    server.create("apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ntype: Opaque\ndata: {password: czNjcjN0}\n");
+    server.create(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: uses\nspec:\n  volumes:\n  - name: creds\n    secret: {secretName: creds}\n  - name: cfg\n    configMap:\n      name: app\n      items: [{key: color, path: conf/color}]\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sh, -c, 'echo greeting=$GREETING pw=$(cat /creds/password) color=$(cat /cfg/conf/color) cm_color=$APP_color mem=$MEM_MI uid=$MY_UID; touch /creds/x || echo read-only; sleep 3600']\n    resources:\n      limits: {memory: 64Mi}\n    env:\n    - name: GREETING\n      valueFrom: {configMapKeyRef: {name: app, key: greeting}}\n    - name: MEM_MI\n      valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}\n    - name: MY_UID\n      valueFrom: {fieldRef: {fieldPath: metadata.uid}}\n    - name: MISSING\n      valueFrom: {secretKeyRef: {name: nope, key: k, optional: true}}\n    envFrom:\n    - configMapRef: {name: app}\n      prefix: APP_\n    volumeMounts:\n    - {name: creds, mountPath: /creds}\n    - {name: cfg, mountPath: /cfg}\n",
+    );
+    let pod = server.wait(&["pod", "uses"], "Running", 60, |p| phase_is(p, "Running"));
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let log_of = |agent: &Agent, pod: &str, uid: &str, attempt: u32| {
+        std::fs::read_to_string(
+            agent
+                .log_dir()
+                .join(format!("default_{pod}_{uid}/c/{attempt}.log")),
+        )
+        .unwrap_or_default()
+    };
+    let want = format!("greeting=hello pw=s3cr3t color=blue cm_color=blue mem=64 uid={uid}");
+    wait_for("the values in the log", Duration::from_secs(20), || {
+        let l = log_of(&agent, "uses", &uid, 0);
+        (l.contains(&want) && l.contains("read-only")).then_some(())
+    });
+    let info = local_pod(&agent, &format!("info-{NODE}")).unwrap();
+    let info_uid = info["metadata"]["uid"].as_str().unwrap().to_string();
+    wait_for(
+        "the static pod's downward API",
+        Duration::from_secs(20),
+        || {
+            let l = log_of(&agent, &format!("info-{NODE}"), &info_uid, 0);
+            (l.contains(&format!("name=info-{NODE} node={NODE}")) && l.contains("tier=\"edge\""))
+                .then_some(())
+        },
+    );
+    // The copies are root's alone.
+    let secret_copy = agent
+        .dir
+        .join("root/api/objects/secrets/default/creds.json");
+    assert_eq!(
+        std::fs::metadata(&secret_copy)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // Offline and rebooted, the pod starts again with the same values.
+    server.stop();
+    agent.simulate_reboot();
+    agent.start();
+    wait_for(
+        "the values again after a reboot offline",
+        Duration::from_secs(30),
+        || {
+            log_of(&agent, "uses", &uid, 1)
+                .contains(&want)
+                .then_some(())
+        },
+    );
+    server.restart();
+
+    // A static pod may not use API objects: the file and field are named.
+    agent.write_manifest(
+        "bad.yaml",
+        &pod_yaml(
+            "bad",
+            "Always",
+            1,
+            "  volumes:\n  - name: s\n    secret: {secretName: creds}\n",
+            &[("c", "sleep 1")],
+        ),
+    );
+    wait_for("the manifest error", Duration::from_secs(10), || {
+        let errors = std::fs::read_to_string(agent.run_dir().join("manifest-errors.json")).ok()?;
+        errors
+            .contains("spec.volumes[0].secret: a static pod cannot use a Secret")
+            .then_some(())
+    });
+}

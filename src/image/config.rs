@@ -38,11 +38,13 @@ pub struct Process {
 }
 
 /// Merge a container's spec with its image config, Kubernetes' way. `extra_env`
-/// (HOSTNAME, ...) goes between the image's and the container's own.
+/// (HOSTNAME, ...) goes between the image's and `env`, the container's own,
+/// resolved.
 pub fn merge(
     image: &ImageConfig,
     c: &Container,
     extra_env: &[(String, String)],
+    env_of_container: &[(String, String)],
 ) -> Result<Process, String> {
     let cfg = &image.config;
     let (entrypoint, cmd) = if !c.command.is_empty() {
@@ -71,8 +73,8 @@ pub fn merge(
     for (k, v) in extra_env {
         set(k, v);
     }
-    for e in &c.env {
-        set(&e.name, e.value.as_deref().unwrap_or(""));
+    for (k, v) in env_of_container {
+        set(k, v);
     }
     let cwd = c
         .working_dir
@@ -131,7 +133,6 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod::EnvVar;
 
     fn image() -> ImageConfig {
         serde_json::from_str(
@@ -146,11 +147,6 @@ mod tests {
             image: "i".into(),
             command: command.iter().map(|s| s.to_string()).collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: vec![EnvVar {
-                name: "A".into(),
-                value: Some("pod".into()),
-                value_from: None,
-            }],
             ..Container::default()
         }
     }
@@ -158,7 +154,7 @@ mod tests {
     #[test]
     fn command_and_args_follow_kubernetes_rules() {
         let img = image();
-        let m = |c: &[&str], a: &[&str]| merge(&img, &container(c, a), &[]).unwrap().args;
+        let m = |c: &[&str], a: &[&str]| merge(&img, &container(c, a), &[], &[]).unwrap().args;
         assert_eq!(m(&[], &[]), ["/entry", "serve", "--port=80"]);
         assert_eq!(m(&[], &["x"]), ["/entry", "x"]);
         assert_eq!(
@@ -172,12 +168,13 @@ mod tests {
     #[test]
     fn env_merges_by_name_and_cwd_falls_back() {
         let extra = [("HOSTNAME".to_string(), "web".to_string())];
-        let p = merge(&image(), &container(&[], &[]), &extra).unwrap();
+        let own = [("A".to_string(), "pod".to_string())];
+        let p = merge(&image(), &container(&[], &[]), &extra, &own).unwrap();
         assert_eq!(p.env, ["PATH=/bin", "A=pod", "HOSTNAME=web"]);
         assert_eq!(p.cwd, "/app");
         assert_eq!(p.image_user.as_deref(), Some("1000"));
         let empty = ImageConfig::default();
-        assert!(merge(&empty, &container(&[], &[]), &[]).is_err());
+        assert!(merge(&empty, &container(&[], &[]), &[], &[]).is_err());
     }
 
     #[test]

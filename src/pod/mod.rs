@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod defaults;
 pub mod quantity;
+pub mod refs;
 pub mod resources;
 pub mod status;
 pub mod types;

@@ -3,8 +3,8 @@
 //! never silently ignored.
 
 use super::{
-    quantity, Container, ExecAction, HttpGetAction, IntOrString, LifecycleHandler, Pod, Probe,
-    Volume,
+    quantity, refs, Container, ExecAction, HttpGetAction, IntOrString, LifecycleHandler, Pod,
+    Probe, Volume,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -118,7 +118,7 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
         }
     }
 
-    let volumes = validate_volumes(&spec.volumes, errors);
+    let volumes = validate_volumes(&spec.volumes, pod, errors);
     if spec.containers.is_empty() {
         errors.push("spec.containers", "required: at least one container");
     }
@@ -217,7 +217,6 @@ fn validate_container(
         }
     }
     let unsupported = [
-        ("envFrom", c.env_from.is_some()),
         ("stdin", c.stdin == Some(true)),
         ("tty", c.tty == Some(true)),
         ("volumeDevices", c.volume_devices.is_some()),
@@ -236,11 +235,20 @@ fn validate_container(
                 "must be a non-empty name without '='",
             );
         }
-        if env.value_from.is_some() {
-            errors.push(
-                format!("{path}.env[{i}].valueFrom"),
-                "not supported yet (configMap, secret and downward API come with API sync)",
-            );
+        if let Some(from) = &env.value_from {
+            validate_env_source(env, from, &format!("{path}.env[{i}]"), pod, errors);
+        }
+    }
+    for (i, e) in c.env_from.iter().enumerate() {
+        let epath = format!("{path}.envFrom[{i}]");
+        let refs = [&e.config_map_ref, &e.secret_ref];
+        match refs.iter().flat_map(|r| r.iter()).collect::<Vec<_>>()[..] {
+            [r] if r.name.is_empty() => errors.push(format!("{epath}.name"), "required"),
+            [_] => {}
+            _ => errors.push(
+                epath,
+                "must specify exactly one of configMapRef and secretRef",
+            ),
         }
     }
 
@@ -530,7 +538,11 @@ fn validate_ports(c: &Container, path: &str, host_network: bool, errors: &mut Er
     }
 }
 
-fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<&'a str> {
+fn validate_volumes<'a>(
+    volumes: &'a [Volume],
+    pod: &Pod,
+    errors: &mut Errors,
+) -> BTreeSet<&'a str> {
     let mut names = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let path = format!("spec.volumes[{i}]");
@@ -545,7 +557,65 @@ fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<
         for key in v.unsupported.keys() {
             errors.unsupported(format!("{path}.{key}"));
         }
-        let sources = usize::from(v.empty_dir.is_some()) + usize::from(v.host_path.is_some());
+        let sources = usize::from(v.empty_dir.is_some())
+            + usize::from(v.host_path.is_some())
+            + usize::from(v.config_map.is_some())
+            + usize::from(v.secret.is_some())
+            + usize::from(v.downward_api.is_some());
+        let items = v
+            .config_map
+            .iter()
+            .map(|c| ("configMap", &c.items))
+            .chain(v.secret.iter().map(|s| ("secret", &s.items)));
+        for (field, items) in items {
+            for (j, item) in items.iter().enumerate() {
+                validate_file_path(
+                    &item.path,
+                    format!("{path}.{field}.items[{j}].path"),
+                    errors,
+                );
+                if item.key.is_empty() {
+                    errors.push(format!("{path}.{field}.items[{j}].key"), "required");
+                }
+            }
+        }
+        if let Some(c) = &v.config_map {
+            if c.name.is_empty() {
+                errors.push(format!("{path}.configMap.name"), "required");
+            }
+        }
+        if let Some(s) = &v.secret {
+            if s.secret_name.is_empty() {
+                errors.push(format!("{path}.secret.secretName"), "required");
+            }
+        }
+        if let Some(d) = &v.downward_api {
+            for (j, item) in d.items.iter().enumerate() {
+                let ipath = format!("{path}.downwardAPI.items[{j}]");
+                validate_file_path(&item.path, format!("{ipath}.path"), errors);
+                match (&item.field_ref, &item.resource_field_ref) {
+                    (Some(f), None) => {
+                        if !refs::field_allowed(f, &refs::VOLUME_FIELDS, false) {
+                            errors.push(
+                                format!("{ipath}.fieldRef.fieldPath"),
+                                format!("unsupported value {:?}", f.field_path),
+                            );
+                        }
+                    }
+                    (None, Some(r)) => validate_resource_ref(
+                        r,
+                        &format!("{ipath}.resourceFieldRef"),
+                        pod,
+                        true,
+                        errors,
+                    ),
+                    _ => errors.push(
+                        ipath,
+                        "must specify exactly one of fieldRef and resourceFieldRef",
+                    ),
+                }
+            }
+        }
         if sources + v.unsupported.len() == 0 {
             errors.push(path.clone(), "must specify a volume type");
         } else if sources + v.unsupported.len() > 1 {
@@ -584,6 +654,94 @@ fn validate_volumes<'a>(volumes: &'a [Volume], errors: &mut Errors) -> BTreeSet<
         }
     }
     names
+}
+
+fn validate_env_source(
+    env: &super::EnvVar,
+    from: &super::EnvVarSource,
+    path: &str,
+    pod: &Pod,
+    errors: &mut Errors,
+) {
+    let fpath = format!("{path}.valueFrom");
+    if env.value.as_deref().is_some_and(|v| !v.is_empty()) {
+        errors.push(
+            fpath.clone(),
+            "may not be specified when `value` is not empty",
+        );
+    }
+    let sources = usize::from(from.field_ref.is_some())
+        + usize::from(from.resource_field_ref.is_some())
+        + usize::from(from.config_map_key_ref.is_some())
+        + usize::from(from.secret_key_ref.is_some());
+    if sources != 1 {
+        errors.push(fpath.clone(), "must specify exactly one source");
+    }
+    if let Some(f) = &from.field_ref {
+        if !refs::field_allowed(f, &refs::ENV_FIELDS, true) {
+            errors.push(
+                format!("{fpath}.fieldRef.fieldPath"),
+                format!("unsupported value {:?}", f.field_path),
+            );
+        }
+    }
+    if let Some(r) = &from.resource_field_ref {
+        validate_resource_ref(r, &format!("{fpath}.resourceFieldRef"), pod, false, errors);
+    }
+    for (field, k) in [
+        ("configMapKeyRef", &from.config_map_key_ref),
+        ("secretKeyRef", &from.secret_key_ref),
+    ] {
+        let Some(k) = k else { continue };
+        if k.name.is_empty() {
+            errors.push(format!("{fpath}.{field}.name"), "required");
+        }
+        if k.key.is_empty() {
+            errors.push(format!("{fpath}.{field}.key"), "required");
+        }
+    }
+}
+
+fn validate_resource_ref(
+    r: &super::ResourceFieldSelector,
+    path: &str,
+    pod: &Pod,
+    needs_container: bool,
+    errors: &mut Errors,
+) {
+    if !refs::RESOURCES.contains(&r.resource.as_str()) {
+        errors.push(
+            format!("{path}.resource"),
+            format!("unsupported value {:?}", r.resource),
+        );
+    }
+    match r.container_name.as_deref() {
+        None | Some("") if needs_container => {
+            errors.push(format!("{path}.containerName"), "required")
+        }
+        Some(name) if !name.is_empty() && pod.container(name).is_none() => errors.push(
+            format!("{path}.containerName"),
+            format!("container {name:?} not found"),
+        ),
+        _ => {}
+    }
+    if let Some(d) = &r.divisor {
+        let parsed = if r.resource.ends_with("cpu") {
+            quantity::millicores_of(d).map(drop)
+        } else {
+            quantity::bytes_of(d).map(drop)
+        };
+        if let Err(m) = parsed {
+            errors.push(format!("{path}.divisor"), m);
+        }
+    }
+}
+
+/// A volume file path: relative, no `..`, not empty.
+fn validate_file_path(p: &str, path: String, errors: &mut Errors) {
+    if p.is_empty() || p.starts_with('/') || p.split('/').any(|part| part == "..") {
+        errors.push(path, "must be a relative path without '..'");
+    }
 }
 
 /// A DNS-1123 label: at most 63 lowercase alphanumerics or '-', alphanumeric at both ends.
@@ -771,7 +929,28 @@ mod tests {
         ));
         assert_eq!(errs[0], "spec.hostPID: not supported");
         assert_eq!(errs[1], "spec.containers[0].tty: not supported");
-        assert!(errs[2].starts_with("spec.containers[0].env[0].valueFrom: not supported"));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn env_sources_and_api_volumes_are_checked_by_path() {
+        let errs = errors_of(&format!(
+            "{HEAD}  volumes:\n  - name: cfg\n    configMap:\n      name: app\n      items: [{{key: a, path: ../escape}}]\n  - name: info\n    downwardAPI:\n      items:\n      - path: ip\n        fieldRef: {{fieldPath: status.podIP}}\n      - path: mem\n        resourceFieldRef: {{resource: limits.memory}}\n  containers:\n  - name: c\n    image: busybox\n    env:\n    - name: A\n      value: x\n      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}\n    - name: B\n      valueFrom: {{fieldRef: {{fieldPath: spec.nope}}}}\n    - name: C\n      valueFrom: {{resourceFieldRef: {{resource: limits.gpu, containerName: other}}}}\n    - name: D\n      valueFrom: {{secretKeyRef: {{name: s, key: ''}}}}\n    - name: E\n      valueFrom: {{fieldRef: {{fieldPath: \"metadata.labels['app']\"}}}}\n    envFrom:\n    - configMapRef: {{name: a}}\n      secretRef: {{name: b}}\n"
+        ));
+        assert_eq!(
+            errs,
+            [
+                "spec.volumes[0].configMap.items[0].path: must be a relative path without '..'",
+                "spec.volumes[1].downwardAPI.items[0].fieldRef.fieldPath: unsupported value \"status.podIP\"",
+                "spec.volumes[1].downwardAPI.items[1].resourceFieldRef.containerName: required",
+                "spec.containers[0].env[0].valueFrom: may not be specified when `value` is not empty",
+                "spec.containers[0].env[1].valueFrom.fieldRef.fieldPath: unsupported value \"spec.nope\"",
+                "spec.containers[0].env[2].valueFrom.resourceFieldRef.resource: unsupported value \"limits.gpu\"",
+                "spec.containers[0].env[2].valueFrom.resourceFieldRef.containerName: container \"other\" not found",
+                "spec.containers[0].env[3].valueFrom.secretKeyRef.key: required",
+                "spec.containers[0].envFrom[0]: must specify exactly one of configMapRef and secretRef",
+            ]
+        );
     }
 
     #[test]

@@ -187,7 +187,12 @@ pub fn build(
                 path
             }
         };
-        mounts.push(bind(&m.mount_path, &source, m.read_only)?);
+        // configMap, secret and downwardAPI volumes are read-only, always.
+        let projected = pod.spec.volumes.iter().any(|v| {
+            v.name == m.name
+                && (v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some())
+        });
+        mounts.push(bind(&m.mount_path, &source, m.read_only || projected)?);
     }
 
     let mut namespaces = vec![

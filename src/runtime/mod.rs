@@ -11,6 +11,7 @@ pub mod handler;
 pub mod history;
 pub mod logs;
 pub mod monitor;
+pub mod objects;
 pub mod oci;
 pub mod paths;
 pub mod process;
@@ -45,6 +46,11 @@ pub struct RuntimeConfig {
     pub pod_pids_limit: i64,
     /// Bytes of memory on the node, for oom_score_adj.
     pub memory_capacity: u64,
+    /// Millicores and bytes pods may use: limits a container leaves unset,
+    /// as the downward API reports them.
+    pub allocatable: (u64, u64),
+    /// This host's address, a pod's `status.hostIP`.
+    pub host_ip: String,
 }
 
 /// A monitor the agent watches.
@@ -73,6 +79,16 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// What the pod's env and volumes take from outside its spec.
+    fn pod_facts<'a>(&'a self, pod: &'a crate::pod::Pod) -> objects::PodFacts<'a> {
+        objects::PodFacts {
+            paths: &self.config.paths,
+            pod,
+            host_ip: &self.config.host_ip,
+            allocatable: self.config.allocatable,
+        }
+    }
+
     pub fn new(config: RuntimeConfig) -> Runtime {
         let oci = OciRuntime {
             binary: config.binary.clone(),
@@ -114,7 +130,7 @@ impl Runtime {
         match action {
             Action::CreateSandbox { pod } => {
                 let pod_uid = pod.metadata.uid.clone();
-                match sandbox::create(&self.config.paths, &pod, now)
+                match sandbox::create(&self.config.paths, &pod, &self.pod_facts(&pod), now)
                     .and_then(|()| self.create_pod_cgroup(&pod))
                 {
                     Ok(()) => vec![Observation::SandboxReady { pod_uid }],

@@ -32,6 +32,15 @@ impl Paths {
         self.root.join("pods").join(uid)
     }
 
+    /// A ConfigMap or Secret as the API sync last fetched it (root only).
+    pub fn api_object(&self, plural: &str, namespace: &str, name: &str) -> PathBuf {
+        self.root
+            .join("api/objects")
+            .join(plural)
+            .join(namespace)
+            .join(format!("{name}.json"))
+    }
+
     pub fn pod_volumes(&self, uid: &str) -> PathBuf {
         self.pod_disk(uid).join("volumes")
     }

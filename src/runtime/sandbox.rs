@@ -8,6 +8,7 @@
 
 use super::bundle::{SandboxView, VolumePaths};
 use super::fsutil::{mount_fs, remove_tree, unmount};
+use super::objects::{PodFacts, VolumeFile};
 use super::paths::Paths;
 use super::records::SandboxRecord;
 use crate::pod::quantity;
@@ -88,20 +89,19 @@ pub fn volume_paths(paths: &Paths, pod: &Pod) -> VolumePaths {
     pod.spec
         .volumes
         .iter()
-        .filter_map(|v| {
-            let path = if v.empty_dir.is_some() {
-                base.join(&v.name)
-            } else {
-                PathBuf::from(&v.host_path.as_ref()?.path)
+        .map(|v| {
+            let path = match &v.host_path {
+                Some(h) => PathBuf::from(&h.path),
+                None => base.join(&v.name),
             };
-            Some((v.name.clone(), path))
+            (v.name.clone(), path)
         })
         .collect()
 }
 
 /// Create everything the pod's containers share. Safe to repeat: a half-made
 /// sandbox from an earlier failure is torn down first.
-pub fn create(paths: &Paths, pod: &Pod, now: Time) -> io::Result<()> {
+pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, now: Time) -> io::Result<()> {
     let uid = &pod.metadata.uid;
     let dir = paths.pod_run(uid);
     teardown_namespaces(paths, uid)?;
@@ -124,7 +124,7 @@ pub fn create(paths: &Paths, pod: &Pod, now: Time) -> io::Result<()> {
         &format!("mode=1777,{SHM_SIZE}"),
     )?;
     write_etc(pod, &view)?;
-    prepare_volumes(paths, pod)?;
+    prepare_volumes(paths, pod, facts)?;
     let created_at =
         read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
     super::history::begin(paths, pod, Time(created_at))?;
@@ -251,8 +251,10 @@ fn write_etc(pod: &Pod, view: &SandboxView) -> io::Result<()> {
     )
 }
 
-/// emptyDir directories (tmpfs for `medium: Memory`) and hostPath type checks.
-fn prepare_volumes(paths: &Paths, pod: &Pod) -> io::Result<()> {
+/// emptyDir directories (tmpfs for `medium: Memory`), hostPath type checks,
+/// and the files of configMap, secret (on tmpfs: never on disk) and
+/// downwardAPI volumes, written anew with every sandbox.
+fn prepare_volumes(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>) -> io::Result<()> {
     let dirs = volume_paths(paths, pod);
     for (i, v) in pod.spec.volumes.iter().enumerate() {
         let Some(path) = dirs.get(&v.name) else {
@@ -283,7 +285,36 @@ fn prepare_volumes(paths: &Paths, pod: &Pod) -> io::Result<()> {
         } else if let Some(h) = &v.host_path {
             check_host_path(path, &h.kind)
                 .map_err(|m| ctx(format!("{field}.hostPath ({})", path.display()), m))?;
+        } else if let Some(files) = facts.volume_files(v).map_err(|m| ctx(&field, m))? {
+            write_volume_files(path, v.secret.is_some(), &files).map_err(|e| ctx(&field, e))?;
         }
+    }
+    Ok(())
+}
+
+/// Replace a projected volume's files; a secret volume is a tmpfs of its own.
+fn write_volume_files(dir: &Path, on_tmpfs: bool, files: &[VolumeFile]) -> io::Result<()> {
+    if on_tmpfs && !dir.is_dir() {
+        fs::create_dir_all(dir)?;
+        mount_fs(
+            "tmpfs",
+            dir,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            "mode=0755",
+        )?;
+    }
+    fs::create_dir_all(dir)?;
+    for entry in fs::read_dir(dir)?.flatten() {
+        remove_tree(&entry.path())?;
+    }
+    for (name, content, mode) in files {
+        let path = crate::image::unpack::secure_join(dir, Path::new(name))?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, content)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(*mode & 0o7777))?;
     }
     Ok(())
 }

@@ -58,7 +58,11 @@ impl Runtime {
             c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent),
         )?;
         let hostname = sandbox::hostname(pod);
-        let process = merge(&image.config, c, &[("HOSTNAME".into(), hostname)])
+        let env = self
+            .pod_facts(pod)
+            .container_env(c)
+            .map_err(|m| fail("CreateContainerConfigError", m))?;
+        let process = merge(&image.config, c, &[("HOSTNAME".into(), hostname)], &env)
             .map_err(|m| fail("CreateContainerConfigError", m))?;
         let identity = identity(pod, c, &image.rootfs, process.image_user.as_deref())
             .map_err(|m| fail("CreateContainerConfigError", m))?;

@@ -4,6 +4,7 @@
 //! toleration.
 
 use crate::pod::decode::decode_manifest;
+use crate::pod::refs::object_uses;
 use crate::pod::validate::validate;
 use crate::pod::{defaults, Pod};
 use crate::time::Time;
@@ -46,6 +47,13 @@ pub fn decode(
         if !errors.is_empty() {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(list.join("; "));
+        }
+        // As the kubelet: a static pod cannot reference API objects.
+        if let Some(u) = object_uses(&d.pod).first() {
+            return Err(format!(
+                "{}: a static pod cannot use a {:?} (only pods from an API server can)",
+                u.path, u.kind
+            ));
         }
         pods.push(Arc::new(static_pod(
             d.pod, origin, location, node_name, now,

@@ -546,6 +546,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(n) if n else b""
         if not raw:
             return None
+        if "protobuf" in self.headers.get("Content-Type", ""):
+            raise ApiError(415, "UnsupportedMediaType", "this test server speaks JSON only")
         try:
             return json.loads(raw)
         except ValueError:

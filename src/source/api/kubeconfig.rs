@@ -3,7 +3,7 @@
 //! insecure-skip-tls-verify) and user (client-certificate/key[-data], token,
 //! tokenFile). Relative paths are relative to the file's directory.
 
-use super::base64;
+use crate::base64;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};

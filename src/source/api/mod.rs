@@ -12,7 +12,6 @@
 //! same pods at once, applies the node policy, and turns what the engine
 //! reports into status patches, deletions and mirror pods.
 
-pub mod base64;
 pub mod client;
 pub mod kubeconfig;
 pub mod node;
@@ -25,7 +24,7 @@ use crate::pod::decode::decode_pod;
 use crate::pod::status::PodStatus;
 use crate::pod::validate::validate;
 use crate::pod::{defaults, Pod};
-use crate::state::write_private;
+use crate::state::{create_private_dir, write_private};
 use crate::time::Time;
 use policy::NodePolicy;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -171,6 +170,7 @@ impl NodeSync {
         let reflector = watch::PodReflector {
             client: client::ApiClient::new(connection.clone(), REQUEST_TIMEOUT, watch_longest)?,
             node: inputs.node_name.to_string(),
+            objects: inputs.root.join("api/objects"),
             to_core,
             wake: std::fs::File::from(wake_writer),
         };
@@ -559,13 +559,4 @@ fn decode(object: &mut Value) -> Result<Pod, String> {
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
     Ok(pod)
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

@@ -67,7 +67,7 @@ impl NodeFacts {
             runtime_version: runtime_version(runtime),
             machine_id: read("/etc/machine-id"),
             boot_id: read("/proc/sys/kernel/random/boot_id"),
-            internal_ip: local_ip_towards(server),
+            internal_ip: crate::host::local_ip_towards(server),
         }
     }
 
@@ -308,20 +308,4 @@ fn runtime_version(runtime: &Path) -> String {
         })
         .unwrap_or_else(|| "unknown".into());
     format!("{name}://{version}")
-}
-
-/// The address this node uses to reach the API server: what the server sees.
-fn local_ip_towards(server: &str) -> Option<String> {
-    let authority = server.split("://").nth(1)?.split('/').next()?;
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&authority)
-        .ok()?
-        .next()?;
-    let bind = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let socket = std::net::UdpSocket::bind(bind).ok()?;
-    socket.connect(addr).ok()?;
-    Some(socket.local_addr().ok()?.ip().to_string())
 }

@@ -6,10 +6,14 @@
 
 use super::client::ApiClient;
 use super::FromServer;
+use crate::pod::refs::{object_uses, ObjectKind};
+use crate::pod::Pod;
 use crate::source::jitter::{Jitter, RetryBackoff};
+use crate::state::{create_private_dir, write_private};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -19,6 +23,8 @@ pub const WATCH_SECONDS: u64 = 300;
 pub struct PodReflector {
     pub client: ApiClient,
     pub node: String,
+    /// Where the ConfigMaps and Secrets the pods use are kept (root only).
+    pub objects: PathBuf,
     pub to_core: Sender<FromServer>,
     pub wake: std::fs::File,
 }
@@ -48,6 +54,9 @@ impl PodReflector {
                 }
             };
             backoff.reset();
+            // A fresh list refreshes every object the pods use.
+            let mut fetched = BTreeSet::new();
+            self.cache_objects(&pods, &mut fetched);
             if !self.send(FromServer::Pods(pods.values().cloned().collect())) {
                 return;
             }
@@ -58,7 +67,7 @@ impl PodReflector {
                 let path = format!(
                     "/api/v1/pods?{selector}&watch=1&allowWatchBookmarks=true&resourceVersion={version}&timeoutSeconds={timeout}"
                 );
-                match self.watch(&path, &mut pods, &mut version) {
+                match self.watch(&path, &mut pods, &mut version, &mut fetched) {
                     Ok(Ended::Resume) => backoff.reset(),
                     Ok(Ended::Expired) => break,
                     Err(message) => {
@@ -101,6 +110,7 @@ impl PodReflector {
         path: &str,
         pods: &mut BTreeMap<String, Value>,
         version: &mut String,
+        fetched: &mut BTreeSet<(ObjectKind, String, String)>,
     ) -> Result<Ended, String> {
         let mut stream = match self.client.watch(path)? {
             Ok(stream) => stream,
@@ -143,8 +153,68 @@ impl PodReflector {
                 }
             }
             *version = resource_version(object).to_string();
+            self.cache_objects(pods, fetched);
             if !self.send(FromServer::Pods(pods.values().cloned().collect())) {
                 return Ok(Ended::Resume);
+            }
+        }
+    }
+}
+
+impl PodReflector {
+    /// Fetch the ConfigMaps and Secrets the pods use and not yet `fetched`,
+    /// before the core sees the pods: a container starts with them, and
+    /// after a reboot offline with the copies kept here. An object the server
+    /// no longer has is forgotten; one it cannot give now is kept.
+    fn cache_objects(
+        &self,
+        pods: &BTreeMap<String, Value>,
+        fetched: &mut BTreeSet<(ObjectKind, String, String)>,
+    ) {
+        for object in pods.values() {
+            let Ok(pod) = serde_json::from_value::<Pod>(object.clone()) else {
+                continue;
+            };
+            let namespace = pod.metadata.namespace.clone();
+            for u in object_uses(&pod) {
+                let key = (u.kind, namespace.clone(), u.name.clone());
+                if fetched.contains(&key) {
+                    continue;
+                }
+                let path = format!(
+                    "/api/v1/namespaces/{namespace}/{}/{}",
+                    u.kind.plural(),
+                    u.name
+                );
+                let file = self
+                    .objects
+                    .join(u.kind.plural())
+                    .join(&namespace)
+                    .join(format!("{}.json", u.name));
+                match self.client.get(&path) {
+                    Ok(reply) if reply.ok() => {
+                        let bytes = serde_json::to_vec(&reply.body).unwrap_or_default();
+                        let saved = file
+                            .parent()
+                            .map_or(Ok(()), create_private_dir)
+                            .and_then(|()| write_private(&file, &bytes));
+                        match saved {
+                            Ok(()) => {
+                                fetched.insert(key);
+                            }
+                            Err(e) => log::error!("keeping {path}: {e}"),
+                        }
+                    }
+                    Ok(reply) if reply.status == 404 => {
+                        let _ = std::fs::remove_file(&file);
+                        fetched.insert(key);
+                    }
+                    Ok(reply) => log::warn!(
+                        "fetching {path}: {}; using the copy kept here",
+                        reply.message()
+                    ),
+                    Err(e) => log::warn!("fetching {path}: {e}; using the copy kept here"),
+                }
             }
         }
     }

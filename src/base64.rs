@@ -1,5 +1,5 @@
-//! Standard base64 (RFC 4648, with padding), as kubeconfig `*-data` fields
-//! and Secret `data` are written. Twenty lines instead of a dependency.
+//! Standard base64 decoding (RFC 4648), as kubeconfig `*-data` fields and
+//! Secret `data` are written. Twenty lines instead of a dependency.
 
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);

@@ -1,0 +1,286 @@
+//! What a pod takes from outside its spec: ConfigMaps and Secrets (env,
+//! envFrom, volumes) and the downward API (fields of the pod itself and its
+//! containers' resources). The field paths picolet resolves, and where each
+//! API object is used, for validation and for the sync that caches them.
+
+use super::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
+
+/// Fields an environment variable may take (`fieldRef.fieldPath`).
+pub const ENV_FIELDS: [&str; 8] = [
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.podIP",
+    "status.hostIPs",
+];
+
+/// Fields a downward API volume file may hold.
+pub const VOLUME_FIELDS: [&str; 5] = [
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.annotations",
+];
+
+/// `resourceFieldRef.resource` values.
+pub const RESOURCES: [&str; 4] = [
+    "limits.cpu",
+    "limits.memory",
+    "requests.cpu",
+    "requests.memory",
+];
+
+/// Is `path` a field of this set, or one label or annotation
+/// (`metadata.labels['app']`) where single keys are allowed (env)?
+pub fn field_allowed(field: &ObjectFieldSelector, allowed: &[&str], single_keys: bool) -> bool {
+    let path = field.field_path.as_str();
+    allowed.contains(&path)
+        || (single_keys
+            && ["metadata.labels['", "metadata.annotations['"]
+                .iter()
+                .any(|p| path.starts_with(p) && path.ends_with("']") && path.len() > p.len() + 2))
+}
+
+/// Which API object kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectKind {
+    ConfigMap,
+    Secret,
+}
+
+impl ObjectKind {
+    pub fn plural(self) -> &'static str {
+        match self {
+            ObjectKind::ConfigMap => "configmaps",
+            ObjectKind::Secret => "secrets",
+        }
+    }
+}
+
+/// One use of a ConfigMap or Secret, at a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectUse {
+    pub path: String,
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+/// Every ConfigMap and Secret the pod uses.
+pub fn object_uses(pod: &Pod) -> Vec<ObjectUse> {
+    let mut uses = Vec::new();
+    let mut add = |path: String, kind, name: &str| {
+        uses.push(ObjectUse {
+            path,
+            kind,
+            name: name.to_string(),
+        })
+    };
+    for (i, v) in pod.spec.volumes.iter().enumerate() {
+        if let Some(c) = &v.config_map {
+            add(
+                format!("spec.volumes[{i}].configMap"),
+                ObjectKind::ConfigMap,
+                &c.name,
+            );
+        }
+        if let Some(s) = &v.secret {
+            add(
+                format!("spec.volumes[{i}].secret"),
+                ObjectKind::Secret,
+                &s.secret_name,
+            );
+        }
+    }
+    let lists = [
+        ("initContainers", &pod.spec.init_containers),
+        ("containers", &pod.spec.containers),
+    ];
+    for (list, containers) in lists {
+        for (ci, c) in containers.iter().enumerate() {
+            let base = format!("spec.{list}[{ci}]");
+            for (i, e) in c.env.iter().enumerate() {
+                let Some(from) = &e.value_from else { continue };
+                if let Some(k) = &from.config_map_key_ref {
+                    add(
+                        format!("{base}.env[{i}].valueFrom.configMapKeyRef"),
+                        ObjectKind::ConfigMap,
+                        &k.name,
+                    );
+                }
+                if let Some(k) = &from.secret_key_ref {
+                    add(
+                        format!("{base}.env[{i}].valueFrom.secretKeyRef"),
+                        ObjectKind::Secret,
+                        &k.name,
+                    );
+                }
+            }
+            for (i, e) in c.env_from.iter().enumerate() {
+                if let Some(r) = &e.config_map_ref {
+                    add(
+                        format!("{base}.envFrom[{i}].configMapRef"),
+                        ObjectKind::ConfigMap,
+                        &r.name,
+                    );
+                }
+                if let Some(r) = &e.secret_ref {
+                    add(
+                        format!("{base}.envFrom[{i}].secretRef"),
+                        ObjectKind::Secret,
+                        &r.name,
+                    );
+                }
+            }
+        }
+    }
+    uses
+}
+
+/// The value of a `resourceFieldRef` for `container`, with the node's
+/// allocatable (millicores, bytes) standing in for a missing limit, as the
+/// kubelet does; rounded up to whole divisors.
+pub fn resource_value(
+    selector: &ResourceFieldSelector,
+    container: &Container,
+    allocatable: (u64, u64),
+) -> Result<String, String> {
+    use super::quantity;
+    let res = container.resources.as_ref();
+    let get = |section: &str, name: &str| {
+        res.and_then(|r| match section {
+            "limits" => r.limits.get(name),
+            _ => r.requests.get(name),
+        })
+    };
+    let (section, name) = selector
+        .resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported resource {:?}", selector.resource))?;
+    let value = match name {
+        "cpu" => {
+            let millis = match get(section, "cpu") {
+                Some(v) => quantity::millicores_of(v)?,
+                None if section == "limits" => allocatable.0,
+                None => 0,
+            };
+            let divisor = match &selector.divisor {
+                Some(d) => quantity::millicores_of(d)?,
+                None => 1000,
+            };
+            millis.div_ceil(divisor.max(1))
+        }
+        "memory" => {
+            let bytes = match get(section, "memory") {
+                Some(v) => quantity::bytes_of(v)?,
+                None if section == "limits" => allocatable.1,
+                None => 0,
+            };
+            let divisor = match &selector.divisor {
+                Some(d) => quantity::bytes_of(d)?,
+                None => 1,
+            };
+            bytes.div_ceil(divisor.max(1))
+        }
+        _ => return Err(format!("unsupported resource {:?}", selector.resource)),
+    };
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::decode::decode_manifest;
+
+    fn pod(yaml_spec: &str) -> Pod {
+        let yaml = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{yaml_spec}");
+        decode_manifest(yaml.as_bytes()).unwrap().remove(0).pod
+    }
+
+    #[test]
+    fn finds_every_use_with_its_path() {
+        let p = pod("  volumes:\n  - name: s\n    secret: {secretName: tls}\n  containers:\n  - name: c\n    image: i\n    env:\n    - name: A\n      valueFrom: {configMapKeyRef: {name: cfg, key: a}}\n    envFrom:\n    - secretRef: {name: creds}\n");
+        let uses: Vec<(String, ObjectKind, String)> = object_uses(&p)
+            .into_iter()
+            .map(|u| (u.path, u.kind, u.name))
+            .collect();
+        assert_eq!(
+            uses,
+            [
+                (
+                    "spec.volumes[0].secret".into(),
+                    ObjectKind::Secret,
+                    "tls".into()
+                ),
+                (
+                    "spec.containers[0].env[0].valueFrom.configMapKeyRef".into(),
+                    ObjectKind::ConfigMap,
+                    "cfg".into()
+                ),
+                (
+                    "spec.containers[0].envFrom[0].secretRef".into(),
+                    ObjectKind::Secret,
+                    "creds".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn resource_values_round_up_and_fall_back_to_allocatable() {
+        let p = pod("  containers:\n  - name: c\n    image: i\n    resources:\n      limits: {cpu: 1500m, memory: 64Mi}\n      requests: {cpu: 250m}\n");
+        let c = &p.spec.containers[0];
+        let sel = |resource: &str, divisor: Option<&str>| ResourceFieldSelector {
+            container_name: None,
+            resource: resource.into(),
+            divisor: divisor.map(|d| serde_json::json!(d)),
+        };
+        let alloc = (4000, 8 << 30);
+        assert_eq!(
+            resource_value(&sel("limits.cpu", None), c, alloc).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            resource_value(&sel("requests.cpu", Some("1m")), c, alloc).unwrap(),
+            "250"
+        );
+        assert_eq!(
+            resource_value(&sel("limits.memory", Some("1Mi")), c, alloc).unwrap(),
+            "64"
+        );
+        assert_eq!(
+            resource_value(&sel("requests.memory", None), c, alloc).unwrap(),
+            "0"
+        );
+        let bare = pod("  containers:\n  - name: c\n    image: i\n");
+        let c = &bare.spec.containers[0];
+        assert_eq!(
+            resource_value(&sel("limits.cpu", None), c, alloc).unwrap(),
+            "4"
+        );
+        assert_eq!(
+            resource_value(&sel("limits.memory", None), c, alloc).unwrap(),
+            (8u64 << 30).to_string()
+        );
+    }
+
+    #[test]
+    fn env_fields_allow_single_labels_volumes_whole_maps() {
+        let f = |p: &str| ObjectFieldSelector {
+            api_version: None,
+            field_path: p.into(),
+        };
+        assert!(field_allowed(
+            &f("metadata.labels['app']"),
+            &ENV_FIELDS,
+            true
+        ));
+        assert!(!field_allowed(&f("metadata.labels"), &ENV_FIELDS, true));
+        assert!(field_allowed(&f("metadata.labels"), &VOLUME_FIELDS, false));
+        assert!(!field_allowed(&f("status.podIP"), &VOLUME_FIELDS, false));
+        assert!(!field_allowed(&f("spec.nope"), &ENV_FIELDS, true));
+    }
+}

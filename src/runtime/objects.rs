@@ -1,0 +1,283 @@
+//! What a pod takes from outside its spec, resolved when a container starts
+//! or a sandbox is made: environment from ConfigMaps, Secrets and the
+//! downward API, and the files of configMap, secret and downwardAPI volumes.
+//! ConfigMaps and Secrets are read from the copies the API sync keeps under
+//! `<root>/api/objects` (root only), so that they work offline.
+
+use super::paths::Paths;
+use crate::pod::refs::{self, ObjectKind};
+use crate::pod::{Container, KeyToPath, ObjectFieldSelector, Pod, Volume};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where a pod's outside values come from.
+pub struct PodFacts<'a> {
+    pub paths: &'a Paths,
+    pub pod: &'a Pod,
+    pub host_ip: &'a str,
+    /// Millicores and bytes, for limits a container does not set.
+    pub allocatable: (u64, u64),
+}
+
+/// One file of a volume: path inside it, content, mode.
+pub type VolumeFile = (String, Vec<u8>, u32);
+
+impl PodFacts<'_> {
+    /// The keys of a ConfigMap or Secret, decoded; `None` if it is not known
+    /// here (not on the server, or never fetched).
+    fn object(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        let path = self
+            .paths
+            .api_object(kind.plural(), &self.pod.metadata.namespace, name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let object: Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut keys = BTreeMap::new();
+        let text = |field: &str| object[field].as_object().into_iter().flatten();
+        match kind {
+            ObjectKind::ConfigMap => {
+                for (k, v) in text("data") {
+                    keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
+                }
+                for (k, v) in text("binaryData") {
+                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                }
+            }
+            ObjectKind::Secret => {
+                for (k, v) in text("data") {
+                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                }
+                for (k, v) in text("stringData") {
+                    keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
+                }
+            }
+        }
+        Ok(Some(keys))
+    }
+
+    fn required(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        match self.object(kind, name)? {
+            Some(keys) => Ok(Some(keys)),
+            None if optional == Some(true) => Ok(None),
+            None => Err(format!("{} {name:?} not found", kind_name(kind))),
+        }
+    }
+
+    /// A downward API field of the pod (`fieldRef.fieldPath`).
+    pub fn field(&self, field: &ObjectFieldSelector) -> String {
+        let m = &self.pod.metadata;
+        let path = field.field_path.as_str();
+        let map_entry = |prefix: &str, map: &BTreeMap<String, String>| {
+            let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+            Some(map.get(key).cloned().unwrap_or_default())
+        };
+        let pod_ip = if self.pod.spec.host_network {
+            self.host_ip
+        } else {
+            ""
+        };
+        match path {
+            "metadata.name" => m.name.clone(),
+            "metadata.namespace" => m.namespace.clone(),
+            "metadata.uid" => m.uid.clone(),
+            "metadata.labels" => map_lines(&m.labels),
+            "metadata.annotations" => map_lines(&m.annotations),
+            "spec.nodeName" => self.pod.spec.node_name.clone().unwrap_or_default(),
+            "spec.serviceAccountName" => self
+                .pod
+                .spec
+                .service_account_name
+                .clone()
+                .unwrap_or_default(),
+            "status.hostIP" | "status.hostIPs" => self.host_ip.to_string(),
+            "status.podIP" => pod_ip.to_string(),
+            _ => map_entry("metadata.labels['", &m.labels)
+                .or_else(|| map_entry("metadata.annotations['", &m.annotations))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The container's environment from `envFrom` then `env`, in order, a
+    /// later name replacing an earlier one.
+    pub fn container_env(&self, c: &Container) -> Result<Vec<(String, String)>, String> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |k: String, v: String| match env.iter_mut().find(|(name, _)| *name == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        };
+        for from in &c.env_from {
+            let (kind, r) = match (&from.config_map_ref, &from.secret_ref) {
+                (Some(r), _) => (ObjectKind::ConfigMap, r),
+                (None, Some(r)) => (ObjectKind::Secret, r),
+                (None, None) => continue,
+            };
+            let prefix = from.prefix.as_deref().unwrap_or("");
+            for (k, v) in self
+                .required(kind, &r.name, r.optional)?
+                .unwrap_or_default()
+            {
+                set(
+                    format!("{prefix}{k}"),
+                    String::from_utf8_lossy(&v).into_owned(),
+                );
+            }
+        }
+        for e in &c.env {
+            let value = match &e.value_from {
+                None => e.value.clone().unwrap_or_default(),
+                Some(from) => match self.env_source(c, from)? {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            set(e.name.clone(), value);
+        }
+        Ok(env)
+    }
+
+    /// `None`: an optional key that is absent, so the variable is not set.
+    fn env_source(
+        &self,
+        c: &Container,
+        from: &crate::pod::EnvVarSource,
+    ) -> Result<Option<String>, String> {
+        if let Some(f) = &from.field_ref {
+            return Ok(Some(self.field(f)));
+        }
+        if let Some(r) = &from.resource_field_ref {
+            let target = match r.container_name.as_deref().filter(|n| !n.is_empty()) {
+                Some(name) => self
+                    .pod
+                    .container(name)
+                    .ok_or_else(|| format!("container {name:?} not found"))?,
+                None => c,
+            };
+            return refs::resource_value(r, target, self.allocatable).map(Some);
+        }
+        let (kind, k) = match (&from.config_map_key_ref, &from.secret_key_ref) {
+            (Some(k), _) => (ObjectKind::ConfigMap, k),
+            (None, Some(k)) => (ObjectKind::Secret, k),
+            (None, None) => return Ok(None),
+        };
+        let Some(keys) = self.required(kind, &k.name, k.optional)? else {
+            return Ok(None);
+        };
+        match keys.get(&k.key) {
+            Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
+            None if k.optional == Some(true) => Ok(None),
+            None => Err(format!(
+                "couldn't find key {} in {} {}/{}",
+                k.key,
+                kind_name(kind),
+                self.pod.metadata.namespace,
+                k.name
+            )),
+        }
+    }
+
+    /// The files of a configMap, secret or downwardAPI volume; `None` for
+    /// other volumes.
+    pub fn volume_files(&self, v: &Volume) -> Result<Option<Vec<VolumeFile>>, String> {
+        if let Some(c) = &v.config_map {
+            let keys = self.required(ObjectKind::ConfigMap, &c.name, c.optional)?;
+            return project(
+                keys.unwrap_or_default(),
+                &c.items,
+                c.default_mode,
+                ObjectKind::ConfigMap,
+                &c.name,
+            )
+            .map(Some);
+        }
+        if let Some(s) = &v.secret {
+            let keys = self.required(ObjectKind::Secret, &s.secret_name, s.optional)?;
+            return project(
+                keys.unwrap_or_default(),
+                &s.items,
+                s.default_mode,
+                ObjectKind::Secret,
+                &s.secret_name,
+            )
+            .map(Some);
+        }
+        let Some(d) = &v.downward_api else {
+            return Ok(None);
+        };
+        let mode = d.default_mode.unwrap_or(0o644);
+        let mut files = Vec::new();
+        for item in &d.items {
+            let content = match (&item.field_ref, &item.resource_field_ref) {
+                (Some(f), _) => self.field(f),
+                (None, Some(r)) => {
+                    let name = r.container_name.as_deref().unwrap_or("");
+                    let c = self
+                        .pod
+                        .container(name)
+                        .ok_or_else(|| format!("container {name:?} not found"))?;
+                    refs::resource_value(r, c, self.allocatable)?
+                }
+                (None, None) => continue,
+            };
+            files.push((
+                item.path.clone(),
+                content.into_bytes(),
+                item.mode.unwrap_or(mode),
+            ));
+        }
+        Ok(Some(files))
+    }
+}
+
+/// The kubelet's format for a whole map in a file: `key="value"` lines,
+/// sorted, values quoted as Go's %q.
+fn map_lines(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every key as a file, or the listed items only.
+fn project(
+    keys: BTreeMap<String, Vec<u8>>,
+    items: &[KeyToPath],
+    default_mode: Option<u32>,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<Vec<VolumeFile>, String> {
+    let mode = default_mode.unwrap_or(0o644);
+    if items.is_empty() {
+        return Ok(keys.into_iter().map(|(k, v)| (k, v, mode)).collect());
+    }
+    items
+        .iter()
+        .map(|item| match keys.get(&item.key) {
+            Some(v) => Ok((item.path.clone(), v.clone(), item.mode.unwrap_or(mode))),
+            None => Err(format!(
+                "{} {name:?} has no key {:?}",
+                kind_name(kind),
+                item.key
+            )),
+        })
+        .collect()
+}
+
+fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::ConfigMap => "configmap",
+        ObjectKind::Secret => "secret",
+    }
+}
