@@ -83,6 +83,26 @@ struct EventBudget {
     posted: BTreeMap<(String, String, String), (String, String, u64)>,
 }
 
+impl EventBudget {
+    /// Take one event's token of this pod's budget; false when spent.
+    fn spend(&mut self, pod_uid: &str, now: Time) -> bool {
+        let (tokens, refilled) = self
+            .tokens
+            .entry(pod_uid.to_string())
+            .or_insert((EVENT_BURST, now));
+        let earned = (now.saturating_sub(*refilled).as_secs() / EVENT_REFILL.as_secs()) as u32;
+        if earned > 0 {
+            *tokens = (*tokens + earned).min(EVENT_BURST);
+            *refilled = *refilled + EVENT_REFILL * earned;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+}
+
 impl Writer {
     pub fn run(self) {
         let mut queue = Queue::default();
@@ -338,19 +358,9 @@ impl Writer {
     ) -> Result<(), String> {
         let object = &event["involvedObject"];
         let pod_uid = object["uid"].as_str().unwrap_or("").to_string();
-        let (tokens, refilled) = budget
-            .tokens
-            .entry(pod_uid.clone())
-            .or_insert((EVENT_BURST, now));
-        let earned = (now.saturating_sub(*refilled).as_secs() / EVENT_REFILL.as_secs()) as u32;
-        if earned > 0 {
-            *tokens = (*tokens + earned).min(EVENT_BURST);
-            *refilled = now;
-        }
-        if *tokens == 0 {
+        if !budget.spend(&pod_uid, now) {
             return Ok(());
         }
-        *tokens -= 1;
         let namespace = object["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -386,5 +396,25 @@ impl Writer {
         }
         budget.posted.insert(repeat_key, (name, namespace, 1));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_burst_to_25_per_pod_then_one_per_five_minutes() {
+        let mut budget = EventBudget::default();
+        let t0 = Time::from_secs(1_000_000);
+        let spent = (0..40).filter(|_| budget.spend("a", t0)).count();
+        assert_eq!(spent, 25);
+        assert!(budget.spend("b", t0), "another pod has its own budget");
+        assert!(!budget.spend("a", t0 + Duration::from_secs(299)));
+        assert!(budget.spend("a", t0 + Duration::from_secs(300)));
+        assert!(!budget.spend("a", t0 + Duration::from_secs(301)));
+        let later = t0 + Duration::from_secs(3600);
+        // 3300 s since the last refill: 11 more tokens.
+        assert_eq!((0..40).filter(|_| budget.spend("a", later)).count(), 11);
     }
 }
