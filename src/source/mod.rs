@@ -6,3 +6,14 @@ pub mod file;
 pub mod jitter;
 pub mod static_pod;
 pub mod url;
+
+/// The certificates of a PEM file (CA roots, a client chain); other items
+/// are skipped.
+pub fn pem_certificates(pem: &[u8]) -> Vec<ureq::tls::Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
+}

@@ -170,7 +170,7 @@ impl ManifestUrl {
 /// A ureq agent: status codes as values (304 is no error), TLS verified with
 /// the given roots through rustls and ring.
 fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
-    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    use ureq::tls::{RootCerts, TlsConfig};
     let mut tls = TlsConfig::builder()
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
     // Explicit roots always: ureq's built-in WebPki roots panic when their
@@ -188,12 +188,7 @@ fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
     if let Some(ca) = ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", ca.display())))?;
-        let roots: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let roots = super::pem_certificates(&pem);
         if roots.is_empty() {
             return Err(io::Error::other(format!(
                 "{}: no certificate",

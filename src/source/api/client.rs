@@ -3,6 +3,7 @@
 //! by line. TLS is verified unless the kubeconfig says otherwise.
 
 use super::kubeconfig::Connection;
+use crate::source::pem_certificates;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -66,12 +67,7 @@ impl ApiClient {
         };
         match roots_pem {
             Some(pem) => {
-                let roots: Vec<_> = ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(PemItem::Certificate(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
+                let roots = pem_certificates(&pem);
                 if roots.is_empty() {
                     return Err("certificate-authority: no certificate in it".into());
                 }
@@ -95,12 +91,7 @@ impl ApiClient {
             tls = tls.disable_verification(true);
         }
         if let Some((cert_pem, key_pem)) = &connection.client_identity {
-            let chain: Vec<_> = ureq::tls::parse_pem(cert_pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            let chain = pem_certificates(cert_pem);
             let key = ureq::tls::parse_pem(key_pem).find_map(|item| match item {
                 Ok(PemItem::PrivateKey(k)) => Some(k),
                 _ => None,
@@ -140,16 +131,19 @@ impl ApiClient {
         }
     }
 
-    pub fn get(&self, path: &str) -> Result<Reply, String> {
+    fn call_get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
         let mut request = self.agent.get(format!("{}{path}", self.connection.server));
         if let Some(auth) = self.authorization()? {
             request = request.header("Authorization", auth);
         }
-        let response = request
+        request
             .header("Accept", "application/json")
             .call()
-            .map_err(|e| e.to_string())?;
-        reply(response)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn get(&self, path: &str) -> Result<Reply, String> {
+        reply(self.call_get(path)?)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Reply, String> {
@@ -201,14 +195,7 @@ impl ApiClient {
     /// Open a watch: on 200, its events one JSON object per line; otherwise
     /// the error reply.
     pub fn watch(&self, path: &str) -> Result<Result<WatchStream, Reply>, String> {
-        let mut request = self.agent.get(format!("{}{path}", self.connection.server));
-        if let Some(auth) = self.authorization()? {
-            request = request.header("Authorization", auth);
-        }
-        let response = request
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| e.to_string())?;
+        let response = self.call_get(path)?;
         if response.status().as_u16() != 200 {
             return reply(response).map(Err);
         }

@@ -60,6 +60,15 @@ impl PodKey {
         }
     }
 
+    /// The key of a pod object as the server sent it.
+    fn of_object(object: &Value) -> PodKey {
+        let field = |f: &str| object["metadata"][f].as_str().unwrap_or("").to_string();
+        PodKey {
+            namespace: field("namespace"),
+            name: field("name"),
+        }
+    }
+
     pub fn path(&self) -> String {
         format!("/api/v1/namespaces/{}/pods/{}", self.namespace, self.name)
     }
@@ -276,13 +285,7 @@ impl NodeSync {
         for mut object in objects {
             let annotations = &object["metadata"]["annotations"];
             if let Some(hash) = annotations[MIRROR].as_str() {
-                let key = PodKey {
-                    namespace: object["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("")
-                        .into(),
-                    name: object["metadata"]["name"].as_str().unwrap_or("").into(),
-                };
+                let key = PodKey::of_object(&object);
                 let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
                 if self.mirror_requested.get(&key).is_some_and(|h| h == hash) {
                     self.mirror_requested.remove(&key);
@@ -341,13 +344,7 @@ impl NodeSync {
 
     /// A pod picolet cannot run gets a Failed status that says why.
     fn refuse_invalid(&mut self, object: &Value, uid: &str, message: &str) {
-        let key = PodKey {
-            namespace: object["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .into(),
-            name: object["metadata"]["name"].as_str().unwrap_or("").into(),
-        };
+        let key = PodKey::of_object(object);
         let status = json!({
             "phase": "Failed",
             "reason": "UnsupportedPodSpec",
