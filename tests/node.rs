@@ -197,6 +197,48 @@ fn kubectl_manages_pods_on_a_picolet_node() {
         .expect("the node's DELETE");
     assert_eq!(delete["body"]["gracePeriodSeconds"], 0);
     assert_eq!(delete["body"]["preconditions"]["uid"], uid.as_str());
+    let events = server
+        .get(&["events", "--field-selector", "involvedObject.name=web"])
+        .unwrap();
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    for reason in ["Pulled", "Created", "Started", "Killing"] {
+        assert!(reasons.contains(&reason), "{reason} in {reasons:?}");
+    }
+}
+
+#[test]
+fn a_server_with_an_unknown_certificate_is_refused() {
+    let mut agent = Agent::new("node-tls");
+    let server = ApiServer::start(&agent.dir);
+    let kubeconfig = server.node_kubeconfig(NODE);
+    // The same server, but trusted through another CA: TLS must fail.
+    let other = TestCa::new(&agent.dir.join("other-ca"));
+    let text = std::fs::read_to_string(&kubeconfig).unwrap().replace(
+        &server.ca.cert().display().to_string(),
+        &other.cert().display().to_string(),
+    );
+    std::fs::write(&kubeconfig, text).unwrap();
+    agent.extra_config = format!("kubeconfig: {}\n", kubeconfig.display());
+    agent.start();
+    wait_for(
+        "a certificate error in the log",
+        Duration::from_secs(20),
+        || {
+            agent
+                .agent_log()
+                .contains("invalid peer certificate")
+                .then_some(())
+        },
+    );
+    assert!(
+        server.get(&["node", NODE]).is_none(),
+        "registered through an unverified server"
+    );
 }
 
 #[test]

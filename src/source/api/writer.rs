@@ -118,18 +118,16 @@ impl Writer {
         let mut retry_at: Option<Time> = None;
         loop {
             let now = Time::now();
-            let due = match retry_at {
-                Some(t) => t.min(node.lease_due),
-                None => node.lease_due,
-            };
+            // After a failure nothing is sent before the retry time, the
+            // lease included: the server is failing as a whole.
+            let due = retry_at.unwrap_or(node.lease_due);
             match self.from_core.recv_timeout(due.saturating_sub(now)) {
                 Ok(message) => {
                     queue.take(message);
                     while let Ok(message) = self.from_core.try_recv() {
                         queue.take(message);
                     }
-                    // Queued work waits for the retry time after a failure.
-                    if retry_at.is_some_and(|t| Time::now() < t) && Time::now() < node.lease_due {
+                    if retry_at.is_some_and(|t| Time::now() < t) {
                         continue;
                     }
                 }
