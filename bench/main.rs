@@ -1,13 +1,11 @@
-//! picolet's benchmark: start latency against the bare OCI runtime, footprint
-//! by number of pods, idle cost and flash writes, binary size.
+//! picolet's benchmark: start latency against the bare OCI runtime and
+//! against podman, footprint by number of pods, idle cost with and without
+//! probes, flash writes, binary sizes. `bench/run [--quick]` installs what it
+//! needs, builds the musl binaries and runs this; see bench/README.md.
 //!
-//!     cargo bench --bench picolet              # 50 pods, 60 s idle
-//!     cargo bench --bench picolet -- --quick   # 10 pods, 10 s idle
-//!
-//! Run as root with runc, umoci and busybox-static installed (tests/run
-//! installs them). Prints a table and writes target/bench/results.csv.
-//! Start latency is manifest written -> the container's first command ran
-//! (a file it creates in a hostPath volume, polled every 0.2 ms).
+//! Prints a table and writes target/bench/results.csv and results.svg. Start
+//! latency is manifest written -> the container's first command ran (a file
+//! it creates in a hostPath volume, polled every 0.2 ms).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,8 +14,16 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod plot;
+mod podman;
 
-use common::BIN;
+/// The binary measured: `PICOLET_BENCH_BIN` (bench/run sets the static musl
+/// build, as shipped), else the test build.
+fn binary() -> PathBuf {
+    std::env::var_os("PICOLET_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(common::BIN))
+}
 
 fn sh(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -127,19 +133,61 @@ fn monitors(run_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn counters(pid: u32) -> (u64, u64) {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let switches = status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum();
+/// What a process has done so far: wake-ups (context switches of all its
+/// threads), CPU time in clock ticks, bytes it wrote to storage.
+#[derive(Clone, Copy)]
+struct Counters {
+    wakeups: u64,
+    cpu_ticks: u64,
+    written: u64,
+}
+
+fn counters(pid: u32) -> Counters {
+    let mut wakeups = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        wakeups += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let cpu_ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     let written = io
         .lines()
         .find_map(|l| l.strip_prefix("write_bytes: ")?.parse().ok())
         .unwrap_or(0);
-    (switches, written)
+    Counters {
+        wakeups,
+        cpu_ticks,
+        written,
+    }
+}
+
+/// A pod that marks its start in `marks` and sleeps; with `probe`, an exec
+/// readiness probe every 10 s.
+fn bench_pod(name: &str, marks: &Path, probe: bool) -> String {
+    let probe = if probe {
+        "    readinessProbe:\n      exec: {command: [\"true\"]}\n      periodSeconds: 10\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  volumes:\n  - name: m\n    hostPath: {{path: {}}}\n  containers:\n  - name: c\n    image: busybox:1.36\n    imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'touch /m/{name}; exec sleep 3600']\n    volumeMounts: [{{name: m, mountPath: /m}}]\n{probe}",
+        marks.display()
+    )
 }
 
 struct Agent {
@@ -155,9 +203,45 @@ impl Drop for Agent {
     }
 }
 
+fn wait_gone(status: &Path, name: &str, limit: Duration) {
+    let start = Instant::now();
+    while fs::read_to_string(status)
+        .unwrap_or_default()
+        .contains(&format!("\"{name}\""))
+    {
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {name} to go"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Start pods one at a time; the milliseconds until each one's marker.
+fn start_pods(dir: &Path, marks: &Path, names: &[String], probe: bool) -> Vec<f64> {
+    names
+        .iter()
+        .map(|name| {
+            let tmp = dir.join(format!("manifests/.{name}"));
+            fs::write(&tmp, bench_pod(name, marks, probe)).unwrap();
+            let start = Instant::now();
+            fs::rename(&tmp, dir.join(format!("manifests/{name}.yaml"))).unwrap();
+            wait_file(&marks.join(name), Duration::from_secs(60));
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect()
+}
+
+fn idle_cost(pid: u32, secs: u64) -> (Counters, Counters) {
+    let before = counters(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    (before, counters(pid))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (pods, idle) = if quick { (10, 10) } else { (50, 60) };
+    let (pods, idle, podman_pods) = if quick { (10, 10, 3) } else { (50, 60, 10) };
+    let bin = binary();
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
@@ -168,6 +252,8 @@ fn main() {
     ))
     .arg(&layout));
     let mut rows: Vec<(String, String)> = Vec::new();
+    let mut cdfs: Vec<plot::Series> = Vec::new();
+    let ticks_per_s = 100.0;
 
     // The floor: the bare runtimes running the same image.
     let mut floors = Vec::new();
@@ -188,6 +274,10 @@ fn main() {
             format!("{:.1} / {:.1}", percentile(&ms, 0.5), percentile(&ms, 0.99)),
         ));
         floors.push((runtime, percentile(&ms, 0.5)));
+        cdfs.push(plot::Series {
+            label: format!("{runtime} run"),
+            points: plot::cdf(&ms),
+        });
     }
 
     // picolet, through runc.
@@ -206,7 +296,7 @@ fn main() {
     sh(Command::new("mount")
         .args(["-t", "tmpfs", "bench-run"])
         .arg(dir.join("run")));
-    let child = Command::new(BIN)
+    let child = Command::new(&bin)
         .args([
             "run",
             "--cgroups",
@@ -234,22 +324,13 @@ fn main() {
         dir: dir.clone(),
     };
     let pid = agent.child.id();
-    wait_file(&dir.join("run/pods.json"), Duration::from_secs(10));
+    let status = dir.join("run/pods.json");
+    wait_file(&status, Duration::from_secs(10));
     let (rss0, pss0) = rss_pss(pid);
     let mut latencies = Vec::new();
     let mut footprint = vec![(0usize, rss0, pss0, 0u64)];
     for i in 0..pods {
-        let marker = marks.join(format!("p{i}"));
-        let yaml = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  volumes:\n  - name: m\n    hostPath: {{path: {}}}\n  containers:\n  - name: c\n    image: busybox:1.36\n    imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'touch /m/p{i}; exec sleep 3600']\n    volumeMounts: [{{name: m, mountPath: /m}}]\n",
-            marks.display()
-        );
-        let tmp = dir.join(format!("manifests/.p{i}"));
-        fs::write(&tmp, yaml).unwrap();
-        let start = Instant::now();
-        fs::rename(&tmp, dir.join(format!("manifests/p{i}.yaml"))).unwrap();
-        wait_file(&marker, Duration::from_secs(60));
-        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        latencies.extend(start_pods(&dir, &marks, &[format!("p{i}")], false));
         let n = i + 1;
         if n == 1 || n == 10 || n == 50 {
             let (rss, pss) = rss_pss(pid);
@@ -267,6 +348,13 @@ fn main() {
         "picolet (runc), p50 / p99 (ms)".into(),
         format!("{p50:.1} / {:.1}", percentile(&latencies, 0.99)),
     ));
+    cdfs.insert(
+        0,
+        plot::Series {
+            label: "picolet (runc)".into(),
+            points: plot::cdf(&latencies),
+        },
+    );
     if let Some((_, floor)) = floors.iter().find(|(r, _)| *r == "runc") {
         rows.push((
             "picolet / bare runc at p50".into(),
@@ -285,36 +373,149 @@ fn main() {
             ));
         }
     }
+    // RSS, not PSS: the monitors share the agent's binary pages, so the
+    // agent's PSS falls as pods are added.
+    if let [(_, first, _, _), .., (n, last, _, _)] = footprint[1..] {
+        rows.push((
+            "agent RSS per added pod (KiB)".into(),
+            format!("{:.0}", (last as f64 - first as f64) / (n as f64 - 1.0)),
+        ));
+    }
+
     // Idle: pods running, no probes, nothing changing.
     std::thread::sleep(Duration::from_secs(1));
-    let (s0, w0) = counters(pid);
-    std::thread::sleep(Duration::from_secs(idle));
-    let (s1, w1) = counters(pid);
+    let (a, b) = idle_cost(pid, idle);
     rows.push((
-        format!("agent wake-ups over {idle} s idle, {pods} pods"),
-        (s1 - s0).to_string(),
+        format!("agent wake-ups over {idle} s idle, {pods} pods, no probes"),
+        (b.wakeups - a.wakeups).to_string(),
+    ));
+    rows.push((
+        format!("agent CPU over {idle} s idle, no probes (ms)"),
+        format!(
+            "{:.0}",
+            (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / ticks_per_s
+        ),
     ));
     rows.push((
         format!("agent bytes written over {idle} s idle"),
-        (w1 - w0).to_string(),
+        (b.written - a.written).to_string(),
+    ));
+
+    // Flash writes of one pod's life: created, running, deleted.
+    let before = counters(pid);
+    start_pods(&dir, &marks, &["flash".to_string()], false);
+    fs::remove_file(dir.join("manifests/flash.yaml")).unwrap();
+    wait_gone(&status, "flash-bench", Duration::from_secs(60));
+    rows.push((
+        "agent bytes written per pod create + delete".into(),
+        (counters(pid).written - before.written).to_string(),
+    ));
+
+    // Idle with probes: 10 more pods with an exec readiness probe every 10 s.
+    let probed: Vec<String> = (0..10).map(|i| format!("q{i}")).collect();
+    start_pods(&dir, &marks, &probed, true);
+    std::thread::sleep(Duration::from_secs(11));
+    let (a, b) = idle_cost(pid, idle);
+    rows.push((
+        format!("agent wake-ups over {idle} s, 10 pods probed every 10 s"),
+        (b.wakeups - a.wakeups).to_string(),
     ));
     rows.push((
-        "binary size (bytes), this build".into(),
-        fs::metadata(BIN).map(|m| m.len()).unwrap_or(0).to_string(),
+        format!("agent CPU over {idle} s, 10 probed pods (ms)"),
+        format!(
+            "{:.0}",
+            (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / ticks_per_s
+        ),
+    ));
+    rows.push((
+        "agent threads".into(),
+        fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            .to_string(),
     ));
     drop(agent);
 
+    // Binary sizes, as cross/build leaves them.
+    for triple in ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("target/{triple}/release/picolet"));
+        if let Ok(m) = fs::metadata(&path) {
+            rows.push((
+                format!("binary size, {triple} (bytes)"),
+                m.len().to_string(),
+            ));
+        }
+    }
+    rows.push(("binary measured".into(), bin.display().to_string()));
+
+    // The peer.
+    match podman::measure(&layout, &work, &marks, podman_pods, |name| {
+        bench_pod(name, &marks, false)
+    }) {
+        Ok(mut r) => {
+            r.latencies.sort_by(f64::total_cmp);
+            let p = percentile(&r.latencies, 0.5);
+            rows.push((
+                format!("podman kube play, {podman_pods} pods, p50 / max (ms)"),
+                format!("{p:.0} / {:.0}", r.latencies.last().copied().unwrap_or(0.0)),
+            ));
+            rows.push((
+                "podman helpers' PSS per pod (KiB)".into(),
+                r.helper_pss_per_pod.to_string(),
+            ));
+            cdfs.push(plot::Series {
+                label: "podman kube play".into(),
+                points: plot::cdf(&r.latencies),
+            });
+        }
+        Err(why) => rows.push(("podman kube play".into(), format!("not measured: {why}"))),
+    }
+
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut csv = String::from("metric,value\n");
-    println!(
-        "\npicolet benchmark ({}), {}",
+    let title = format!(
+        "picolet benchmark ({}), {}, {} pods",
         if quick { "quick" } else { "full" },
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        pods
     );
+    println!("\n{title}");
     for (k, v) in &rows {
         println!("{k:<width$}  {v}");
         csv.push_str(&format!("\"{k}\",\"{v}\"\n"));
     }
     fs::write(work.join("results.csv"), csv).unwrap();
-    println!("\nwritten to {}", work.join("results.csv").display());
+    let memory = plot::Panel {
+        title: "agent memory by pods".into(),
+        x_label: "pods".into(),
+        y_label: "KiB".into(),
+        log_x: false,
+        series: vec![
+            plot::Series {
+                label: "agent RSS".into(),
+                points: footprint.iter().map(|f| (f.0 as f64, f.1 as f64)).collect(),
+            },
+            plot::Series {
+                label: "agent PSS".into(),
+                points: footprint.iter().map(|f| (f.0 as f64, f.2 as f64)).collect(),
+            },
+        ],
+    };
+    let latency = plot::Panel {
+        title: "start latency (CDF)".into(),
+        x_label: "ms (log scale)".into(),
+        y_label: "fraction of pods".into(),
+        log_x: true,
+        series: cdfs,
+    };
+    fs::write(
+        work.join("results.svg"),
+        plot::svg(&title, &[latency, memory]),
+    )
+    .unwrap();
+    println!(
+        "\nwritten to {} and results.svg",
+        work.join("results.csv").display()
+    );
 }
