@@ -184,7 +184,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut ready = Vec::new();
     loop {
         while let Some(action) = engine.poll_action() {
-            for observation in runtime.execute(action, &mut reactor, Time::now()) {
+            for observation in runtime.execute(action, &mut reactor) {
                 engine.handle(observation, Time::now());
             }
         }

@@ -62,7 +62,8 @@ pub enum StopSignal {
 pub enum Action {
     /// Create the pod's namespaces and volumes. Answer with
     /// `SandboxReady` or `SandboxFailed`.
-    CreateSandbox { pod: Arc<Pod> },
+    /// `created_at` is the pod's startTime, to record with it.
+    CreateSandbox { pod: Arc<Pod>, created_at: Time },
     /// Create and start instance `attempt` of `container`. Answer with
     /// `Started` or `StartFailed`; its end arrives later as `Exited`.
     StartContainer {

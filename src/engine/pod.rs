@@ -360,6 +360,7 @@ impl PodMachine {
                 self.sandbox = Sandbox::Creating;
                 cx.actions.push_back(Action::CreateSandbox {
                     pod: self.pod.clone(),
+                    created_at: self.created_at,
                 });
                 return;
             }

@@ -197,7 +197,7 @@ impl Sim {
     pub fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::CreateSandbox { pod } => {
+                Action::CreateSandbox { pod, .. } => {
                     self.see(Seen::Sandbox(pod.metadata.name.clone()));
                     let obs = Observation::SandboxReady {
                         pod_uid: pod.metadata.uid.clone(),

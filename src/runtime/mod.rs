@@ -24,7 +24,6 @@ pub mod stop;
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
 use crate::image::ImageStore;
 use crate::reactor::{Reactor, Token};
-use crate::time::Time;
 use oci::OciRuntime;
 use paths::{container_id, Paths};
 use rustix::fd::OwnedFd;
@@ -121,16 +120,12 @@ impl Runtime {
 
     /// Carry out one action. Immediate results come back at once; the rest
     /// arrive later through `on_ready`.
-    pub fn execute(
-        &mut self,
-        action: Action,
-        reactor: &mut Reactor,
-        now: Time,
-    ) -> Vec<Observation> {
+    pub fn execute(&mut self, action: Action, reactor: &mut Reactor) -> Vec<Observation> {
         match action {
-            Action::CreateSandbox { pod } => {
+            Action::CreateSandbox { pod, created_at } => {
                 let pod_uid = pod.metadata.uid.clone();
-                match sandbox::create(&self.config.paths, &pod, &self.pod_facts(&pod), now)
+                let facts = self.pod_facts(&pod);
+                match sandbox::create(&self.config.paths, &pod, &facts, created_at)
                     .and_then(|()| self.create_pod_cgroup(&pod))
                 {
                     Ok(()) => vec![Observation::SandboxReady { pod_uid }],

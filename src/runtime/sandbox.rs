@@ -100,8 +100,9 @@ pub fn volume_paths(paths: &Paths, pod: &Pod) -> VolumePaths {
 }
 
 /// Create everything the pod's containers share. Safe to repeat: a half-made
-/// sandbox from an earlier failure is torn down first.
-pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, now: Time) -> io::Result<()> {
+/// sandbox from an earlier failure is torn down first. `created_at`, the
+/// engine's startTime for the pod, is recorded unless an earlier sandbox was.
+pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) -> io::Result<()> {
     let uid = &pod.metadata.uid;
     let dir = paths.pod_run(uid);
     teardown_namespaces(paths, uid)?;
@@ -125,8 +126,8 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, now: Time) -> io::
     )?;
     write_etc(pod, &view)?;
     prepare_volumes(paths, pod, facts)?;
-    let created_at =
-        read_json::<SandboxRecord>(&dir.join("sandbox.json"))?.map_or(now.0, |r| r.created_at);
+    let created_at = read_json::<SandboxRecord>(&dir.join("sandbox.json"))?
+        .map_or(created_at.0, |r| r.created_at);
     super::history::begin(paths, pod, Time(created_at))?;
     write_json(
         &dir.join("sandbox.json"),
