@@ -322,14 +322,23 @@ fn desired(sources: Sources<'_>, runtime: &Runtime, engine: &Engine) -> Vec<Desi
 }
 
 /// Writes the PodList and manifest errors to the run dir when they change,
-/// and only then.
+/// and only then. Nothing is computed while the engine's generation and the
+/// errors stay the same: the loop runs this after every wake-up.
 #[derive(Default)]
 struct StatusWriter {
     last: Vec<u8>,
+    seen: Option<(u64, Vec<ManifestError>)>,
 }
 
 impl StatusWriter {
     fn write_if_changed(&mut self, paths: &Paths, engine: &Engine, errors: &[ManifestError]) {
+        if self
+            .seen
+            .as_ref()
+            .is_some_and(|(g, e)| *g == engine.generation() && e == errors)
+        {
+            return;
+        }
         let items: Vec<PodObject> = engine
             .statuses()
             .map(|(pod, mut status)| {
@@ -358,12 +367,16 @@ impl StatusWriter {
         let list = PodList::new(items);
         let bytes = serde_json::to_vec(&(&list, errors)).unwrap_or_default();
         if bytes == self.last {
+            self.seen = Some((engine.generation(), errors.to_vec()));
             return;
         }
         let written = write_json(&paths.status_file(), &list)
             .and_then(|()| write_json(&paths.run.join(ERRORS_FILE), &errors));
         match written {
-            Ok(()) => self.last = bytes,
+            Ok(()) => {
+                self.last = bytes;
+                self.seen = Some((engine.generation(), errors.to_vec()));
+            }
             Err(e) => log::error!("writing status: {e}"),
         }
     }

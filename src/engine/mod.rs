@@ -196,6 +196,8 @@ pub struct Engine {
     start_backoff: CrashLoopBackoff,
     runs: Runs,
     allocatable: Option<(u64, u64)>,
+    /// Counts every input that may have changed a status.
+    generation: u64,
 }
 
 impl Engine {
@@ -209,6 +211,7 @@ impl Engine {
             start_backoff: CrashLoopBackoff::new(config.backoff),
             runs: Runs::default(),
             allocatable: config.allocatable,
+            generation: 0,
         }
     }
 
@@ -466,6 +469,12 @@ impl Engine {
         self.pods.get(uid).map(|p| &p.pod)
     }
 
+    /// Changes whenever a status may have changed: a caller that publishes
+    /// statuses can skip computing them while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Does the engine hold this pod (running, stopping or finished)?
     pub fn holds(&self, uid: &str) -> bool {
         self.pods.contains_key(uid)
@@ -489,6 +498,7 @@ impl Engine {
         let Some(machine) = self.pods.get_mut(uid) else {
             return;
         };
+        self.generation += 1;
         let mut cx = Cx {
             now,
             actions: &mut self.actions,

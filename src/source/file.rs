@@ -29,6 +29,9 @@ struct FileState {
     /// Hash of the last content read, good or bad: unchanged files are not
     /// decoded again.
     content: [u8; 32],
+    /// Inode, size and modification time when last read: a file whose stamp
+    /// did not change is not read again (a scan costs a stat per file).
+    stamp: Option<(u64, u64, i64, i64)>,
     /// Why the current content is not used.
     error: Option<String>,
 }
@@ -113,6 +116,15 @@ impl ManifestDir {
                 _ => continue,
             };
             let mut state = self.files.remove(&path).unwrap_or_default();
+            let stamp = {
+                use std::os::unix::fs::MetadataExt;
+                Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
+            };
+            if stamp == state.stamp {
+                seen.insert(path, state);
+                continue;
+            }
+            state.stamp = stamp;
             if meta.len() > MAX_FILE_SIZE {
                 state.error = Some(format!("larger than {MAX_FILE_SIZE} bytes"));
             } else {
