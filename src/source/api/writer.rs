@@ -291,6 +291,13 @@ impl Writer {
                     log::info!("{what}: {}", r.message());
                     true
                 }
+                // Refused for what it is (malformed, invalid): sending it
+                // again would not help. Credentials (401, 403), 429 and 5xx
+                // may pass: those are retried.
+                Ok(r) if matches!(r.status, 400 | 405 | 413 | 415 | 422) => {
+                    log::warn!("{what}: {}; dropped", r.message());
+                    true
+                }
                 Ok(r) => {
                     log::warn!("{what}: {}", r.message());
                     ok = false;
