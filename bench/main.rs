@@ -244,6 +244,22 @@ fn start_pods(dir: &Path, marks: &Path, names: &[String], probe: bool) -> Vec<f6
         .collect()
 }
 
+/// Clock ticks per second of /proc/PID/stat (USER_HZ).
+const TICKS_PER_S: f64 = 100.0;
+
+/// The rows of one idle window: the agent's wake-ups and CPU time.
+fn idle_rows(rows: &mut Vec<(String, String)>, window: &str, (a, b): (Counters, Counters)) {
+    let cpu_ms = (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / TICKS_PER_S;
+    rows.push((
+        format!("agent wake-ups over {window}"),
+        (b.wakeups - a.wakeups).to_string(),
+    ));
+    rows.push((
+        format!("agent CPU over {window} (ms)"),
+        format!("{cpu_ms:.0}"),
+    ));
+}
+
 fn idle_cost(pid: u32, secs: u64) -> (Counters, Counters) {
     let before = counters(pid);
     std::thread::sleep(Duration::from_secs(secs));
@@ -265,7 +281,6 @@ fn main() {
     .arg(&layout));
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut cdfs: Vec<plot::Series> = Vec::new();
-    let ticks_per_s = 100.0;
 
     // The floor: the bare runtimes running the same image.
     let mut floors = Vec::new();
@@ -397,17 +412,11 @@ fn main() {
     // Idle: pods running, no probes, nothing changing.
     std::thread::sleep(Duration::from_secs(1));
     let (a, b) = idle_cost(pid, idle);
-    rows.push((
-        format!("agent wake-ups over {idle} s idle, {pods} pods, no probes"),
-        (b.wakeups - a.wakeups).to_string(),
-    ));
-    rows.push((
-        format!("agent CPU over {idle} s idle, no probes (ms)"),
-        format!(
-            "{:.0}",
-            (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / ticks_per_s
-        ),
-    ));
+    idle_rows(
+        &mut rows,
+        &format!("{idle} s idle, {pods} pods, no probes"),
+        (a, b),
+    );
     rows.push((
         format!("agent bytes written over {idle} s idle"),
         (b.written - a.written).to_string(),
@@ -427,18 +436,11 @@ fn main() {
     let probed: Vec<String> = (0..10).map(|i| format!("q{i}")).collect();
     start_pods(&dir, &marks, &probed, true);
     std::thread::sleep(Duration::from_secs(11));
-    let (a, b) = idle_cost(pid, idle);
-    rows.push((
-        format!("agent wake-ups over {idle} s, 10 pods probed every 10 s"),
-        (b.wakeups - a.wakeups).to_string(),
-    ));
-    rows.push((
-        format!("agent CPU over {idle} s, 10 probed pods (ms)"),
-        format!(
-            "{:.0}",
-            (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / ticks_per_s
-        ),
-    ));
+    idle_rows(
+        &mut rows,
+        &format!("{idle} s, 10 more pods probed every 10 s"),
+        idle_cost(pid, idle),
+    );
     rows.push((
         "agent threads".into(),
         fs::read_dir(format!("/proc/{pid}/task"))

@@ -160,33 +160,23 @@ pub fn resource_value(
         .resource
         .split_once('.')
         .ok_or_else(|| format!("unsupported resource {:?}", selector.resource))?;
-    let value = match name {
-        "cpu" => {
-            let millis = match get(section, "cpu") {
-                Some(v) => quantity::millicores_of(v)?,
-                None if section == "limits" => allocatable.0,
-                None => 0,
-            };
-            let divisor = match &selector.divisor {
-                Some(d) => quantity::millicores_of(d)?,
-                None => 1000,
-            };
-            millis.div_ceil(divisor.max(1))
-        }
-        "memory" => {
-            let bytes = match get(section, "memory") {
-                Some(v) => quantity::bytes_of(v)?,
-                None if section == "limits" => allocatable.1,
-                None => 0,
-            };
-            let divisor = match &selector.divisor {
-                Some(d) => quantity::bytes_of(d)?,
-                None => 1,
-            };
-            bytes.div_ceil(divisor.max(1))
-        }
+    // Millicores for cpu (divisor 1 core), bytes for memory (divisor 1).
+    type Parse = fn(&serde_json::Value) -> Result<u64, String>;
+    let (parse, unlimited, default_divisor): (Parse, u64, u64) = match name {
+        "cpu" => (quantity::millicores_of, allocatable.0, 1000),
+        "memory" => (quantity::bytes_of, allocatable.1, 1),
         _ => return Err(format!("unsupported resource {:?}", selector.resource)),
     };
+    let amount = match get(section, name) {
+        Some(v) => parse(v)?,
+        None if section == "limits" => unlimited,
+        None => 0,
+    };
+    let divisor = match &selector.divisor {
+        Some(d) => parse(d)?,
+        None => default_divisor,
+    };
+    let value = amount.div_ceil(divisor.max(1));
     Ok(value.to_string())
 }
 

@@ -191,27 +191,26 @@ impl PodFacts<'_> {
     /// The files of a configMap, secret or downwardAPI volume; `None` for
     /// other volumes.
     pub fn volume_files(&self, v: &Volume) -> Result<Option<Vec<VolumeFile>>, String> {
-        if let Some(c) = &v.config_map {
-            let keys = self.required(ObjectKind::ConfigMap, &c.name, c.optional)?;
-            return project(
-                keys.unwrap_or_default(),
-                &c.items,
-                c.default_mode,
+        let keyed = match (&v.config_map, &v.secret) {
+            (Some(c), _) => Some((
                 ObjectKind::ConfigMap,
                 &c.name,
-            )
-            .map(Some);
-        }
-        if let Some(s) = &v.secret {
-            let keys = self.required(ObjectKind::Secret, &s.secret_name, s.optional)?;
-            return project(
-                keys.unwrap_or_default(),
-                &s.items,
-                s.default_mode,
+                &c.items,
+                c.default_mode,
+                c.optional,
+            )),
+            (None, Some(s)) => Some((
                 ObjectKind::Secret,
                 &s.secret_name,
-            )
-            .map(Some);
+                &s.items,
+                s.default_mode,
+                s.optional,
+            )),
+            (None, None) => None,
+        };
+        if let Some((kind, name, items, mode, optional)) = keyed {
+            let keys = self.required(kind, name, optional)?;
+            return project(keys.unwrap_or_default(), items, mode, kind, name).map(Some);
         }
         let Some(d) = &v.downward_api else {
             return Ok(None);
