@@ -92,6 +92,33 @@ pub fn run(config: Config) -> Result<(), String> {
         binary.display()
     );
 
+    // Millicores and bytes pods may use.
+    let allocatable = (
+        cpu_capacity.saturating_sub(config.reserved_cpu),
+        memory_capacity.saturating_sub(config.reserved_memory),
+    );
+    // A kubeconfig starts node mode and its two sync threads; what they
+    // receive waits in their channel until the loop runs.
+    let mut node_sync = match &config.node {
+        None => None,
+        Some(node) => Some(NodeSync::start(
+            node,
+            NodeInputs {
+                node_name: &config.node_name,
+                cpu: (cpu_capacity, allocatable.0),
+                memory: (memory_capacity, allocatable.1),
+                root: &paths.root,
+                runtime: &info.runtime,
+            },
+        )?),
+    };
+    // A pod's status.hostIP: the address the API server sees in node mode,
+    // else the default route's.
+    let host_ip = node_sync
+        .as_ref()
+        .and_then(NodeSync::host_ip)
+        .map_or_else(crate::host::default_ip, str::to_string);
+
     let mut reactor = Reactor::new().map_err(|e| format!("epoll: {e}"))?;
     let mut runtime = Runtime::new(RuntimeConfig {
         paths: paths.clone(),
@@ -102,21 +129,15 @@ pub fn run(config: Config) -> Result<(), String> {
         cgroups,
         pod_pids_limit: config.pod_pids_limit,
         memory_capacity,
-        allocatable: (
-            cpu_capacity.saturating_sub(config.reserved_cpu),
-            memory_capacity.saturating_sub(config.reserved_memory),
-        ),
-        host_ip: host_ip(&config),
+        allocatable,
+        host_ip,
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
             initial: config.backoff_initial,
             max: config.backoff_max,
         },
-        allocatable: Some((
-            cpu_capacity.saturating_sub(config.reserved_cpu),
-            memory_capacity.saturating_sub(config.reserved_memory),
-        )),
+        allocatable: Some(allocatable),
     });
     let now = Time::now();
     let recovered = runtime.recover(&mut reactor, now);
@@ -139,26 +160,6 @@ pub fn run(config: Config) -> Result<(), String> {
     let url_token = match &url_source {
         Some(u) => Some(reactor.register(u.fd()).map_err(|e| e.to_string())?),
         None => None,
-    };
-    // A kubeconfig starts node mode and its two sync threads.
-    let mut node_sync = match &config.node {
-        None => None,
-        Some(node) => Some(NodeSync::start(
-            node,
-            NodeInputs {
-                node_name: &config.node_name,
-                cpu: (
-                    cpu_capacity,
-                    cpu_capacity.saturating_sub(config.reserved_cpu),
-                ),
-                memory: (
-                    memory_capacity,
-                    memory_capacity.saturating_sub(config.reserved_memory),
-                ),
-                root: &paths.root,
-                runtime: &info.runtime,
-            },
-        )?),
     };
     let node_token = match &node_sync {
         Some(n) => Some(reactor.register(n.fd()).map_err(|e| e.to_string())?),
@@ -242,17 +243,6 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         engine.handle_timeout(now);
     }
-}
-
-/// A pod's `status.hostIP`: the address the API server sees in node mode,
-/// else the default route's.
-fn host_ip(config: &Config) -> String {
-    config
-        .node
-        .as_ref()
-        .and_then(|n| crate::source::api::kubeconfig::load(&n.kubeconfig).ok())
-        .and_then(|c| crate::host::local_ip_towards(&c.server))
-        .unwrap_or_else(crate::host::default_ip)
 }
 
 /// Log an engine event, and post it to the API server in node mode.

@@ -239,6 +239,18 @@ fn a_server_with_an_unknown_certificate_is_refused() {
         server.get(&["node", NODE]).is_none(),
         "registered through an unverified server"
     );
+    // Failures are retried with back-off (0.8 s doubling), not in a loop:
+    // when the third attempt shows, there are only a few.
+    let attempts = |agent: &Agent| agent.agent_log().matches("registering node").count();
+    let seen = wait_for(
+        "a third registration attempt",
+        Duration::from_secs(30),
+        || {
+            let n = attempts(&agent);
+            (n >= 3).then_some(n)
+        },
+    );
+    assert!(seen < 10, "{seen} registration attempts: no back-off");
 }
 
 #[test]

@@ -38,6 +38,17 @@ impl Errors {
     }
 }
 
+/// `Ok` if the pod is valid, else every fault in one message, in field
+/// order, each with its path.
+pub fn check(pod: &Pod) -> Result<(), String> {
+    let errors = validate(pod);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    Err(list.join("; "))
+}
+
 /// All faults of a pod, in field order. Empty means valid.
 pub fn validate(pod: &Pod) -> Vec<FieldError> {
     let mut errors = Errors::default();

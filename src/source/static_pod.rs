@@ -5,7 +5,7 @@
 
 use crate::pod::decode::decode_manifest;
 use crate::pod::refs::object_uses;
-use crate::pod::validate::validate;
+use crate::pod::validate::check;
 use crate::pod::{defaults, Pod};
 use crate::time::Time;
 use serde_json::Value;
@@ -43,11 +43,7 @@ pub fn decode(
         for field in &d.unknown_fields {
             log::warn!("manifest {location}: {field}: unknown field, ignored");
         }
-        let errors = validate(&d.pod);
-        if !errors.is_empty() {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(list.join("; "));
-        }
+        check(&d.pod)?;
         // As the kubelet: a static pod cannot reference API objects.
         if let Some(u) = object_uses(&d.pod).first() {
             return Err(format!(

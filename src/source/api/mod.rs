@@ -22,7 +22,7 @@ pub mod writer;
 use crate::engine::{Engine, EventType, PodEvent};
 use crate::pod::decode::decode_pod;
 use crate::pod::status::PodStatus;
-use crate::pod::validate::validate;
+use crate::pod::validate::check;
 use crate::pod::{defaults, Pod};
 use crate::state::{create_private_dir, write_private};
 use crate::time::Time;
@@ -151,6 +151,10 @@ pub struct NodeSync {
     delete_requested: BTreeSet<String>,
     host_ip: Option<String>,
     unreachable: Option<String>,
+    /// Bumped whenever the server's pods are taken in: with the engine's
+    /// generation, it tells `report` whether anything can have changed.
+    version: u64,
+    reported: Option<(u64, u64)>,
 }
 
 /// What the writer needs to describe this node.
@@ -214,6 +218,8 @@ impl NodeSync {
             delete_requested: BTreeSet::new(),
             host_ip,
             unreachable: None,
+            version: 0,
+            reported: None,
         };
         sync.load_saved();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -248,6 +254,11 @@ impl NodeSync {
         }
     }
 
+    /// The address this node uses to reach the API server.
+    pub fn host_ip(&self) -> Option<&str> {
+        self.host_ip.as_deref()
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
@@ -280,6 +291,7 @@ impl NodeSync {
     }
 
     fn accept(&mut self, objects: Vec<Value>) -> bool {
+        self.version += 1;
         let mut assigned = BTreeMap::new();
         self.mirrors.clear();
         for mut object in objects {
@@ -382,6 +394,11 @@ impl NodeSync {
     /// finished their graceful deletion, and keep a mirror pod for every
     /// static pod (rule 70).
     pub fn report(&mut self, engine: &Engine) {
+        let now = (engine.generation(), self.version);
+        if self.reported == Some(now) {
+            return;
+        }
+        self.reported = Some(now);
         let mut statics = BTreeMap::new();
         for (pod, status) in engine.statuses() {
             let key = PodKey::of(pod);
@@ -548,11 +565,7 @@ fn decode(object: &mut Value) -> Result<Pod, String> {
     }
     let decoded = decode_pod(object).map_err(|e| e.to_string())?;
     let mut pod = decoded.pod;
-    let errors = validate(&pod);
-    if !errors.is_empty() {
-        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return Err(list.join("; "));
-    }
+    check(&pod)?;
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
     Ok(pod)

@@ -56,7 +56,7 @@ impl PodReflector {
             backoff.reset();
             // A fresh list refreshes every object the pods use.
             let mut fetched = BTreeSet::new();
-            self.cache_objects(&pods, &mut fetched);
+            self.cache_objects(pods.values(), &mut fetched);
             if !self.send(FromServer::Pods(pods.values().cloned().collect())) {
                 return;
             }
@@ -130,6 +130,8 @@ impl PodReflector {
             let object = &event["object"];
             match event.get("type").and_then(Value::as_str) {
                 Some("ADDED" | "MODIFIED") => {
+                    // Only this pod can use an object not fetched yet.
+                    self.cache_objects(std::iter::once(object), fetched);
                     if let Some(uid) = uid(object) {
                         pods.insert(uid.to_string(), object.clone());
                     }
@@ -153,7 +155,6 @@ impl PodReflector {
                 }
             }
             *version = resource_version(object).to_string();
-            self.cache_objects(pods, fetched);
             if !self.send(FromServer::Pods(pods.values().cloned().collect())) {
                 return Ok(Ended::Resume);
             }
@@ -166,12 +167,12 @@ impl PodReflector {
     /// before the core sees the pods: a container starts with them, and
     /// after a reboot offline with the copies kept here. An object the server
     /// no longer has is forgotten; one it cannot give now is kept.
-    fn cache_objects(
+    fn cache_objects<'a>(
         &self,
-        pods: &BTreeMap<String, Value>,
+        pods: impl IntoIterator<Item = &'a Value>,
         fetched: &mut BTreeSet<(ObjectKind, String, String)>,
     ) {
-        for object in pods.values() {
+        for object in pods {
             let Ok(pod) = serde_json::from_value::<Pod>(object.clone()) else {
                 continue;
             };
