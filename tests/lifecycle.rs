@@ -191,8 +191,10 @@ spec:
     command: ["sh", "-c", {work}]
     volumeMounts: [{{name: marks, mountPath: /marks}}]
 "#,
-        // The first instance exits at once with 1; the next ones serve.
-        logger = q(&format!("if [ ! -e /marks/once ]; then touch /marks/once; {}; exit 1; fi; {}", mark("logger-crash"), serve("logger"))),
+        // The first instance exits with 1 once work has started (exiting at
+        // once would race the agent seeing it running, which is what lets
+        // work start); the next ones serve.
+        logger = q(&format!("if [ ! -e /marks/once ]; then touch /marks/once; until grep -q work-start /marks/log 2>/dev/null; do sleep 0.1; done; {}; exit 1; fi; {}", mark("logger-crash"), serve("logger"))),
         work = q(&format!("{}; while [ $(grep -c logger-start /marks/log) -lt 1 ]; do sleep 0.1; done; sleep 1; {}", mark("work-start"), mark("work-done"))),
     );
     agent.write_manifest("job.yaml", &yaml);
@@ -215,8 +217,8 @@ spec:
     assert_eq!(
         log,
         [
-            "logger-crash",
             "work-start",
+            "logger-crash",
             "logger-start",
             "work-done",
             "logger-stop"
