@@ -54,6 +54,52 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Milliseconds from `runtime run --detach` to the container's marker, or
 /// why the runtime cannot run here.
+/// `runtime run --detach` of `bundle` as `id`; the milliseconds until
+/// `marker`, which the container's command creates, exists.
+fn run_detached(
+    runtime: &str,
+    root: &Path,
+    bundle: &Path,
+    id: &str,
+    marker: &Path,
+) -> Result<f64, String> {
+    let _ = fs::remove_file(marker);
+    // The container keeps the runtime's stdio: files, not pipes, or waiting
+    // for the runtime would wait for the container.
+    let errors = root.with_extension(format!("{id}.stderr"));
+    let stderr = fs::File::create(&errors).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let status = Command::new(runtime)
+        .arg("--root")
+        .arg(root)
+        .args(["run", "--detach", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        let message = fs::read_to_string(&errors).unwrap_or_default();
+        return Err(message.trim().to_string());
+    }
+    wait_file(marker, Duration::from_secs(30));
+    Ok(start.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn delete_all(runtime: &str, root: &Path, ids: impl Iterator<Item = String>) {
+    for id in ids {
+        let _ = Command::new(runtime)
+            .arg("--root")
+            .arg(root)
+            .args(["delete", "--force", &id])
+            .output();
+    }
+}
+
+/// The image's own bundle (umoci's default config) through the bare runtime,
+/// `n` times, before any pod exists.
 fn bare_runtime(runtime: &str, work: &Path, layout: &Path, n: usize) -> Result<Vec<f64>, String> {
     let bundle = work.join(format!("bundle-{runtime}"));
     let _ = fs::remove_dir_all(&bundle);
@@ -69,43 +115,53 @@ fn bare_runtime(runtime: &str, work: &Path, layout: &Path, n: usize) -> Result<V
     fs::write(&config, serde_json::to_vec(&spec).unwrap()).unwrap();
     let root = work.join(format!("state-{runtime}"));
     let marker = bundle.join("rootfs/tmp/started");
-    let mut ms = Vec::new();
-    for i in 0..n {
-        let _ = fs::remove_file(&marker);
-        let id = format!("bench-{i}");
-        // The container keeps the runtime's stdio: files, not pipes, or
-        // waiting for the runtime would wait for the container.
-        let errors = work.join(format!("{runtime}-{i}.stderr"));
-        let stderr = fs::File::create(&errors).map_err(|e| e.to_string())?;
-        let start = Instant::now();
-        let status = Command::new(runtime)
-            .arg("--root")
-            .arg(&root)
-            .args(["run", "--detach", "--bundle"])
-            .arg(&bundle)
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !status.success() {
-            let message = fs::read_to_string(&errors).unwrap_or_default();
-            return Err(message.trim().to_string());
-        }
-        wait_file(&marker, Duration::from_secs(30));
-        ms.push(start.elapsed().as_secs_f64() * 1000.0);
-    }
+    let ms = (0..n)
+        .map(|i| run_detached(runtime, &root, &bundle, &format!("bench-{i}"), &marker))
+        .collect();
     // The containers kept running until the last one started, as picolet's
     // pods do: both are timed with the same number of containers alive.
-    for i in 0..n {
-        let _ = Command::new(runtime)
-            .arg("--root")
-            .arg(&root)
-            .args(["delete", "--force", &format!("bench-{i}")])
-            .output();
-    }
-    Ok(ms)
+    delete_all(runtime, &root, (0..n).map(|i| format!("bench-{i}")));
+    ms
+}
+
+/// The floor paired with pod `name`, run right after it: picolet's own
+/// bundle for that pod (its config.json: the pod's namespaces, /dev/shm,
+/// /etc files and volumes) through bare runc, on the plain root filesystem
+/// `bare_runtime` unpacked (the overlay mount is picolet's work), with the
+/// same pods alive and so the same host mount table, which runc's start
+/// time grows with.
+fn same_bundle(work: &Path, run_dir: &Path, marks: &Path, name: &str) -> Result<f64, String> {
+    let command = format!("touch /m/{name};");
+    let mut spec = fs::read_dir(run_dir.join("containers"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|entry| fs::read(entry.ok()?.path().join("config.json")).ok())
+        .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .find(|spec| {
+            spec["process"]["args"][2]
+                .as_str()
+                .is_some_and(|c| c.starts_with(&command))
+        })
+        .ok_or_else(|| format!("no bundle of pod {name}"))?;
+    spec["root"]["path"] = work.join("bundle-runc/rootfs").display().to_string().into();
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        format!("touch /m/floor-{name}; exec sleep 3600")
+    ]);
+    let bundle = work.join("bundle-same");
+    fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .map_err(|e| e.to_string())?;
+    run_detached(
+        "runc",
+        &work.join("state-same"),
+        &bundle,
+        &format!("same-{name}"),
+        &marks.join(format!("floor-{name}")),
+    )
 }
 
 fn rss_pss(pid: u32) -> (u64, u64) {
@@ -355,9 +411,18 @@ fn main() {
     wait_file(&status, Duration::from_secs(10));
     let (rss0, pss0) = rss_pss(pid);
     let mut latencies = Vec::new();
+    let mut paired = Vec::new();
+    let mut paired_error = None;
     let mut footprint = vec![(0usize, rss0, pss0, 0u64)];
     for i in 0..pods {
-        latencies.extend(start_pods(&dir, &marks, &[format!("p{i}")], false));
+        let name = format!("p{i}");
+        latencies.extend(start_pods(&dir, &marks, std::slice::from_ref(&name), false));
+        if paired_error.is_none() && floors.iter().any(|(r, _)| *r == "runc") {
+            match same_bundle(&work, &dir.join("run"), &marks, &name) {
+                Ok(ms) => paired.push(ms),
+                Err(why) => paired_error = Some(why),
+            }
+        }
         let n = i + 1;
         if n == 1 || n == 10 || n == 50 {
             let (rss, pss) = rss_pss(pid);
@@ -369,6 +434,11 @@ fn main() {
             footprint.push((n, rss, pss, avg));
         }
     }
+    delete_all(
+        "runc",
+        &work.join("state-same"),
+        (0..paired.len()).map(|i| format!("same-p{i}")),
+    );
     latencies.sort_by(f64::total_cmp);
     let p50 = percentile(&latencies, 0.5);
     rows.push((
@@ -384,9 +454,30 @@ fn main() {
     );
     if let Some((_, floor)) = floors.iter().find(|(r, _)| *r == "runc") {
         rows.push((
-            "picolet / bare runc at p50".into(),
+            "picolet / bare runc, image bundle, at p50".into(),
             format!("{:.2}x, +{:.1} ms", p50 / floor, p50 - floor),
         ));
+    }
+    if let Some(why) = paired_error {
+        rows.push((
+            "runc run, same bundle".into(),
+            format!("cannot run here: {why}"),
+        ));
+    } else if !paired.is_empty() {
+        paired.sort_by(f64::total_cmp);
+        let floor = percentile(&paired, 0.5);
+        rows.push((
+            "runc run, same bundle, same pods alive, p50 / p99 (ms)".into(),
+            format!("{floor:.1} / {:.1}", percentile(&paired, 0.99)),
+        ));
+        rows.push((
+            "picolet / bare runc, same bundle, at p50".into(),
+            format!("{:.2}x, +{:.1} ms", p50 / floor, p50 - floor),
+        ));
+        cdfs.push(plot::Series {
+            label: "runc run, same bundle".into(),
+            points: plot::cdf(&paired),
+        });
     }
     for (n, rss, pss, helper) in &footprint {
         rows.push((
