@@ -126,13 +126,13 @@ fn bare_runtime(runtime: &str, work: &Path, layout: &Path, n: usize) -> Result<V
 
 /// The floor paired with pod `name`, run right after it: picolet's own
 /// bundle for that pod (its config.json: the pod's namespaces, /dev/shm,
-/// /etc files and volumes) through bare runc, on the plain root filesystem
-/// `bare_runtime` unpacked (the overlay mount is picolet's work), with the
-/// same pods alive and so the same host mount table, which runc's start
-/// time grows with.
-fn same_bundle(work: &Path, run_dir: &Path, marks: &Path, name: &str) -> Result<f64, String> {
+/// /etc files and volumes; an overlay root on the image, its upper layer on
+/// the same disk) through bare runc, with the same pods alive and so the
+/// same host mounts, which runc's start time grows with. Preparing the
+/// bundle (the overlay mount) is not timed: in picolet it is.
+fn same_bundle(work: &Path, agent_dir: &Path, marks: &Path, name: &str) -> Result<f64, String> {
     let command = format!("touch /m/{name};");
-    let mut spec = fs::read_dir(run_dir.join("containers"))
+    let mut spec = fs::read_dir(agent_dir.join("run/containers"))
         .map_err(|e| e.to_string())?
         .filter_map(|entry| fs::read(entry.ok()?.path().join("config.json")).ok())
         .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
@@ -142,14 +142,28 @@ fn same_bundle(work: &Path, run_dir: &Path, marks: &Path, name: &str) -> Result<
                 .is_some_and(|c| c.starts_with(&command))
         })
         .ok_or_else(|| format!("no bundle of pod {name}"))?;
-    spec["root"]["path"] = work.join("bundle-runc/rootfs").display().to_string().into();
     spec["process"]["args"] = serde_json::json!([
         "sh",
         "-c",
         format!("touch /m/floor-{name}; exec sleep 3600")
     ]);
-    let bundle = work.join("bundle-same");
-    fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+    let image = fs::read_dir(agent_dir.join("root/rootfs"))
+        .map_err(|e| e.to_string())?
+        .find_map(|entry| Some(entry.ok()?.path()))
+        .ok_or("no image root filesystem")?;
+    let bundle = work.join("same").join(name);
+    for sub in ["upper", "work", "rootfs"] {
+        fs::create_dir_all(bundle.join(sub)).map_err(|e| e.to_string())?;
+    }
+    sh(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            image.display(),
+            bundle.join("upper").display(),
+            bundle.join("work").display()
+        ))
+        .arg(bundle.join("rootfs")));
     fs::write(
         bundle.join("config.json"),
         serde_json::to_vec(&spec).unwrap(),
@@ -418,7 +432,7 @@ fn main() {
         let name = format!("p{i}");
         latencies.extend(start_pods(&dir, &marks, std::slice::from_ref(&name), false));
         if paired_error.is_none() && floors.iter().any(|(r, _)| *r == "runc") {
-            match same_bundle(&work, &dir.join("run"), &marks, &name) {
+            match same_bundle(&work, &dir, &marks, &name) {
                 Ok(ms) => paired.push(ms),
                 Err(why) => paired_error = Some(why),
             }
@@ -439,6 +453,15 @@ fn main() {
         &work.join("state-same"),
         (0..paired.len()).map(|i| format!("same-p{i}")),
     );
+    for bundle in fs::read_dir(work.join("same"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = Command::new("umount")
+            .arg(bundle.path().join("rootfs"))
+            .output();
+    }
     latencies.sort_by(f64::total_cmp);
     let p50 = percentile(&latencies, 0.5);
     rows.push((
