@@ -1,5 +1,6 @@
 //! The durable part of a pod's record (`<root>/pods/<uid>/`): its spec,
-//! written once when its first sandbox is made, and `history.json`, updated
+//! written once, right after its first container start was handed to a
+//! monitor (`sandbox::record_durably`), and `history.json`, updated
 //! when an instance ends. A reboot empties the run dir; this is what tells
 //! the next agent that a pod ran, how its containers ended and how far their
 //! restart counts went (rules 53, 72).
@@ -16,7 +17,7 @@ use std::io;
 /// Instances kept per container: the newest and the one before (`lastState`).
 const KEPT: usize = 2;
 
-/// Record the pod at its first sandbox; later calls change nothing.
+/// Record the pod at its first container start; later calls change nothing.
 pub fn begin(paths: &Paths, pod: &Pod, created_at: Time) -> io::Result<()> {
     let dir = paths.pod_disk(&pod.metadata.uid);
     if dir.join("history.json").exists() {

@@ -148,7 +148,14 @@ impl Runtime {
                     container,
                     attempt,
                 };
-                match self.start(&pod, &instance, reactor) {
+                let started = self.start(&pod, &instance, reactor);
+                if let Err(e) = sandbox::record_durably(&self.config.paths, &pod) {
+                    log::error!(
+                        "pod {}: recording it on disk: {e}; a reboot would forget it ran",
+                        pod.full_name()
+                    );
+                }
+                match started {
                     Ok(()) => vec![],
                     Err(failure) => {
                         log::warn!(

@@ -128,7 +128,6 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) 
     prepare_volumes(paths, pod, facts)?;
     let created_at = read_json::<SandboxRecord>(&dir.join("sandbox.json"))?
         .map_or(created_at.0, |r| r.created_at);
-    super::history::begin(paths, pod, Time(created_at))?;
     write_json(
         &dir.join("sandbox.json"),
         &SandboxRecord {
@@ -136,6 +135,18 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) 
             ready: true,
         },
     )
+}
+
+/// Record the pod on disk (`history::begin`) with its sandbox's creation
+/// time. Called after a container start was handed to its monitor, so that
+/// the record's fsyncs on the root dir's disk (flash on a device) run while
+/// the runtime starts the container instead of before.
+pub fn record_durably(paths: &Paths, pod: &Pod) -> io::Result<()> {
+    let run = paths.pod_run(&pod.metadata.uid);
+    match read_json::<SandboxRecord>(&run.join("sandbox.json"))? {
+        Some(record) => super::history::begin(paths, pod, Time(record.created_at)),
+        None => Ok(()),
+    }
 }
 
 /// Unshare namespace `ns`, configure it, bind-mount it at `at`, and return to
