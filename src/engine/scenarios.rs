@@ -15,6 +15,18 @@ fn sim() -> Sim {
 
 const HEAD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n";
 
+/// A probe script: the container's first instance answers Failure from
+/// `secs` seconds after it started, every later instance Success.
+fn first_instance_fails_from(secs: u64) -> impl Fn(u32, u64) -> Answer {
+    move |attempt, since| {
+        if attempt == 0 && since >= secs {
+            Answer::Failure
+        } else {
+            Answer::Success
+        }
+    }
+}
+
 fn container(name: &str, extra: &str) -> String {
     format!("  - name: {name}\n    image: busybox:1\n{extra}")
 }
@@ -394,13 +406,7 @@ fn liveness_failure_restarts_the_container_with_its_probe_grace() {
         "{HEAD}  terminationGracePeriodSeconds: 60\n  containers:\n{}",
         container("c", "    livenessProbe:\n      exec:\n        command: [alive]\n      periodSeconds: 10\n      terminationGracePeriodSeconds: 5\n")
     );
-    sim.probe("c", ProbeKind::Liveness, |attempt, since| {
-        if attempt == 0 && since >= 20 {
-            Answer::Failure
-        } else {
-            Answer::Success
-        }
-    });
+    sim.probe("c", ProbeKind::Liveness, first_instance_fails_from(20));
     let p = pod(&yaml);
     sim.desire(&[&p]);
     sim.run_until(100);
@@ -1017,13 +1023,7 @@ fn events_tell_what_a_describe_user_expects() {
         ),
         container("crash", "")
     );
-    sim.probe("live", ProbeKind::Liveness, |attempt, since| {
-        if attempt == 0 && since >= 10 {
-            Answer::Failure
-        } else {
-            Answer::Success
-        }
-    });
+    sim.probe("live", ProbeKind::Liveness, first_instance_fails_from(10));
     let p = pod(&yaml);
     sim.desire(&[&p]);
     sim.run_until(60);

@@ -17,12 +17,14 @@ use std::io;
 /// Instances kept per container: the newest and the one before (`lastState`).
 const KEPT: usize = 2;
 
-/// Record the pod at its first container start; later calls change nothing.
+/// Whether the pod was recorded already.
+pub fn begun(paths: &Paths, uid: &str) -> bool {
+    paths.pod_disk(uid).join("history.json").exists()
+}
+
+/// Record the pod at its first container start (when not `begun`).
 pub fn begin(paths: &Paths, pod: &Pod, created_at: Time) -> io::Result<()> {
     let dir = paths.pod_disk(&pod.metadata.uid);
-    if dir.join("history.json").exists() {
-        return Ok(());
-    }
     std::fs::create_dir_all(&dir)?;
     write_json(&dir.join("pod.json"), pod)?;
     write_json(

@@ -142,6 +142,10 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) 
 /// the record's fsyncs on the root dir's disk (flash on a device) run while
 /// the runtime starts the container instead of before.
 pub fn record_durably(paths: &Paths, pod: &Pod) -> io::Result<()> {
+    // Every start comes here, restarts too: only the first reads the record.
+    if super::history::begun(paths, &pod.metadata.uid) {
+        return Ok(());
+    }
     let run = paths.pod_run(&pod.metadata.uid);
     match read_json::<SandboxRecord>(&run.join("sandbox.json"))? {
         Some(record) => super::history::begin(paths, pod, Time(record.created_at)),
