@@ -19,6 +19,7 @@ pub mod records;
 pub mod recover;
 pub mod sandbox;
 pub mod start;
+pub mod startup_pages;
 pub mod stop;
 
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};

@@ -161,6 +161,8 @@ fn supervise(args: &MonitorArgs) -> io::Result<()> {
     notify_started();
 
     let mut log = LogWriter::open(args.log_path.clone(), args.log_max_size, args.log_max_files)?;
+    // From here the monitor sleeps until the container writes or ends.
+    super::startup_pages::release();
     copy_until_closed(out_r, err_r, &mut log)?;
     log.flush_partial(now_nanos())?;
 
@@ -216,30 +218,14 @@ fn copy_until_closed(out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> io::Res
     ];
     let mut buf = [0u8; 8192];
     while open.iter().any(Option::is_some) {
-        let mut fds: Vec<PollFd> = open
-            .iter()
-            .flatten()
-            .map(|f| PollFd::new(f, PollFlags::IN))
-            .collect();
-        match poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
-        drop(fds);
-        let mut k = 0;
-        for (i, slot) in open.iter_mut().enumerate() {
-            let Some(file) = slot else { continue };
-            let is_ready = ready[k];
-            k += 1;
-            if !is_ready {
+        let ready = wait_readable(&open)?;
+        for ((slot, stream), ready) in open
+            .iter_mut()
+            .zip([Stream::Stdout, Stream::Stderr])
+            .zip(ready)
+        {
+            let Some(file) = slot.as_mut().filter(|_| ready) else {
                 continue;
-            }
-            let stream = if i == 0 {
-                Stream::Stdout
-            } else {
-                Stream::Stderr
             };
             match file.read(&mut buf) {
                 Ok(0) => *slot = None,
@@ -250,6 +236,39 @@ fn copy_until_closed(out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> io::Res
         }
     }
     Ok(())
+}
+
+/// Sleep until a stream still open has data or has closed; which ones. On
+/// the stack: the monitor sleeps here for the container's life, and heap
+/// work would map malloc back in after `startup_pages::release`.
+fn wait_readable(open: &[Option<std::fs::File>; 2]) -> io::Result<[bool; 2]> {
+    let in_flags = PollFlags::IN;
+    let (first, second) = match open {
+        [Some(a), Some(b)] => ((0, a), Some((1, b))),
+        [Some(a), None] => ((0, a), None),
+        [None, Some(b)] => ((1, b), None),
+        [None, None] => return Ok([false; 2]),
+    };
+    // The second entry repeats the first when only one is open; it is not
+    // polled then.
+    let mut fds = [
+        PollFd::new(first.1, in_flags),
+        PollFd::new(second.map_or(first.1, |(_, f)| f), in_flags),
+    ];
+    let polled = if second.is_some() { 2 } else { 1 };
+    loop {
+        match poll(&mut fds[..polled], None) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut ready = [false; 2];
+    ready[first.0] = !fds[0].revents().is_empty();
+    if let Some((i, _)) = second {
+        ready[i] = !fds[1].revents().is_empty();
+    }
+    Ok(ready)
 }
 
 /// Wait for the container's init, reaping any other orphan on the way.
