@@ -1,6 +1,6 @@
 //! The durable part of a pod's record (`<root>/pods/<uid>/`): its spec,
-//! written once, right after its first container start was handed to a
-//! monitor (`sandbox::record_durably`), and `history.json`, updated
+//! written once, when a monitor first reports its container started or
+//! ended (`sandbox::record_durably`), and `history.json`, updated
 //! when an instance ends. A reboot empties the run dir; this is what tells
 //! the next agent that a pod ran, how its containers ended and how far their
 //! restart counts went (rules 53, 72).

@@ -24,6 +24,7 @@ pub mod stop;
 
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
 use crate::image::ImageStore;
+use crate::pod::Pod;
 use crate::reactor::{Reactor, Token};
 use oci::OciRuntime;
 use paths::{container_id, Paths};
@@ -31,6 +32,7 @@ use rustix::fd::OwnedFd;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Child;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -61,6 +63,11 @@ struct Watched {
     notify: Option<(OwnedFd, Token)>,
     /// Set when this agent spawned the monitor and must reap it.
     child: Option<Child>,
+    /// The pod, while it is not recorded on disk: recorded once this
+    /// instance's monitor reports the start or the end, so that the
+    /// record's fsyncs (flash on a device) do not compete with the runtime
+    /// starting the container.
+    unrecorded: Option<Arc<Pod>>,
 }
 
 pub struct Runtime {
@@ -107,6 +114,17 @@ impl Runtime {
         }
     }
 
+    /// Record the pod on disk (`sandbox::record_durably`), or say loudly
+    /// what a reboot would lose.
+    fn record_durably(&self, pod: &Pod) {
+        if let Err(e) = sandbox::record_durably(&self.config.paths, pod) {
+            log::error!(
+                "pod {}: recording it on disk: {e}; a reboot would forget it ran",
+                pod.full_name()
+            );
+        }
+    }
+
     /// `runc://<id>`: the runtime's name and the container id, as a
     /// containerID in status.
     fn status_id(&self, id: &str) -> String {
@@ -149,14 +167,9 @@ impl Runtime {
                     container,
                     attempt,
                 };
-                let started = self.start(&pod, &instance, reactor);
-                if let Err(e) = sandbox::record_durably(&self.config.paths, &pod) {
-                    log::error!(
-                        "pod {}: recording it on disk: {e}; a reboot would forget it ran",
-                        pod.full_name()
-                    );
-                }
-                match started {
+                let unrecorded = (!history::begun(&self.config.paths, &pod.metadata.uid))
+                    .then(|| Arc::clone(&pod));
+                match self.start(&pod, &instance, unrecorded, reactor) {
                     Ok(()) => vec![],
                     Err(failure) => {
                         log::warn!(

@@ -69,6 +69,9 @@ impl Runtime {
                 }
                 continue;
             };
+            // The agent before may have gone between the start and the
+            // record: an instance exists, so the pod ran.
+            self.record_durably(&pod.pod);
             let instance = InstanceRef {
                 pod_uid: record.pod_uid.clone(),
                 container: record.container.clone(),
@@ -225,6 +228,7 @@ impl Runtime {
                 pidfd,
                 notify: None,
                 child: None,
+                unrecorded: None,
             },
         );
         log::info!("adopted container {}", container_id(instance));

@@ -138,11 +138,11 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) 
 }
 
 /// Record the pod on disk (`history::begin`) with its sandbox's creation
-/// time. Called after a container start was handed to its monitor, so that
-/// the record's fsyncs on the root dir's disk (flash on a device) run while
-/// the runtime starts the container instead of before.
+/// time, unless it is recorded already. Called when a monitor first reports
+/// a start or an end, so that the record's fsyncs on the root dir's disk
+/// (flash on a device) run after the runtime started the container, not
+/// while; and for every instance found at recovery.
 pub fn record_durably(paths: &Paths, pod: &Pod) -> io::Result<()> {
-    // Every start comes here, restarts too: only the first reads the record.
     if super::history::begun(paths, &pod.metadata.uid) {
         return Ok(());
     }

@@ -20,6 +20,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// Why an instance could not be created: a kubelet waiting reason.
 pub struct StartFailure {
@@ -48,6 +49,7 @@ impl Runtime {
         &mut self,
         pod: &Pod,
         instance: &InstanceRef,
+        unrecorded: Option<Arc<Pod>>,
         reactor: &mut Reactor,
     ) -> Result<(), StartFailure> {
         let c = pod
@@ -122,7 +124,7 @@ impl Runtime {
                 .zip(cgroups_path)
                 .map(|(cg, path)| cg.host_dir(&path)),
         };
-        self.spawn_monitor(instance, &image.digest, &args, reactor)
+        self.spawn_monitor(instance, &image.digest, &args, unrecorded, reactor)
             .map_err(|e| fail("RunContainerError", format!("starting the monitor: {e}")))
     }
 
@@ -131,6 +133,7 @@ impl Runtime {
         instance: &InstanceRef,
         image_id: &str,
         args: &MonitorArgs,
+        unrecorded: Option<Arc<Pod>>,
         reactor: &mut Reactor,
     ) -> std::io::Result<()> {
         let (notify_r, notify_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
@@ -182,6 +185,7 @@ impl Runtime {
                 pidfd,
                 notify: Some((notify_r, notice_token)),
                 child: Some(child),
+                unrecorded,
             },
         );
         Ok(())
@@ -203,8 +207,12 @@ impl Runtime {
         if got == 0 {
             return None;
         }
+        let unrecorded = watched.unrecorded.take();
         let id = container_id(&watched.instance);
         let instance = watched.instance.clone();
+        if let Some(pod) = unrecorded {
+            self.record_durably(&pod);
+        }
         let dir = self.config.paths.container_run(&id);
         let started = read_json::<StartedRecord>(&dir.join("started.json"))
             .ok()

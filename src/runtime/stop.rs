@@ -79,6 +79,10 @@ impl Runtime {
         if let Some(mut child) = w.child.take() {
             let _ = child.wait();
         }
+        // Ended before its start notice was read: the end needs the record.
+        if let Some(pod) = w.unrecorded.take() {
+            self.record_durably(&pod);
+        }
         let id = container_id(&w.instance);
         let paths = self.config.paths.clone();
         let dir = paths.container_run(&id);
