@@ -17,9 +17,10 @@ use crate::signals::Signals;
 use crate::source::api::{Assigned, NodeInputs, NodeSync};
 use crate::source::file::{ManifestDir, ManifestError};
 use crate::source::url::ManifestUrl;
-use crate::state::write_json;
+use crate::state::{write_atomic, write_json};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -285,16 +286,16 @@ fn desired(sources: Sources<'_>, runtime: &Runtime, engine: &Engine) -> Vec<Desi
         .chain(sources.url.map(ManifestUrl::pods).unwrap_or_default());
     let assigned = sources.node.map(NodeSync::pods).unwrap_or_default();
     let mut pods: Vec<Assigned> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     let all = statics
         .map(|pod| Assigned { pod, refused: None })
         .chain(assigned);
     for a in all {
-        if pods.iter().any(|p| p.pod.full_name() == a.pod.full_name()) {
-            log::error!(
-                "pod {} is defined by more than one source; the later one is ignored",
-                a.pod.full_name()
-            );
+        let name = a.pod.full_name();
+        if names.contains(&name) {
+            log::error!("pod {name} is defined by more than one source; the later one is ignored");
         } else {
+            names.insert(name);
             pods.push(a);
         }
     }
@@ -316,7 +317,12 @@ fn desired(sources: Sources<'_>, runtime: &Runtime, engine: &Engine) -> Vec<Desi
 /// errors stay the same: the loop runs this after every wake-up.
 #[derive(Default)]
 struct StatusWriter {
-    last: Vec<u8>,
+    /// The PodList then the errors, serialized; kept between writes: with
+    /// 50 pods it is about 100 KiB, which malloc would otherwise map, fault
+    /// in and unmap at every change.
+    buf: Vec<u8>,
+    /// A hash of `buf` as last written.
+    last: Option<u64>,
     seen: Option<(u64, Vec<ManifestError>)>,
 }
 
@@ -355,16 +361,28 @@ impl StatusWriter {
             })
             .collect();
         let list = PodList::new(items);
-        let bytes = serde_json::to_vec(&(&list, errors)).unwrap_or_default();
-        if bytes == self.last {
+        self.buf.clear();
+        let serialized = serde_json::to_writer(&mut self.buf, &list);
+        let split = self.buf.len();
+        let serialized = serialized.and_then(|()| serde_json::to_writer(&mut self.buf, errors));
+        if let Err(e) = serialized {
+            log::error!("writing status: {e}");
+            return;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        split.hash(&mut hasher);
+        self.buf.hash(&mut hasher);
+        let hash = hasher.finish();
+        if self.last == Some(hash) {
             self.seen = Some((engine.generation(), errors.to_vec()));
             return;
         }
-        let written = write_json(&paths.status_file(), &list)
-            .and_then(|()| write_json(&paths.run.join(ERRORS_FILE), &errors));
+        let (list, errors_json) = self.buf.split_at(split);
+        let written = write_atomic(&paths.status_file(), list)
+            .and_then(|()| write_atomic(&paths.run.join(ERRORS_FILE), errors_json));
         match written {
             Ok(()) => {
-                self.last = bytes;
+                self.last = Some(hash);
                 self.seen = Some((engine.generation(), errors.to_vec()));
             }
             Err(e) => log::error!("writing status: {e}"),

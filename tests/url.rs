@@ -96,7 +96,12 @@ fn list(pods: &[(&str, &str)]) -> String {
 fn pods_follow_the_manifest_url_and_survive_the_server_going_away() {
     let mut agent = Agent::new("url");
     let nginx = Nginx::start(&agent.dir);
-    nginx.serve(&list(&[("fleet-a", "sleep 3600")]));
+    // "twice" is in the manifest directory too: the directory comes first.
+    nginx.serve(&list(&[("fleet-a", "sleep 3600"), ("twice", "sleep 3600")]));
+    agent.write_manifest(
+        "twice.yaml",
+        &pod_yaml("twice", "Always", 1, "", &[("file", "sleep 3600")]),
+    );
     agent.extra_config = format!(
         "staticPodURL: https://127.0.0.1:{}/pods.yaml\nstaticPodURLCAFile: {}\nstaticPodURLHeader:\n  X-Device-Token: [s3cret]\nhttpCheckFrequency: 1s\n",
         nginx.https,
@@ -108,6 +113,14 @@ fn pods_follow_the_manifest_url_and_survive_the_server_going_away() {
         a["metadata"]["annotations"]["kubernetes.io/config.source"],
         "http"
     );
+    let twice = agent.wait_pod("twice", "running", 30, |p| running(p, "file"));
+    assert_eq!(
+        twice["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+    assert!(agent
+        .agent_log()
+        .contains("is defined by more than one source; the later one is ignored"));
     // Unchanged documents come back as 304: ETag and If-None-Match work.
     wait_for("a 304 in nginx's log", Duration::from_secs(10), || {
         nginx.access_log().contains("\" 304 ").then_some(())
