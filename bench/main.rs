@@ -47,6 +47,12 @@ fn wait_file(path: &Path, limit: Duration) -> Duration {
     start.elapsed()
 }
 
+/// picolet's p50 against a floor's, as a ratio and the milliseconds added
+/// (negative when picolet was faster).
+fn against(p50: f64, floor: f64) -> String {
+    format!("{:.2}x, {:+.1} ms", p50 / floor, p50 - floor)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -478,7 +484,7 @@ fn main() {
     if let Some((_, floor)) = floors.iter().find(|(r, _)| *r == "runc") {
         rows.push((
             "picolet / bare runc, image bundle, at p50".into(),
-            format!("{:.2}x, +{:.1} ms", p50 / floor, p50 - floor),
+            against(p50, *floor),
         ));
     }
     if let Some(why) = paired_error {
@@ -495,7 +501,7 @@ fn main() {
         ));
         rows.push((
             "picolet / bare runc, same bundle, at p50".into(),
-            format!("{:.2}x, +{:.1} ms", p50 / floor, p50 - floor),
+            against(p50, floor),
         ));
         cdfs.push(plot::Series {
             label: "runc run, same bundle".into(),
