@@ -404,3 +404,27 @@ fn after_a_reboot_never_pods_stay_done_and_others_initialize_again() {
         .collect();
     assert_eq!(logs.len(), 1, "it did not run again");
 }
+
+#[test]
+fn an_adopted_pod_is_recorded_on_disk_when_the_agent_before_had_not() {
+    // The record is written when the monitor reports the start; an agent
+    // killed in between leaves a running pod that a reboot would forget.
+    let mut agent = Agent::new("record");
+    agent.start();
+    agent.write_manifest(
+        "long.yaml",
+        &pod_yaml("long", "Never", 1, "", &[("c", "sleep 3600")]),
+    );
+    let pod = agent.wait_pod("long", "running", 30, |p| running(p, "c"));
+    let record = agent
+        .dir
+        .join("root/pods")
+        .join(pod["metadata"]["uid"].as_str().unwrap());
+    assert!(record.join("history.json").exists());
+    agent.stop("KILL");
+    fs::remove_dir_all(&record).unwrap();
+    agent.start();
+    agent.wait_pod("long", "adopted", 30, |p| running(p, "c"));
+    assert!(record.join("pod.json").exists());
+    assert!(record.join("history.json").exists());
+}

@@ -90,6 +90,23 @@ mod tests {
     // is read-only once relocated, and must not revert to the file's bytes.
     static NAME: &str = "picolet";
     static TABLE: [u8; 4] = [1, 2, 3, 4];
+    // Read-only data no other test touches: 1 MiB, far more than one
+    // fault-around window, so its middle is mapped only by reading it.
+    static BIG: [u8; 1 << 20] = [7; 1 << 20];
+
+    /// Whether this process maps the page holding `address`
+    /// (/proc/self/pagemap, bit 63: present).
+    fn mapped(address: usize) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let page = rustix::param::page_size();
+        let mut pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+        pagemap
+            .seek(SeekFrom::Start((address / page * 8) as u64))
+            .unwrap();
+        let mut entry = [0u8; 8];
+        pagemap.read_exact(&mut entry).unwrap();
+        u64::from_le_bytes(entry) >> 63 == 1
+    }
 
     fn within(ranges: &[Range<usize>], address: usize) -> bool {
         ranges.iter().any(|r| r.contains(&address))
@@ -103,6 +120,17 @@ mod tests {
         assert!(within(&ranges, TABLE.as_ptr() as usize));
         assert!(!within(&ranges, &COUNTER as *const _ as usize));
         assert!(!within(&ranges, &NAME as *const &str as usize));
+    }
+
+    #[test]
+    fn release_unmaps_read_only_data_the_process_had_mapped() {
+        let middle = &BIG[BIG.len() / 2] as *const u8 as usize;
+        assert_eq!(std::hint::black_box(BIG[BIG.len() / 2]), 7);
+        assert!(mapped(middle));
+        release();
+        assert!(!mapped(middle), "the page is still mapped after release");
+        assert_eq!(std::hint::black_box(BIG[BIG.len() / 2]), 7);
+        assert!(mapped(middle));
     }
 
     #[test]
