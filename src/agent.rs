@@ -219,10 +219,10 @@ pub fn run(config: Config) -> Result<(), String> {
             {
                 let changed = if token == source_token {
                     let changed = source.drain_events();
-                    if changed {
-                        source.scan(now);
+                    if let Some(changed) = &changed {
+                        source.rescan(changed, now);
                     }
-                    changed
+                    changed.is_some()
                 } else if Some(token) == url_token {
                     url_source.as_mut().is_some_and(|u| u.drain(now))
                 } else {

@@ -12,9 +12,12 @@ use crate::time::Time;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::inotify;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,6 +46,15 @@ pub struct ManifestError {
     /// API names (`namespace/name`) of the last good pods still running.
     pub pods: Vec<String>,
     pub message: String,
+}
+
+/// Which manifests inotify said changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// These names in the directory.
+    Files(BTreeSet<OsString>),
+    /// The directory itself, or more than the event queue held.
+    Everything,
 }
 
 pub struct ManifestDir {
@@ -83,20 +95,49 @@ impl ManifestDir {
         self.inotify.as_fd()
     }
 
-    /// Consume pending inotify events; true if any arrived.
-    pub fn drain_events(&mut self) -> bool {
+    /// Consume pending inotify events: which manifests they concern, if any.
+    /// Events for hidden files (an editor's or `kubectl`'s temporary file
+    /// before its rename) concern none.
+    pub fn drain_events(&mut self) -> Option<Changed> {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-        let mut any = false;
+        let mut names = BTreeSet::new();
+        let mut everything = false;
         let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
-        while reader.next().is_ok() {
-            any = true;
+        while let Ok(event) = reader.next() {
+            match event.file_name() {
+                // Only an event on the directory itself, or a lost queue,
+                // has no name: the directory must be read again.
+                None => everything = true,
+                Some(name) if name.to_bytes().starts_with(b".") => {}
+                Some(name) => {
+                    names.insert(OsStr::from_bytes(name.to_bytes()).to_os_string());
+                }
+            }
         }
-        any
+        if everything {
+            Some(Changed::Everything)
+        } else if names.is_empty() {
+            None
+        } else {
+            Some(Changed::Files(names))
+        }
     }
 
-    /// Read the directory again; unchanged files are not decoded again.
+    /// Read what changed again; a file whose stamp did not change is not
+    /// read, a content seen before is not decoded.
+    pub fn rescan(&mut self, changed: &Changed, now: Time) {
+        match changed {
+            Changed::Everything => self.scan(now),
+            Changed::Files(names) => {
+                for name in names {
+                    self.refresh(self.dir.join(name), now);
+                }
+            }
+        }
+    }
+
+    /// Read the whole directory again.
     pub fn scan(&mut self, now: Time) {
-        let mut seen = BTreeMap::new();
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) => {
@@ -104,26 +145,37 @@ impl ManifestDir {
                 return;
             }
         };
-        let mut names: Vec<PathBuf> = entries
+        let names: BTreeSet<PathBuf> = entries
             .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| !e.file_name().as_bytes().starts_with(b"."))
             .map(|e| e.path())
             .collect();
-        names.sort();
-        for path in names {
-            let meta = match fs::metadata(&path) {
-                Ok(m) if m.is_file() => m,
-                _ => continue,
-            };
-            let mut state = self.files.remove(&path).unwrap_or_default();
-            let stamp = {
-                use std::os::unix::fs::MetadataExt;
-                Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
-            };
-            if stamp == state.stamp {
-                seen.insert(path, state);
-                continue;
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !names.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone.into_iter().chain(names) {
+            self.refresh(path, now);
+        }
+    }
+
+    /// Bring one directory entry's pods up to date: gone unless it is a
+    /// regular file.
+    fn refresh(&mut self, path: PathBuf, now: Time) {
+        let meta = match fs::metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            _ => {
+                if self.files.remove(&path).is_some_and(|f| !f.pods.is_empty()) {
+                    log::info!("manifest {} removed", path.display());
+                }
+                return;
             }
+        };
+        let mut state = self.files.remove(&path).unwrap_or_default();
+        let stamp = Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()));
+        if stamp != state.stamp {
             state.stamp = stamp;
             if meta.len() > MAX_FILE_SIZE {
                 state.error = Some(format!("larger than {MAX_FILE_SIZE} bytes"));
@@ -133,14 +185,8 @@ impl ManifestDir {
                     Err(e) => state.error = Some(e.to_string()),
                 }
             }
-            seen.insert(path, state);
         }
-        for (path, gone) in &self.files {
-            if !gone.pods.is_empty() {
-                log::info!("manifest {} removed", path.display());
-            }
-        }
-        self.files = seen;
+        self.files.insert(path, state);
     }
 
     fn read_file(&self, path: &Path, bytes: &[u8], state: &mut FileState, now: Time) {
@@ -242,8 +288,10 @@ mod tests {
         fs::write(d.0.join(".hidden.yaml"), manifest("hidden", "busybox")).unwrap();
         fs::create_dir(d.0.join("sub")).unwrap();
         fs::write(d.0.join("sub/x.yaml"), manifest("sub", "busybox")).unwrap();
-        assert!(src.drain_events(), "inotify saw the writes");
-        src.scan(Time::from_secs(1));
+        let changed = src.drain_events().expect("inotify saw the writes");
+        let named = |n: &[&str]| n.iter().map(OsString::from).collect();
+        assert_eq!(changed, Changed::Files(named(&["sub", "web.yaml"])));
+        src.rescan(&changed, Time::from_secs(1));
         let pods = src.pods();
         assert_eq!(pods.len(), 1);
         let p = &pods[0];
@@ -260,7 +308,66 @@ mod tests {
         );
         assert_eq!(p.spec.node_name.as_deref(), Some("edge1"));
         assert_eq!(p.spec.tolerations.as_ref().unwrap().len(), 1);
-        assert!(!src.drain_events(), "no events pending after draining");
+        assert_eq!(src.drain_events(), None, "no events pending after draining");
+    }
+
+    /// The images of the pods wanted after reading what the events name.
+    fn follow_events(src: &mut ManifestDir, now: Time) -> Vec<String> {
+        if let Some(changed) = src.drain_events() {
+            src.rescan(&changed, now);
+        }
+        let pods = src.pods();
+        pods.iter()
+            .map(|p| p.spec.containers[0].image.clone())
+            .collect()
+    }
+
+    #[test]
+    fn events_name_the_files_to_read_again() {
+        let d = Dir::new("events");
+        let mut src = ManifestDir::open(&d.0, "n").unwrap();
+        let (tmp, a, b) = (d.0.join(".a.tmp"), d.0.join("a.yaml"), d.0.join("b.yaml"));
+        fs::write(&tmp, manifest("web", "busybox:1")).unwrap();
+        assert_eq!(src.drain_events(), None, "a hidden file is no manifest");
+        fs::rename(&tmp, &a).unwrap();
+        assert_eq!(follow_events(&mut src, Time(1)), ["busybox:1"]);
+        fs::write(&tmp, manifest("web", "busybox:2")).unwrap();
+        fs::rename(&tmp, &a).unwrap();
+        assert_eq!(
+            follow_events(&mut src, Time(2)),
+            ["busybox:2"],
+            "renamed over"
+        );
+        fs::write(&b, manifest("other", "busybox:3")).unwrap();
+        assert_eq!(follow_events(&mut src, Time(3)), ["busybox:3", "busybox:2"]);
+        fs::rename(&a, d.0.join(".a.old")).unwrap();
+        assert_eq!(
+            follow_events(&mut src, Time(4)),
+            ["busybox:3"],
+            "moved away"
+        );
+        fs::remove_file(&b).unwrap();
+        assert!(follow_events(&mut src, Time(5)).is_empty(), "deleted");
+    }
+
+    #[test]
+    fn a_lost_event_queue_reads_the_whole_directory() {
+        let d = Dir::new("overflow");
+        let mut src = ManifestDir::open(&d.0, "n").unwrap();
+        let limit: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.trim().parse().map_err(|e| format!("{e}")))
+            .unwrap();
+        // Alternating names: inotify merges an event equal to the last one.
+        for i in 0..=limit {
+            fs::write(d.0.join([".x", ".y"][i % 2]), "").unwrap();
+        }
+        fs::write(d.0.join("a.yaml"), manifest("web", "busybox:1")).unwrap();
+        // a.yaml's own event was dropped with the queue full.
+        let changed = src.drain_events();
+        assert_eq!(changed, Some(Changed::Everything));
+        src.rescan(&Changed::Everything, Time(1));
+        assert_eq!(src.pods()[0].spec.containers[0].image, "busybox:1");
     }
 
     #[test]
