@@ -200,6 +200,8 @@ pub fn run(config: Config) -> Result<(), String> {
             node.report(&engine);
         }
 
+        runtime.prepare();
+
         // Round up: waking a millisecond early would find nothing due.
         let timeout = engine
             .poll_timeout()

@@ -18,6 +18,7 @@ pub mod process;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
+pub mod spare_network;
 pub mod start;
 pub mod startup_pages;
 pub mod stop;
@@ -29,6 +30,7 @@ use crate::reactor::{Reactor, Token};
 use oci::OciRuntime;
 use paths::{container_id, Paths};
 use rustix::fd::OwnedFd;
+use spare_network::SpareNetwork;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Child;
@@ -83,6 +85,7 @@ pub struct Runtime {
     handler_tokens: BTreeMap<u64, Token>,
     /// cpu requests of Burstable pods with a cgroup, for the tier's weight.
     burstable: BTreeMap<String, u64>,
+    spare_network: SpareNetwork,
 }
 
 impl Runtime {
@@ -111,6 +114,7 @@ impl Runtime {
             handlers: BTreeMap::new(),
             handler_tokens: BTreeMap::new(),
             burstable: BTreeMap::new(),
+            spare_network: SpareNetwork::Unwanted,
         }
     }
 
@@ -143,8 +147,13 @@ impl Runtime {
         match action {
             Action::CreateSandbox { pod, created_at } => {
                 let pod_uid = pod.metadata.uid.clone();
+                let spare = if pod.spec.host_network {
+                    None
+                } else {
+                    self.spare_network.take()
+                };
                 let facts = self.pod_facts(&pod);
-                match sandbox::create(&self.config.paths, &pod, &facts, created_at)
+                match sandbox::create(&self.config.paths, &pod, &facts, created_at, spare)
                     .and_then(|()| self.create_pod_cgroup(&pod))
                 {
                     Ok(()) => vec![Observation::SandboxReady { pod_uid }],
@@ -247,6 +256,15 @@ impl Runtime {
             if let Err(e) = cgroups.set_burstable_requests(self.burstable.values().sum()) {
                 log::error!("{e}");
             }
+        }
+    }
+
+    /// Work for quiet moments, run before the agent waits: the spare
+    /// network namespace, once no container start is pending, so that
+    /// making it delays no runtime at work.
+    pub fn prepare(&mut self) {
+        if self.notices.is_empty() {
+            self.spare_network.refill();
         }
     }
 

@@ -15,7 +15,7 @@ use crate::pod::quantity;
 use crate::pod::Pod;
 use crate::state::{read_json, write_json};
 use crate::time::Time;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::mount::{mount_bind, MountFlags};
 use rustix::thread::{unshare_unsafe, LinkNameSpaceType, UnshareFlags};
 use std::fs;
@@ -102,7 +102,14 @@ pub fn volume_paths(paths: &Paths, pod: &Pod) -> VolumePaths {
 /// Create everything the pod's containers share. Safe to repeat: a half-made
 /// sandbox from an earlier failure is torn down first. `created_at`, the
 /// engine's startTime for the pod, is recorded unless an earlier sandbox was.
-pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) -> io::Result<()> {
+/// `spare_network`, a network namespace made ahead, becomes the pod's.
+pub fn create(
+    paths: &Paths,
+    pod: &Pod,
+    facts: &PodFacts<'_>,
+    created_at: Time,
+    spare_network: Option<OwnedFd>,
+) -> io::Result<()> {
     let uid = &pod.metadata.uid;
     let dir = paths.pod_run(uid);
     teardown_namespaces(paths, uid)?;
@@ -111,10 +118,15 @@ pub fn create(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>, created_at: Time) 
     write_json(&dir.join("pod.json"), pod)?;
     let view = view(paths, pod);
 
-    pin_namespace(Ns::Ipc, &view.ipc, None)?;
+    pin_namespace(Ns::Ipc, &new_namespace(Ns::Ipc, None)?, &view.ipc)?;
     if let (Some(net), Some(uts)) = (&view.net, &view.uts) {
-        pin_namespace(Ns::Net, net, None)?;
-        pin_namespace(Ns::Uts, uts, Some(&view.hostname))?;
+        let network = match spare_network {
+            Some(fd) => fd,
+            None => new_network_namespace()?,
+        };
+        pin_namespace(Ns::Net, &network, net)?;
+        let uts_ns = new_namespace(Ns::Uts, Some(&view.hostname))?;
+        pin_namespace(Ns::Uts, &uts_ns, uts)?;
     }
     fs::create_dir_all(&view.shm)?;
     mount_fs(
@@ -153,33 +165,35 @@ pub fn record_durably(paths: &Paths, pod: &Pod) -> io::Result<()> {
     }
 }
 
-/// Unshare namespace `ns`, configure it, bind-mount it at `at`, and return to
-/// the agent's own namespace.
-fn pin_namespace(ns: Ns, at: &Path, host_name: Option<&str>) -> io::Result<()> {
+/// A new network namespace with `lo` up, held by the returned fd only.
+pub fn new_network_namespace() -> io::Result<OwnedFd> {
+    new_namespace(Ns::Net, None)
+}
+
+/// Unshare namespace `ns`, configure it, and return to the agent's own
+/// namespace; the new one lives as long as the returned fd or a pin.
+fn new_namespace(ns: Ns, host_name: Option<&str>) -> io::Result<OwnedFd> {
     let self_path = format!("/proc/thread-self/ns/{}", ns.file());
-    let original: OwnedFd = rustix::fs::open(
-        &self_path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| ctx(&self_path, e))?;
-    fs::File::create(at)?;
+    let open = || {
+        rustix::fs::open(
+            &self_path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| ctx(&self_path, e))
+    };
+    let original = open()?;
     // SAFETY: the agent is single-threaded, so unsharing changes no other
     // thread's view; every path below returns to `original` before returning.
     unsafe { unshare_unsafe(ns.unshare_flag()) }
         .map_err(|e| ctx(format!("unshare {}", ns.file()), e))?;
-    let configured = (|| -> io::Result<()> {
+    let made = (|| -> io::Result<OwnedFd> {
         match ns {
             Ns::Net => loopback_up()?,
             Ns::Uts => rustix::system::sethostname(host_name.unwrap_or("localhost").as_bytes())?,
             Ns::Ipc => {}
         }
-        mount_bind(&self_path, at).map_err(|e| {
-            ctx(
-                format!("pinning {} namespace at {}", ns.file(), at.display()),
-                e,
-            )
-        })
+        open()
     })();
     rustix::thread::move_into_link_name_space(original.as_fd(), Some(ns.link_type())).map_err(
         |e| {
@@ -189,7 +203,19 @@ fn pin_namespace(ns: Ns, at: &Path, host_name: Option<&str>) -> io::Result<()> {
             )
         },
     )?;
-    configured
+    made
+}
+
+/// Bind-mount the namespace `fd` holds at `at`, so that it outlives the fd
+/// and the agent, and runtimes join it by path.
+fn pin_namespace(ns: Ns, fd: &OwnedFd, at: &Path) -> io::Result<()> {
+    fs::File::create(at)?;
+    mount_bind(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(), at).map_err(|e| {
+        ctx(
+            format!("pinning {} namespace at {}", ns.file(), at.display()),
+            e,
+        )
+    })
 }
 
 /// Run `f` inside the network namespace pinned at `ns`, then return to the
