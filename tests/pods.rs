@@ -505,38 +505,54 @@ fn the_example_pods_run() {
     assert_eq!(agent.logs("batch", &["-c", "sum"]), "sum: 5050\n");
 }
 
-/// From the second pod on, the network namespace is the one the agent made
-/// ahead after the previous start (runtime/spare_network.rs): still one of
-/// the pod's own, lo up, never shared.
+/// From the second pod on, the network namespace and the writable layer's
+/// directories are the ones the agent made ahead after the previous start
+/// (runtime/spare.rs): still the pod's own, lo up, never shared.
 #[test]
-fn every_pod_has_a_network_namespace_of_its_own() {
-    let mut agent = Agent::new("netns");
+fn every_pod_has_a_network_and_a_writable_layer_of_its_own() {
+    let mut agent = Agent::new("spares");
     agent.start();
     let host = fs::read_link("/proc/self/ns/net").unwrap();
     let mut seen = vec![host.to_string_lossy().into_owned()];
     for name in ["one", "two", "three"] {
         agent.write_manifest(
             &format!("{name}.yaml"),
-            &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [\"sh\", \"-c\", \"readlink /proc/self/ns/net; ip -o link | wc -l; ip -o link show lo | grep -c UP; exec sleep 3600\"]\n"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [\"sh\", \"-c\", \"readlink /proc/self/ns/net; ip -o link | wc -l; ip -o link show lo | grep -c UP; ls /mark 2>&1; touch /mark; exec sleep 3600\"]\n"),
         );
         agent.wait_pod(name, "running", 20, |p| running(p, "c"));
         let logs = wait_for(
-            &format!("pod {name} to print its network"),
+            &format!("pod {name} to print its network and root"),
             Duration::from_secs(20),
             || {
                 let logs = agent.logs(name, &[]);
-                (logs.lines().count() == 3).then_some(logs)
+                (logs.lines().count() == 4).then_some(logs)
             },
         );
         let lines: Vec<&str> = logs.lines().collect();
-        assert_eq!(lines[1..], ["1", "1"], "{name}: only lo, and up");
+        assert_eq!(lines[1..3], ["1", "1"], "{name}: only lo, and up");
         assert!(
             !seen.iter().any(|s| s == lines[0]),
             "{name}: {} is the host's or another pod's",
             lines[0]
         );
         seen.push(lines[0].to_string());
+        assert!(
+            lines[3].contains("No such file"),
+            "{name}: another container's file in its writable layer: {}",
+            lines[3]
+        );
     }
+    wait_for(
+        "the next start's writable layer, made ahead",
+        Duration::from_secs(10),
+        || {
+            agent
+                .dir
+                .join("root/spare-layer/upper")
+                .is_dir()
+                .then_some(())
+        },
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod fsutil;
 pub mod handler;
 pub mod history;
+pub mod layer;
 pub mod logs;
 pub mod monitor;
 pub mod objects;
@@ -18,7 +19,7 @@ pub mod process;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
-pub mod spare_network;
+pub mod spare;
 pub mod start;
 pub mod startup_pages;
 pub mod stop;
@@ -30,7 +31,7 @@ use crate::reactor::{Reactor, Token};
 use oci::OciRuntime;
 use paths::{container_id, Paths};
 use rustix::fd::OwnedFd;
-use spare_network::SpareNetwork;
+use spare::Spare;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Child;
@@ -85,7 +86,10 @@ pub struct Runtime {
     handler_tokens: BTreeMap<u64, Token>,
     /// cpu requests of Burstable pods with a cgroup, for the tier's weight.
     burstable: BTreeMap<String, u64>,
-    spare_network: SpareNetwork,
+    /// A network namespace, lo up, for the next pod's sandbox.
+    spare_network: Spare<OwnedFd>,
+    /// A writable layer's directories for the next container.
+    spare_layer: Spare<PathBuf>,
 }
 
 impl Runtime {
@@ -114,7 +118,8 @@ impl Runtime {
             handlers: BTreeMap::new(),
             handler_tokens: BTreeMap::new(),
             burstable: BTreeMap::new(),
-            spare_network: SpareNetwork::Unwanted,
+            spare_network: Spare::Unwanted,
+            spare_layer: Spare::Unwanted,
         }
     }
 
@@ -259,12 +264,16 @@ impl Runtime {
         }
     }
 
-    /// Work for quiet moments, run before the agent waits: the spare
-    /// network namespace, once no container start is pending, so that
-    /// making it delays no runtime at work.
+    /// Work for quiet moments, run before the agent waits: the spares
+    /// (`spare.rs`), once no container start is pending, so that making
+    /// them delays no runtime at work.
     pub fn prepare(&mut self) {
         if self.notices.is_empty() {
-            self.spare_network.refill();
+            self.spare_network
+                .refill("network namespace", sandbox::new_network_namespace);
+            let at = self.config.paths.spare_layer();
+            self.spare_layer
+                .refill("writable layer", || layer::make_spare(&at));
         }
     }
 

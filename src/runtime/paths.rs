@@ -57,6 +57,11 @@ impl Paths {
         self.root.join("containers").join(id)
     }
 
+    /// A writable layer's empty directories, made ahead for the next start.
+    pub fn spare_layer(&self) -> PathBuf {
+        self.root.join("spare-layer")
+    }
+
     pub fn container_log(
         &self,
         namespace: &str,

@@ -2,7 +2,7 @@
 //! layer, bundle, and the monitor that runs and outlives it.
 
 use super::bundle::{self, Identity};
-use super::fsutil::mount_fs;
+use super::layer;
 use super::monitor::{MonitorArgs, NOTIFY_FD};
 use super::paths::container_id;
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
@@ -15,7 +15,6 @@ use crate::reactor::{Reactor, Token};
 use crate::state::{read_json, write_json};
 use crate::time::Time;
 use rustix::fd::AsRawFd;
-use rustix::mount::MountFlags;
 use std::fs;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -75,18 +74,10 @@ impl Runtime {
         let disk = paths.container_disk(&id);
         let rootfs = dir.join("rootfs");
         super::stop::remove_instance_files(&self.oci, &dir, &disk, &id);
-        let prepared = (|| -> std::io::Result<()> {
-            fs::create_dir_all(&rootfs)?;
-            fs::create_dir_all(disk.join("upper"))?;
-            fs::create_dir_all(disk.join("work"))?;
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                image.rootfs.display(),
-                disk.join("upper").display(),
-                disk.join("work").display()
-            );
-            mount_fs("overlay", &rootfs, "overlay", MountFlags::empty(), &options)
-        })();
+        let spare = self.spare_layer.take();
+        let prepared = fs::create_dir_all(&rootfs)
+            .and_then(|()| layer::place(&disk, spare))
+            .and_then(|()| layer::mount(&rootfs, &image.rootfs, &disk));
         prepared.map_err(|e| fail("CreateContainerError", e))?;
 
         let view = sandbox::view(paths, pod);
