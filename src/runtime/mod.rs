@@ -271,9 +271,9 @@ impl Runtime {
         if self.notices.is_empty() {
             self.spare_network
                 .refill("network namespace", sandbox::new_network_namespace);
-            let at = self.config.paths.spare_layer();
+            let paths = &self.config.paths;
             self.spare_layer
-                .refill("writable layer", || layer::make_spare(&at));
+                .refill("writable layer", || layer::make_spare(&paths.spare_layer()));
         }
     }
 

@@ -173,16 +173,8 @@ pub fn new_network_namespace() -> io::Result<OwnedFd> {
 /// Unshare namespace `ns`, configure it, and return to the agent's own
 /// namespace; the new one lives as long as the returned fd or a pin.
 fn new_namespace(ns: Ns, host_name: Option<&str>) -> io::Result<OwnedFd> {
-    let self_path = format!("/proc/thread-self/ns/{}", ns.file());
-    let open = || {
-        rustix::fs::open(
-            &self_path,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| ctx(&self_path, e))
-    };
-    let original = open()?;
+    let self_path = PathBuf::from(format!("/proc/thread-self/ns/{}", ns.file()));
+    let original = open_namespace(&self_path)?;
     // SAFETY: the agent is single-threaded, so unsharing changes no other
     // thread's view; every path below returns to `original` before returning.
     unsafe { unshare_unsafe(ns.unshare_flag()) }
@@ -193,7 +185,7 @@ fn new_namespace(ns: Ns, host_name: Option<&str>) -> io::Result<OwnedFd> {
             Ns::Uts => rustix::system::sethostname(host_name.unwrap_or("localhost").as_bytes())?,
             Ns::Ipc => {}
         }
-        open()
+        open_namespace(&self_path)
     })();
     rustix::thread::move_into_link_name_space(original.as_fd(), Some(ns.link_type())).map_err(
         |e| {
@@ -204,6 +196,16 @@ fn new_namespace(ns: Ns, host_name: Option<&str>) -> io::Result<OwnedFd> {
         },
     )?;
     made
+}
+
+/// An fd on the namespace file at `path`.
+fn open_namespace(path: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ctx(path.display(), e))
 }
 
 /// Bind-mount the namespace `fd` holds at `at`, so that it outlives the fd
@@ -221,16 +223,8 @@ fn pin_namespace(ns: Ns, fd: &OwnedFd, at: &Path) -> io::Result<()> {
 /// Run `f` inside the network namespace pinned at `ns`, then return to the
 /// agent's own; sockets made by `f` stay in the pod's namespace.
 pub fn in_network_namespace<T>(ns: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    let open = |p: &Path| {
-        rustix::fs::open(
-            p,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| ctx(p.display(), e))
-    };
-    let original = open(Path::new("/proc/thread-self/ns/net"))?;
-    let target = open(ns)?;
+    let original = open_namespace(Path::new("/proc/thread-self/ns/net"))?;
+    let target = open_namespace(ns)?;
     rustix::thread::move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
         .map_err(|e| ctx(format!("entering {}", ns.display()), e))?;
     let result = f();
