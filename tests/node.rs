@@ -406,6 +406,49 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
     assert!(!agent.agent_log().contains(TOKEN));
 }
 
+/// Back-off short enough that restarts show the core's timing: 1 s, then 2 s.
+const FAST_BACKOFF: &str =
+    "crashLoopBackOff:\n  initialContainerRestartPeriod: 1s\n  maxContainerRestartPeriod: 2s\n";
+
+/// Local supervision the server has no part in: a static pod that crashes,
+/// and one whose liveness probe always fails.
+fn write_supervised_pods(agent: &Agent) {
+    agent.write_manifest(
+        "crash.yaml",
+        &pod_yaml("crash", "Always", 1, "", &[("c", "exit 3")]),
+    );
+    agent.write_manifest(
+        "probed.yaml",
+        &(pod_yaml(
+            "probed",
+            "Always",
+            1,
+            "",
+            &[("c", "trap 'exit 0' TERM; while true; do sleep 0.2; done")],
+        ) + "    livenessProbe: {exec: {command: [sh, -c, 'exit 1']}, periodSeconds: 1, failureThreshold: 1}\n"),
+    );
+}
+
+/// Restarts after an exit and after a failed probe keep the back-off's
+/// timing. Each restart changes the pod's status twice or more: a core that
+/// waited on the server (10 s per request) could not make 3 in 25 s.
+fn supervision_keeps_its_timing(agent: &Agent, while_: &str) {
+    for pod in ["crash", "probed"] {
+        let from = restarts(&agent.pod(pod).expect("the pod"), "c");
+        agent.wait_pod(pod, &format!("3 more restarts {while_}"), 25, |p| {
+            restarts(p, "c") >= from + 3
+        });
+    }
+    // Termination keeps its timing too: removed, the pod is gone at once.
+    std::fs::remove_file(agent.manifests().join("crash.yaml")).unwrap();
+    wait_for(
+        &format!("the crash pod removed {while_}"),
+        Duration::from_secs(10),
+        || agent.pod("crash").is_none().then_some(()),
+    );
+    write_supervised_pods(agent);
+}
+
 #[test]
 fn a_black_holed_server_does_not_disturb_local_supervision() {
     // Accepts connections and never answers.
@@ -428,24 +471,40 @@ fn a_black_holed_server_does_not_disturb_local_supervision() {
         ),
     )
     .unwrap();
-    agent.extra_config = format!(
-        "kubeconfig: {}\ncrashLoopBackOff:\n  initialContainerRestartPeriod: 1s\n  maxContainerRestartPeriod: 2s\n",
-        kubeconfig.display()
-    );
-    agent.write_manifest(
-        "crash.yaml",
-        &pod_yaml("crash", "Always", 1, "", &[("c", "exit 3")]),
-    );
+    agent.extra_config = format!("kubeconfig: {}\n{FAST_BACKOFF}", kubeconfig.display());
+    write_supervised_pods(&agent);
     agent.start();
-    // Restarts follow the 1 s, 2 s, 2 s back-off; a core that waited on the
-    // server (10 s per request) could not make 4 restarts in 20 s.
-    agent.wait_pod("crash", "4 restarts", 20, |p| restarts(p, "c") >= 4);
-    // Termination keeps its timing too: removed, the pod is gone at once.
-    std::fs::remove_file(agent.manifests().join("crash.yaml")).unwrap();
-    wait_for("the crash pod removed", Duration::from_secs(10), || {
-        agent.pod("crash").is_none().then_some(())
-    });
+    agent.wait_pod("crash", "a first restart", 20, |p| restarts(p, "c") >= 1);
+    supervision_keeps_its_timing(&agent, "under a black-holed server");
     drop(held);
+}
+
+#[test]
+fn a_slow_or_failing_server_does_not_disturb_local_supervision() {
+    let mut agent = Agent::new("node-slow");
+    let server = ApiServer::start(&agent.dir);
+    agent.extra_config = format!(
+        "kubeconfig: {}\n{FAST_BACKOFF}",
+        server.node_kubeconfig(NODE).display()
+    );
+    write_supervised_pods(&agent);
+    agent.start();
+    server.wait(&["pod", &format!("crash-{NODE}")], "the mirror", 30, |_| {
+        true
+    });
+    agent.wait_pod("crash", "a first restart", 20, |p| restarts(p, "c") >= 1);
+    server.hook("fail?code=500");
+    supervision_keeps_its_timing(&agent, "while the server answers 500");
+    server.hook("recover");
+    server.hook("slow?seconds=15");
+    supervision_keeps_its_timing(&agent, "while the server answers 15 s late");
+    // The server was asked while slow: a request ran into its time limit.
+    wait_for(
+        "a timed-out request logged",
+        Duration::from_secs(20),
+        || agent.agent_log().contains("timeout").then_some(()),
+    );
+    server.hook("slow?seconds=0");
 }
 
 #[test]

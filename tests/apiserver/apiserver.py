@@ -27,7 +27,8 @@ Test hooks under /_test/ (authenticated like the API, any method, so that
 `kubectl get --raw` reaches them): `compact` (the next
 watch from an older resourceVersion gets 410), `drop-watches` (close every
 watch connection), `fail?code=N` / `recover` (answer every API request with
-N), `requests` (the request log as JSON).
+N), `slow?seconds=S` (answer every API request S seconds late; 0 ends it),
+`requests` (the request log as JSON).
 """
 
 import argparse
@@ -498,6 +499,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.store = Store(args.state)
         self.tokens = set(args.token or [])
         self.failing = None
+        self.delay = 0.0
         self.requests = []
         self.log_lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -546,9 +548,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def body(self):
+    def read_body(self):
+        # Read before any answer, errors included: a body left unread would
+        # be taken for the next request on a kept-alive connection.
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        self.raw = self.rfile.read(n) if n else b""
+
+    def body(self):
+        raw = self.raw
         if not raw:
             return None
         if "protobuf" in self.headers.get("Content-Type", ""):
@@ -586,12 +593,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry = self.server.requests[-1]
         self.entry = entry
         try:
+            self.read_body()
             user = self.user()
             entry["user"] = user
             if user is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if url.path.startswith("/_test/"):
                 return self.test_hook(url.path[len("/_test/"):], query)
+            if self.server.delay:
+                time.sleep(self.server.delay)
             if self.server.failing:
                 raise ApiError(self.server.failing, "InternalError", "the test made the server fail")
             self.route(method, url.path, query)
@@ -627,6 +637,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.server.failing = int(query.get("code", "500"))
         elif name == "recover":
             self.server.failing = None
+        elif name == "slow":
+            self.server.delay = float(query.get("seconds", "0"))
         elif name == "requests":
             with self.server.log_lock:
                 return self.send_json(200, self.server.requests)
