@@ -301,6 +301,19 @@ fn the_node_policy_refuses_what_the_operator_did_not_allow() {
     assert!(agent.runc_ids().iter().all(|id| !id.contains("priv")));
 }
 
+/// The container IDs of the named pods in picolet's own status.
+fn container_ids(agent: &Agent, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            local_pod(agent, n).expect("the pod")["status"]["containerStatuses"][0]["containerID"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
 #[test]
 fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
     let mut agent = Agent::new("node-offline");
@@ -308,7 +321,10 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
     agent.extra_config = format!("kubeconfig: {}\n", server.token_kubeconfig().display());
     agent.start();
     server.create(&api_pod("one", ""));
-    server.wait(&["pod", "one"], "Running", 60, |p| phase_is(p, "Running"));
+    server.create(&api_pod("gone", ""));
+    for name in ["one", "gone"] {
+        server.wait(&["pod", name], "Running", 60, |p| phase_is(p, "Running"));
+    }
 
     // A dropped watch resumes; an expired resourceVersion (410) lists again.
     server.hook("drop-watches");
@@ -322,20 +338,8 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
     server.wait(&["pod", "three"], "Running after 410 Gone", 60, |p| {
         phase_is(p, "Running")
     });
-    let ids = |agent: &Agent| {
-        let mut ids: Vec<String> = ["one", "two", "three"]
-            .iter()
-            .map(|n| {
-                local_pod(agent, n).unwrap()["status"]["containerStatuses"][0]["containerID"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        ids.sort();
-        ids
-    };
-    let before = ids(&agent);
+    let all = ["one", "two", "three", "gone"];
+    let before = container_ids(&agent, &all);
 
     // The server answers 500s, then disappears: the pods keep running.
     server.hook("fail?code=500");
@@ -346,7 +350,7 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
         Duration::from_secs(40),
         || agent.agent_log().contains("API server:").then_some(()),
     );
-    assert_eq!(ids(&agent), before);
+    assert_eq!(container_ids(&agent, &all), before);
 
     // A reboot while the server is still down: the assigned pods, kept on
     // disk (root only), run again at once with no server at all.
@@ -364,16 +368,27 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
         0o700
     );
     agent.simulate_reboot();
+    // While the node is down, its pods change on the server: one is deleted
+    // at once (--force), one gracefully, and a new one is bound to it.
+    server.restart();
+    server.kubectl_ok(&["delete", "pod", "gone", "--force", "--grace-period=0"]);
+    server.kubectl_ok(&["delete", "pod", "three", "--wait=false"]);
+    server.create(&api_pod("four", ""));
+    server.stop();
     agent.start();
-    for name in ["one", "two", "three"] {
+    for name in all {
         wait_local(&agent, name, "running offline after the reboot", |p| {
             running(p, "c")
         });
     }
-    let after_reboot = ids(&agent);
+    assert!(
+        local_pod(&agent, "four").is_none(),
+        "a pod the node never saw"
+    );
+    let kept = ["one", "two"];
+    let after_reboot = container_ids(&agent, &kept);
     let counts = |agent: &Agent| -> Vec<u64> {
-        ["one", "two", "three"]
-            .iter()
+        kept.iter()
             .map(|n| restarts(&local_pod(agent, n).unwrap(), "c"))
             .collect()
     };
@@ -383,9 +398,34 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
         counts_after_reboot.iter().all(|&c| c == 1),
         "{counts_after_reboot:?}"
     );
+    let three_uid = local_pod(&agent, "three").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    // Reconnect: the server's view is reconciled, nothing restarts.
+    // Reconnect: the server's view is reconciled. The new pod runs, the
+    // deleted ones stop (the graceful one with its TERM, then removed from
+    // the server by the node), and the others do not restart.
     server.restart();
+    server.wait(&["pod", "four"], "Running after the reconnect", 60, |p| {
+        phase_is(p, "Running")
+    });
+    for name in ["gone", "three"] {
+        wait_for(
+            &format!("{name} stopped after the reconnect"),
+            Duration::from_secs(30),
+            || local_pod(&agent, name).is_none().then_some(()),
+        );
+    }
+    wait_for("three removed by the node", Duration::from_secs(20), || {
+        server.get(&["pod", "three"]).is_none().then_some(())
+    });
+    let three_log = agent
+        .log_dir()
+        .join(format!("default_three_{three_uid}/c/1.log"));
+    assert!(std::fs::read_to_string(three_log)
+        .unwrap()
+        .contains("got TERM"));
     server.wait(&["pod", "one"], "the status after the reconnect", 60, |p| {
         p["status"]["containerStatuses"][0]["containerID"]
             .as_str()
@@ -396,7 +436,11 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
     server.wait(&lease_args, "a renewal after the reconnect", 25, |l| {
         l["spec"]["renewTime"] != renewed
     });
-    assert_eq!(ids(&agent), after_reboot, "a pod restarted on reconnect");
+    assert_eq!(
+        container_ids(&agent, &kept),
+        after_reboot,
+        "a pod restarted on reconnect"
+    );
     assert_eq!(counts(&agent), counts_after_reboot);
     // The token authenticated every request and never reached the log.
     assert!(server
