@@ -12,6 +12,7 @@
 //! same pods at once, applies the node policy, and turns what the engine
 //! reports into status patches, deletions and mirror pods.
 
+mod asked;
 pub mod client;
 pub mod kubeconfig;
 pub mod node;
@@ -26,10 +27,11 @@ use crate::pod::validate::check;
 use crate::pod::{defaults, Pod};
 use crate::state::{create_private_dir, write_private};
 use crate::time::Time;
+use asked::{Asked, Listed};
 use policy::NodePolicy;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -144,11 +146,9 @@ pub struct NodeSync {
     /// `<root>/api/pods.json`: the assigned pods, for a reboot offline.
     saved: PathBuf,
     saved_bytes: Vec<u8>,
-    /// What was last sent, so that only changes go out.
-    sent_status: BTreeMap<PodKey, (String, Value)>,
+    asked: Asked,
+    /// Static pods whose mirror was asked for, with the hash asked.
     mirror_requested: BTreeMap<PodKey, String>,
-    mirror_deleting: BTreeSet<String>,
-    delete_requested: BTreeSet<String>,
     host_ip: Option<String>,
     unreachable: Option<String>,
     /// Bumped whenever the server's pods are taken in: with the engine's
@@ -212,10 +212,8 @@ impl NodeSync {
             mirrors: BTreeMap::new(),
             saved,
             saved_bytes: Vec::new(),
-            sent_status: BTreeMap::new(),
+            asked: Asked::default(),
             mirror_requested: BTreeMap::new(),
-            mirror_deleting: BTreeSet::new(),
-            delete_requested: BTreeSet::new(),
             host_ip,
             unreachable: None,
             version: 0,
@@ -293,8 +291,13 @@ impl NodeSync {
     fn accept(&mut self, objects: Vec<Value>) -> bool {
         self.version += 1;
         let mut assigned = BTreeMap::new();
+        let mut listed = Listed::default();
         self.mirrors.clear();
         for mut object in objects {
+            listed.keys.insert(PodKey::of_object(&object));
+            if let Some(uid) = object["metadata"]["uid"].as_str() {
+                listed.uids.insert(uid.to_string());
+            }
             let annotations = &object["metadata"]["annotations"];
             if let Some(hash) = annotations[MIRROR].as_str() {
                 let key = PodKey::of_object(&object);
@@ -348,6 +351,7 @@ impl NodeSync {
                 .iter()
                 .any(|(uid, (_, pod))| self.assigned.get(uid).is_none_or(|(_, p)| p != pod));
         self.assigned = assigned;
+        self.asked.keep_only(&listed);
         if changed {
             self.save();
         }
@@ -430,10 +434,10 @@ impl NodeSync {
                 p.metadata.deletion_timestamp.is_some() && !engine.holds(&p.metadata.uid)
             })
             .map(|(_, p)| (PodKey::of(p), p.metadata.uid.clone()))
-            .filter(|(_, uid)| !self.delete_requested.contains(uid))
+            .filter(|(_, uid)| !self.asked.deletion_asked(uid))
             .collect();
         for (key, uid) in finished {
-            self.delete_requested.insert(uid.clone());
+            self.asked.deletion(&uid);
             let _ = self.to.send(ToServer::Delete { key, uid });
         }
         self.reconcile_mirrors(&statics);
@@ -447,11 +451,13 @@ impl NodeSync {
                 .cloned()
                 .unwrap_or_default()
         };
+        self.mirror_requested
+            .retain(|key, _| statics.contains_key(key));
         // Stale or orphaned mirrors go first: the writer deletes before it
         // creates, so a changed static pod's new mirror takes the name.
         for (key, m) in &self.mirrors {
             let current = statics.get(key).is_some_and(|p| hash_of(p) == m.hash);
-            if (!current || m.deleted) && self.mirror_deleting.insert(m.uid.clone()) {
+            if (!current || m.deleted) && self.asked.deletion(&m.uid) {
                 let (key, uid) = (key.clone(), m.uid.clone());
                 let _ = self.to.send(ToServer::DeleteMirror { key, uid });
             }
@@ -541,16 +547,9 @@ impl NodeSync {
     }
 
     fn send_status(&mut self, key: PodKey, uid: String, status: Value) {
-        let unchanged = self
-            .sent_status
-            .get(&key)
-            .is_some_and(|(u, s)| *u == uid && *s == status);
-        if unchanged {
-            return;
+        if self.asked.status(&key, &uid, &status) {
+            let _ = self.to.send(ToServer::Status { key, uid, status });
         }
-        self.sent_status
-            .insert(key.clone(), (uid.clone(), status.clone()));
-        let _ = self.to.send(ToServer::Status { key, uid, status });
     }
 }
 

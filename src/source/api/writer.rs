@@ -76,14 +76,39 @@ struct NodeState {
     lease_due: Time,
 }
 
+/// How long the API server keeps an event (kube-apiserver's `--event-ttl`
+/// default): a repeat after that cannot count up on the one posted before.
+const EVENT_TTL: Duration = Duration::from_secs(3600);
+
+/// An event on the server that a repeat counts up on.
+struct PostedEvent {
+    name: String,
+    namespace: String,
+    count: u64,
+    last: Time,
+}
+
 /// Per-pod event budget and the events already posted, for counting repeats.
+/// Both forget what no longer changes anything, so that a node that runs
+/// for months keeps only its recent pods' entries.
 #[derive(Default)]
 struct EventBudget {
     tokens: BTreeMap<String, (u32, Time)>,
-    posted: BTreeMap<(String, String, String), (String, String, u64)>,
+    /// By pod UID, reason, and where and what (field path and message).
+    posted: BTreeMap<(String, String, String), PostedEvent>,
 }
 
 impl EventBudget {
+    /// Drop budgets that are full again (as good as none) and events the
+    /// server has let expire.
+    fn forget_stale(&mut self, now: Time) {
+        self.tokens.retain(|_, (tokens, refilled)| {
+            now.saturating_sub(*refilled) < EVENT_REFILL * (EVENT_BURST - *tokens)
+        });
+        self.posted
+            .retain(|_, event| now.saturating_sub(event.last) < EVENT_TTL);
+    }
+
     /// Take one event's token of this pod's budget; false when spent.
     fn spend(&mut self, pod_uid: &str, now: Time) -> bool {
         let (tokens, refilled) = self
@@ -361,6 +386,7 @@ impl Writer {
         budget: &mut EventBudget,
         now: Time,
     ) -> Result<(), String> {
+        budget.forget_stale(now);
         let object = &event["involvedObject"];
         let pod_uid = object["uid"].as_str().unwrap_or("").to_string();
         if !budget.spend(&pod_uid, now) {
@@ -375,15 +401,19 @@ impl Writer {
             event["reason"].as_str().unwrap_or("").to_string(),
             format!("{}{}", object["fieldPath"], event["message"]),
         );
-        if let Some((name, ns, count)) = budget.posted.get(&repeat_key).cloned() {
-            let patch = json!({"count": count + 1, "lastTimestamp": now.rfc3339()});
+        if let Some(posted) = budget.posted.get_mut(&repeat_key) {
+            let patch = json!({"count": posted.count + 1, "lastTimestamp": now.rfc3339()});
             let reply = self.client.patch(
-                &format!("/api/v1/namespaces/{ns}/events/{name}"),
+                &format!(
+                    "/api/v1/namespaces/{}/events/{}",
+                    posted.namespace, posted.name
+                ),
                 Patch::Merge,
                 &patch,
             )?;
             if reply.ok() {
-                budget.posted.insert(repeat_key, (name, ns, count + 1));
+                posted.count += 1;
+                posted.last = now;
                 return Ok(());
             }
         }
@@ -399,7 +429,15 @@ impl Writer {
         if !reply.ok() && reply.status != 409 {
             return Err(reply.message());
         }
-        budget.posted.insert(repeat_key, (name, namespace, 1));
+        budget.posted.insert(
+            repeat_key,
+            PostedEvent {
+                name,
+                namespace,
+                count: 1,
+                last: now,
+            },
+        );
         Ok(())
     }
 }
@@ -421,5 +459,37 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         // 3300 s since the last refill: 11 more tokens.
         assert_eq!((0..40).filter(|_| budget.spend("a", later)).count(), 11);
+    }
+
+    #[test]
+    fn pods_quiet_long_enough_are_forgotten() {
+        let mut budget = EventBudget::default();
+        let t0 = Time::from_secs(1_000_000);
+        let posted = |count| PostedEvent {
+            name: "p.1".into(),
+            namespace: "default".into(),
+            count,
+            last: t0,
+        };
+        let key = |uid: &str| (uid.to_string(), "BackOff".to_string(), String::new());
+        for _ in 0..3 {
+            budget.spend("a", t0);
+        }
+        budget.spend("b", t0);
+        budget.posted.insert(key("a"), posted(3));
+        budget.forget_stale(t0 + Duration::from_secs(300));
+        assert!(budget.tokens.contains_key("a"), "3 spent, 1 refilled");
+        assert!(!budget.tokens.contains_key("b"), "full again");
+        assert!(budget.posted.contains_key(&key("a")));
+        budget.forget_stale(t0 + Duration::from_secs(900));
+        assert!(budget.tokens.is_empty());
+        assert!(budget.posted.contains_key(&key("a")), "not yet expired");
+        budget.forget_stale(t0 + EVENT_TTL);
+        assert!(budget.posted.is_empty());
+        // Forgotten, a pod starts again with a full budget.
+        let spent = (0..40)
+            .filter(|_| budget.spend("a", t0 + EVENT_TTL))
+            .count();
+        assert_eq!(spent, 25);
     }
 }
