@@ -46,7 +46,10 @@ fn phase_is(p: &Value, want: &str) -> bool {
 fn kubectl_manages_pods_on_a_picolet_node() {
     let mut agent = Agent::new("node-kubectl");
     let server = ApiServer::start(&agent.dir);
-    agent.extra_config = format!("kubeconfig: {}\n", server.node_kubeconfig(NODE).display());
+    agent.extra_config = format!(
+        "kubeconfig: {}\n{FAST_BACKOFF}",
+        server.node_kubeconfig(NODE).display()
+    );
     agent.write_manifest(
         "static.yaml",
         &pod_yaml("stat", "Always", 1, "", &[("c", "sleep 3600")]),
@@ -153,6 +156,37 @@ fn kubectl_manages_pods_on_a_picolet_node() {
         described.contains(&format!("Node:         {NODE}/")),
         "{described}"
     );
+
+    // A pod that fails its liveness probe and its preStop hook: what the
+    // kubelet reports of it shows in describe, and a repeat counts up on
+    // its event instead of posting another.
+    server.create(&api_pod("flaky", "").replace(
+        "    command:",
+        "    livenessProbe: {exec: {command: [sh, -c, 'exit 1']}, periodSeconds: 1, failureThreshold: 1}\n    lifecycle: {preStop: {exec: {command: [sh, -c, 'exit 7']}}}\n    command:",
+    ));
+    let flaky_events = |server: &ApiServer| -> Vec<Value> {
+        server
+            .get(&["events", "--field-selector", "involvedObject.name=flaky"])
+            .and_then(|e| e["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let described = wait_for("flaky's events counted up", Duration::from_secs(60), || {
+        let repeated = flaky_events(&server)
+            .iter()
+            .any(|e| e["reason"] == "Unhealthy" && e["count"].as_u64() >= Some(2));
+        let d = server.kubectl_ok(&["describe", "pod", "flaky"]);
+        let all = ["Unhealthy", "Killing", "FailedPreStopHook", "BackOff"]
+            .iter()
+            .all(|r| d.contains(r));
+        (repeated && all).then_some(d)
+    });
+    assert!(described.contains("Liveness probe failed"), "{described}");
+    let unhealthy = flaky_events(&server)
+        .into_iter()
+        .filter(|e| e["reason"] == "Unhealthy")
+        .count();
+    assert_eq!(unhealthy, 1, "a repeat posted as a new event");
+    server.kubectl_ok(&["delete", "pod", "flaky", "--timeout=60s"]);
 
     // Status is patched on change only: nothing while nothing changes,
     // across a lease renewal.
