@@ -133,6 +133,18 @@ fn pods_follow_the_manifest_url_and_survive_the_server_going_away() {
     ]));
     agent.wait_pod("fleet-b", "running", 30, |p| running(p, "c"));
 
+    // A PodList in JSON works the same.
+    let pod = |name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "c", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}]}})
+    };
+    let pods: Vec<_> = ["fleet-a", "fleet-b", "fleet-c"].map(pod).into();
+    nginx.serve(
+        &serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": pods}).to_string(),
+    );
+    agent.wait_pod("fleet-c", "running from JSON", 30, |p| running(p, "c"));
+
     // A broken document keeps the last good version and says why.
     nginx.serve(&list(&[("fleet-a", "sleep 3600")]).replace("image: busybox:1.36", "image: ''"));
     let broken = agent.wait_pod("fleet-a", "the error shown", 20, |p| {
