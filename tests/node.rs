@@ -257,8 +257,17 @@ fn a_server_with_an_unknown_certificate_is_refused() {
         &other.cert().display().to_string(),
     );
     std::fs::write(&kubeconfig, text).unwrap();
+    // Readable by others, as a careless copy leaves it: picolet says so.
+    std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o644)).unwrap();
     agent.extra_config = format!("kubeconfig: {}\n", kubeconfig.display());
     agent.start();
+    assert!(
+        agent
+            .agent_log()
+            .contains("readable by group or others (mode 644)"),
+        "{}",
+        agent.agent_log()
+    );
     wait_for(
         "a certificate error in the log",
         Duration::from_secs(20),
