@@ -188,6 +188,29 @@ fn kubectl_manages_pods_on_a_picolet_node() {
     assert_eq!(unhealthy, 1, "a repeat posted as a new event");
     server.kubectl_ok(&["delete", "pod", "flaky", "--timeout=60s"]);
 
+    // A deletion's own grace period rules (rule 40): a pod that ignores
+    // SIGTERM and whose spec gives it 60 s is killed after the 2 s that
+    // kubectl asked, within kubectl's 20 s wait.
+    server.create(
+        &api_pod("stubborn", "")
+            .replace(
+                "terminationGracePeriodSeconds: 20",
+                "terminationGracePeriodSeconds: 60",
+            )
+            .replace("trap 'echo got TERM; exit 0' TERM", "trap '' TERM"),
+    );
+    server.wait(&["pod", "stubborn"], "Running", 60, |p| {
+        phase_is(p, "Running")
+    });
+    server.kubectl_ok(&[
+        "delete",
+        "pod",
+        "stubborn",
+        "--grace-period=2",
+        "--timeout=20s",
+    ]);
+    assert!(local_pod(&agent, "stubborn").is_none_or(|p| !running(&p, "c")));
+
     // Status is patched on change only: nothing while nothing changes,
     // across a lease renewal.
     let patches = |server: &ApiServer| {
