@@ -11,7 +11,7 @@ use super::{PodKey, ToServer};
 use crate::source::jitter::RetryBackoff;
 use crate::time::Time;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -20,6 +20,11 @@ use std::time::Duration;
 /// EventSourceObjectSpamFilter).
 const EVENT_BURST: u32 = 25;
 const EVENT_REFILL: Duration = Duration::from_secs(300);
+
+/// Events waiting for the server, at most: past it the oldest are dropped,
+/// so that a long outage costs bounded memory (client-go drops an event
+/// after 12 failed tries and queues at most 1,000).
+const QUEUED_EVENTS: usize = 100;
 
 pub struct Writer {
     pub client: ApiClient,
@@ -34,7 +39,7 @@ struct Queue {
     deletes: BTreeMap<PodKey, String>,
     mirror_creates: BTreeMap<PodKey, Value>,
     mirror_deletes: BTreeMap<PodKey, String>,
-    events: Vec<Value>,
+    events: VecDeque<Value>,
 }
 
 impl Queue {
@@ -54,7 +59,12 @@ impl Queue {
                 self.mirror_creates.remove(&key);
                 self.mirror_deletes.insert(key, uid);
             }
-            ToServer::Event(event) => self.events.push(event),
+            ToServer::Event(event) => {
+                if self.events.len() == QUEUED_EVENTS {
+                    self.events.pop_front();
+                }
+                self.events.push_back(event);
+            }
         }
     }
 
@@ -366,14 +376,13 @@ impl Writer {
                 .post(&format!("/api/v1/namespaces/{}/pods", key.namespace), pod);
             !done(result, &format!("creating mirror pod {key}"))
         });
-        let events = std::mem::take(&mut queue.events);
-        for event in events {
+        while let Some(event) = queue.events.front() {
             if let Err(e) = self.post_event(event.clone(), budget, now) {
                 log::warn!("posting an event: {e}");
-                queue.events.push(event);
                 ok = false;
                 break;
             }
+            queue.events.pop_front();
         }
         ok
     }
@@ -459,6 +468,29 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         // 3300 s since the last refill: 11 more tokens.
         assert_eq!((0..40).filter(|_| budget.spend("a", later)).count(), 11);
+    }
+
+    #[test]
+    fn the_queue_keeps_each_pods_latest_status_and_the_newest_events() {
+        let mut queue = Queue::default();
+        let key = PodKey {
+            namespace: "default".into(),
+            name: "a".into(),
+        };
+        for phase in ["Pending", "Running"] {
+            queue.take(ToServer::Status {
+                key: key.clone(),
+                uid: "u".into(),
+                status: json!({ "phase": phase }),
+            });
+        }
+        assert_eq!(queue.statuses.len(), 1);
+        assert_eq!(queue.statuses[&key].1["phase"], "Running");
+        for n in 0..QUEUED_EVENTS + 5 {
+            queue.take(ToServer::Event(json!({ "n": n })));
+        }
+        assert_eq!(queue.events.len(), QUEUED_EVENTS);
+        assert_eq!(queue.events[0]["n"], 5);
     }
 
     #[test]
