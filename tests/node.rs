@@ -651,6 +651,27 @@ fn config_maps_secrets_and_the_downward_api_reach_containers_and_work_offline() 
         let l = log_of(&agent, "uses", &uid, 0);
         (l.contains(&want) && l.contains("read-only")).then_some(())
     });
+    // A changed ConfigMap reaches the pods started after the change.
+    server.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "app",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"greeting":"bonjour"}}"#,
+    ]);
+    server.create(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: later\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sh, -c, 'echo greeting=$GREETING; sleep 3600']\n    env:\n    - name: GREETING\n      valueFrom: {configMapKeyRef: {name: app, key: greeting}}\n",
+    );
+    let later = server.wait(&["pod", "later"], "Running", 60, |p| phase_is(p, "Running"));
+    let later_uid = later["metadata"]["uid"].as_str().unwrap().to_string();
+    wait_for("the changed value", Duration::from_secs(20), || {
+        log_of(&agent, "later", &later_uid, 0)
+            .contains("greeting=bonjour")
+            .then_some(())
+    });
+    server.kubectl_ok(&["delete", "pod", "later", "--timeout=60s"]);
+
     let info = local_pod(&agent, &format!("info-{NODE}")).unwrap();
     let info_uid = info["metadata"]["uid"].as_str().unwrap().to_string();
     wait_for(
@@ -675,7 +696,9 @@ fn config_maps_secrets_and_the_downward_api_reach_containers_and_work_offline() 
         0o600
     );
 
-    // Offline and rebooted, the pod starts again with the same values.
+    // Offline and rebooted, the pod starts again with the values last
+    // fetched, the changed greeting included.
+    let want = want.replace("greeting=hello", "greeting=bonjour");
     server.stop();
     agent.simulate_reboot();
     agent.start();

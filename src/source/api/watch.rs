@@ -6,7 +6,7 @@
 
 use super::client::ApiClient;
 use super::FromServer;
-use crate::pod::refs::{object_uses, ObjectKind};
+use crate::pod::refs::object_uses;
 use crate::pod::Pod;
 use crate::source::jitter::{Jitter, RetryBackoff};
 use crate::state::{create_private_dir, write_private};
@@ -55,8 +55,7 @@ impl PodReflector {
             };
             backoff.reset();
             // A fresh list refreshes every object the pods use.
-            let mut fetched = BTreeSet::new();
-            self.cache_objects(pods.values(), &mut fetched);
+            self.cache_objects(pods.values());
             if !self.send(FromServer::Pods(pods.values().cloned().collect())) {
                 return;
             }
@@ -67,7 +66,7 @@ impl PodReflector {
                 let path = format!(
                     "/api/v1/pods?{selector}&watch=1&allowWatchBookmarks=true&resourceVersion={version}&timeoutSeconds={timeout}"
                 );
-                match self.watch(&path, &mut pods, &mut version, &mut fetched) {
+                match self.watch(&path, &mut pods, &mut version) {
                     Ok(Ended::Resume) => backoff.reset(),
                     Ok(Ended::Expired) => break,
                     Err(message) => {
@@ -110,7 +109,6 @@ impl PodReflector {
         path: &str,
         pods: &mut BTreeMap<String, Value>,
         version: &mut String,
-        fetched: &mut BTreeSet<(ObjectKind, String, String)>,
     ) -> Result<Ended, String> {
         let mut stream = match self.client.watch(path)? {
             Ok(stream) => stream,
@@ -130,9 +128,12 @@ impl PodReflector {
             let object = &event["object"];
             match event.get("type").and_then(Value::as_str) {
                 Some("ADDED" | "MODIFIED") => {
-                    // Only this pod can use an object not fetched yet.
-                    self.cache_objects(std::iter::once(object), fetched);
                     if let Some(uid) = uid(object) {
+                        if !pods.contains_key(uid) {
+                            // A new pod reads its objects as they are now,
+                            // as the kubelet reads them when it starts one.
+                            self.cache_objects(std::iter::once(object));
+                        }
                         pods.insert(uid.to_string(), object.clone());
                     }
                 }
@@ -163,15 +164,12 @@ impl PodReflector {
 }
 
 impl PodReflector {
-    /// Fetch the ConfigMaps and Secrets the pods use and not yet `fetched`,
+    /// Fetch the ConfigMaps and Secrets the pods use, each once,
     /// before the core sees the pods: a container starts with them, and
     /// after a reboot offline with the copies kept here. An object the server
     /// no longer has is forgotten; one it cannot give now is kept.
-    fn cache_objects<'a>(
-        &self,
-        pods: impl IntoIterator<Item = &'a Value>,
-        fetched: &mut BTreeSet<(ObjectKind, String, String)>,
-    ) {
+    fn cache_objects<'a>(&self, pods: impl IntoIterator<Item = &'a Value>) {
+        let mut fetched = BTreeSet::new();
         for object in pods {
             let Ok(pod) = serde_json::from_value::<Pod>(object.clone()) else {
                 continue;
