@@ -294,14 +294,12 @@ impl NodeSync {
         let mut listed = Listed::default();
         self.mirrors.clear();
         for mut object in objects {
-            listed.keys.insert(PodKey::of_object(&object));
-            if let Some(uid) = object["metadata"]["uid"].as_str() {
-                listed.uids.insert(uid.to_string());
-            }
+            let key = PodKey::of_object(&object);
+            let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            listed.keys.insert(key.clone());
+            listed.uids.insert(uid.clone());
             let annotations = &object["metadata"]["annotations"];
             if let Some(hash) = annotations[MIRROR].as_str() {
-                let key = PodKey::of_object(&object);
-                let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
                 if self.mirror_requested.get(&key).is_some_and(|h| h == hash) {
                     self.mirror_requested.remove(&key);
                 }
@@ -316,7 +314,6 @@ impl NodeSync {
                 );
                 continue;
             }
-            let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
             let version = object["metadata"]["resourceVersion"]
                 .as_str()
                 .unwrap_or("")
@@ -327,11 +324,6 @@ impl NodeSync {
                     continue;
                 }
             }
-            let key = format!(
-                "{}/{}",
-                object["metadata"]["namespace"].as_str().unwrap_or(""),
-                object["metadata"]["name"].as_str().unwrap_or("")
-            );
             let reported = object["status"]["phase"] == "Failed";
             match decode(&mut object) {
                 Ok(pod) => {
