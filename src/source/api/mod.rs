@@ -556,6 +556,11 @@ fn decode(object: &mut Value) -> Result<Pod, String> {
     }
     let decoded = decode_pod(object).map_err(|e| e.to_string())?;
     let mut pod = decoded.pod;
+    // The UID names the pod's directories; `check` accepts an empty one only
+    // for a static pod, which is given one from its content.
+    if pod.metadata.uid.is_empty() {
+        return Err("metadata.uid: required".into());
+    }
     check(&pod)?;
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
