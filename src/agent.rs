@@ -67,8 +67,15 @@ pub fn run(config: Config) -> Result<(), String> {
         run: config.run_dir.clone(),
         logs: config.log_dir.clone(),
     };
-    for dir in [&paths.root, &paths.run, &paths.logs] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Root only: state and runtime dirs hold unpacked images and pod data;
+    // logs may be given a group of readers.
+    for (dir, mode) in [
+        (&paths.root, 0o700),
+        (&paths.run, 0o700),
+        (&paths.logs, 0o750),
+    ] {
+        crate::runtime::fsutil::dir_with_mode(dir, mode)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let self_exe =
         std::env::current_exe().map_err(|e| format!("finding picolet's own binary: {e}"))?;

@@ -46,6 +46,19 @@ fn remove_on_device(path: &Path, dev: u64) -> io::Result<()> {
     }
 }
 
+/// `dir`, made if missing, with exactly `mode`: an existing one (an older
+/// install's 0755) is narrowed too, so that nothing below it (setuid files
+/// of unpacked images, world-writable emptyDirs, pod data) is reachable by
+/// other host users.
+pub fn dir_with_mode(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+}
+
 /// Mount a file system with string options (`mode=1777,size=...`), with the
 /// target named in any error.
 pub fn mount_fs(
@@ -58,4 +71,24 @@ pub fn mount_fs(
     let data = std::ffi::CString::new(options).map_err(io::Error::other)?;
     rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))
         .map_err(|e| io::Error::other(format!("mounting {fstype} at {}: {e}", target.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_existing_open_directory_is_narrowed() {
+        let dir = std::env::temp_dir().join(format!("picolet-fsutil-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        dir_with_mode(&dir.join("new"), 0o700).unwrap();
+        assert_eq!(mode(&dir.join("new")), 0o700);
+        fs::create_dir_all(dir.join("old")).unwrap();
+        fs::set_permissions(dir.join("old"), fs::Permissions::from_mode(0o755)).unwrap();
+        dir_with_mode(&dir.join("old"), 0o750).unwrap();
+        assert_eq!(mode(&dir.join("old")), 0o750);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
