@@ -45,6 +45,8 @@ pub struct SandboxView {
     /// The pod's shared /dev/shm.
     pub shm: PathBuf,
     pub hostname: String,
+    /// Where `subpath::prepare` pins the pod's resolved subPaths.
+    pub subpaths: PathBuf,
 }
 
 /// A volume's directory on the host, by name.
@@ -172,20 +174,17 @@ pub fn build(
             false,
         )?);
     }
-    for m in &container.volume_mounts {
+    for (i, m) in container.volume_mounts.iter().enumerate() {
         let base = volumes
             .get(&m.name)
             .ok_or_else(|| format!("volume {:?} is not prepared", m.name))?;
+        // A subPath was resolved inside its volume and pinned there by
+        // `subpath::prepare` before the bundle is built: never a host path
+        // built from the string.
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             None => base.clone(),
-            Some(sub) => {
-                let path = crate::image::unpack::secure_join(base, Path::new(sub))
-                    .map_err(|e| format!("subPath {sub:?}: {e}"))?;
-                if !path.exists() {
-                    std::fs::create_dir_all(&path).map_err(|e| format!("subPath {sub:?}: {e}"))?;
-                }
-                path
-            }
+            Some(sub) => super::subpath::target(&sandbox.subpaths, &m.name, &container.name, i)
+                .map_err(|e| format!("subPath {sub:?}: {e}"))?,
         };
         // configMap, secret and downwardAPI volumes are read-only, always.
         let projected = pod.spec.volumes.iter().any(|v| {

@@ -27,8 +27,8 @@ impl Stream {
 }
 
 /// The directory of one pod's logs.
-pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
-    log_dir.join(format!("{namespace}_{name}_{uid}"))
+pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> io::Result<PathBuf> {
+    super::paths::join(log_dir, &format!("{namespace}_{name}_{uid}"))
 }
 
 /// The highest `<n>.log` in a container's log directory, if any (rule 30).

@@ -23,6 +23,7 @@ pub mod spare;
 pub mod start;
 pub mod startup_pages;
 pub mod stop;
+pub mod subpath;
 
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
 use crate::image::ImageStore;

@@ -33,7 +33,8 @@ impl PodFacts<'_> {
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
         let path = self
             .paths
-            .api_object(kind.plural(), &self.pod.metadata.namespace, name);
+            .api_object(kind.plural(), &self.pod.metadata.namespace, name)
+            .map_err(|e| format!("{} {name:?}: {e}", kind_name(kind)))?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
