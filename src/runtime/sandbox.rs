@@ -449,3 +449,52 @@ pub fn remove(paths: &Paths, uid: &str) -> io::Result<()> {
     remove_tree(&paths.pod_disk(uid)?)?;
     remove_tree(&paths.pod_run(uid)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_secret_volume_is_a_private_tmpfs_with_files_of_its_modes() {
+        let base = std::env::temp_dir().join(format!("picolet-secret-{}", std::process::id()));
+        let dir = base.join("volumes/creds");
+        let _ = unmount(&dir);
+        let _ = fs::remove_dir_all(&base);
+        let files: Vec<VolumeFile> = vec![
+            ("default".into(), b"a".to_vec(), 0o644),
+            ("owner-only".into(), b"b".to_vec(), 0o400),
+            ("sub/group".into(), b"c".to_vec(), 0o440),
+            // Only permission bits, even if validation let a set-user-ID through.
+            ("setuid".into(), b"d".to_vec(), 0o4755),
+            // Stays inside the volume, even if validation let `..` through.
+            ("../../escape".into(), b"e".to_vec(), 0o644),
+        ];
+        write_volume_files(&dir, true, &files).unwrap();
+        let fs_type = rustix::fs::statfs(&dir).unwrap().f_type;
+        assert_eq!(
+            fs_type as i64,
+            libc::TMPFS_MAGIC as i64,
+            "a tmpfs of its own"
+        );
+        assert_eq!(mode(&dir), 0o711, "not listable by others");
+        assert_eq!(mode(&dir.join("default")), 0o644);
+        assert_eq!(mode(&dir.join("owner-only")), 0o400);
+        assert_eq!(mode(&dir.join("sub/group")), 0o440);
+        assert_eq!(mode(&dir.join("setuid")), 0o755);
+        assert_eq!(fs::read_to_string(dir.join("escape")).unwrap(), "e");
+        assert!(!base.join("escape").exists());
+        // Written again (a new sandbox): the same, not stacked.
+        write_volume_files(&dir, true, &files[..1]).unwrap();
+        assert!(!dir.join("owner-only").exists());
+        unmount(&dir).unwrap();
+        assert!(
+            fs::read_dir(&dir).unwrap().next().is_none(),
+            "nothing on disk"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -205,3 +205,151 @@ pub fn remove_all(subpaths: &Path) -> io::Result<()> {
     }
     super::fsutil::remove_tree(subpaths)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::VolumeMount;
+    use std::os::unix::fs::symlink;
+
+    /// A volume and a pod run dir in a temporary directory, unmounted and
+    /// removed on drop. Needs root (bind mounts), as the agent.
+    struct Fixture {
+        dir: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(tag: &str) -> Fixture {
+            let dir =
+                std::env::temp_dir().join(format!("picolet-subpath-{tag}-{}", std::process::id()));
+            let _ = remove_all(&dir.join("pins"));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("vol")).unwrap();
+            Fixture { dir }
+        }
+        fn vol(&self) -> PathBuf {
+            self.dir.join("vol")
+        }
+        fn pins(&self) -> PathBuf {
+            self.dir.join("pins")
+        }
+        fn prepare(&self, sub: &str) -> Result<PathBuf, SubPathError> {
+            let volumes = VolumePaths::from([("data".to_string(), self.vol())]);
+            let container = Container {
+                name: "c".into(),
+                volume_mounts: vec![
+                    VolumeMount {
+                        name: "data".into(),
+                        mount_path: "/all".into(),
+                        ..Default::default()
+                    },
+                    VolumeMount {
+                        name: "data".into(),
+                        mount_path: "/sub".into(),
+                        sub_path: Some(sub.into()),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            };
+            prepare(&self.pins(), &volumes, &container)?;
+            Ok(target(&self.pins(), "data", "c", 1).unwrap())
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = remove_all(&self.pins());
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn outside(r: Result<PathBuf, SubPathError>) -> String {
+        let e = r.expect_err("refused");
+        assert!(matches!(e.cause, Cause::Outside), "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn a_link_out_of_the_volume_is_an_error_naming_the_mount() {
+        // CVE-2017-1002101: one container made `ln -s / /vol/x`.
+        let f = Fixture::new("out");
+        symlink("/", f.vol().join("x")).unwrap();
+        symlink("../../../../../../..", f.vol().join("up")).unwrap();
+        fs::create_dir(f.vol().join("d")).unwrap();
+        symlink("/etc", f.vol().join("d/etc")).unwrap();
+        assert_eq!(
+            outside(f.prepare("x")),
+            "subPath \"x\" of volumeMount \"data\": leads outside the volume"
+        );
+        outside(f.prepare("up"));
+        outside(f.prepare("d/etc"));
+        outside(f.prepare("x/tmp/new"));
+        assert!(!Path::new("/tmp/new").exists());
+        assert!(
+            fs::read_dir(f.pins().join("data/c")).map_or(true, |mut d| d.next().is_none()),
+            "nothing pinned"
+        );
+    }
+
+    #[test]
+    fn links_inside_the_volume_and_missing_directories_are_fine() {
+        let f = Fixture::new("in");
+        fs::create_dir_all(f.vol().join("real/conf")).unwrap();
+        fs::write(f.vol().join("real/conf/app.conf"), "inside").unwrap();
+        symlink("real", f.vol().join("alias")).unwrap();
+        let pinned = f.prepare("alias/conf").unwrap();
+        assert_eq!(
+            fs::read_to_string(pinned.join("app.conf")).unwrap(),
+            "inside"
+        );
+        // A single file, pinned on a file.
+        let pinned = f.prepare("real/conf/app.conf").unwrap();
+        assert_eq!(fs::read_to_string(&pinned).unwrap(), "inside");
+        // A missing subPath is made inside the volume.
+        let pinned = f.prepare("new/dir").unwrap();
+        assert!(f.vol().join("new/dir").is_dir());
+        fs::write(pinned.join("written"), "x").unwrap();
+        assert!(f.vol().join("new/dir/written").exists());
+    }
+
+    #[test]
+    fn a_swap_after_the_check_does_not_redirect_the_pin() {
+        // CVE-2021-25741: the directory is replaced by a link after the check.
+        let f = Fixture::new("swap");
+        fs::create_dir(f.vol().join("d")).unwrap();
+        fs::write(f.vol().join("d/mine"), "").unwrap();
+        let found = resolve(&f.vol(), Path::new("d")).unwrap();
+        fs::rename(f.vol().join("d"), f.vol().join("moved")).unwrap();
+        symlink("/", f.vol().join("d")).unwrap();
+        let pinned = target(&f.pins(), "data", "c", 1).unwrap();
+        pin(&found, &pinned).unwrap();
+        let names = || -> Vec<_> {
+            fs::read_dir(&pinned)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect()
+        };
+        assert_eq!(names(), ["mine"], "the directory that was checked");
+        // Nor does a swap after the mount.
+        fs::rename(f.vol().join("moved"), f.vol().join("again")).unwrap();
+        assert_eq!(names(), ["mine"]);
+        // Preparing again (the next start) checks the new state.
+        outside(f.prepare("d"));
+    }
+
+    #[test]
+    fn removing_unmounts_every_pin_and_keeps_the_volume() {
+        let f = Fixture::new("remove");
+        fs::create_dir(f.vol().join("d")).unwrap();
+        fs::write(f.vol().join("d/data"), "kept").unwrap();
+        let pinned = f.prepare("d").unwrap();
+        // A second start stacks no second mount.
+        f.prepare("d").unwrap();
+        remove_all(&f.pins()).unwrap();
+        assert!(!f.pins().exists());
+        assert!(!pinned.exists());
+        assert_eq!(fs::read_to_string(f.vol().join("d/data")).unwrap(), "kept");
+        remove_all(&f.pins()).unwrap();
+    }
+}
