@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Detach whatever is mounted at `path`; nothing mounted is success.
@@ -18,27 +17,47 @@ pub fn unmount(path: &Path) -> io::Result<()> {
 }
 
 /// Remove a tree, refusing to descend into anything mounted inside it (an
-/// overlay still mounted would otherwise lose its upper layer's files).
+/// overlay still mounted would otherwise lose its upper layer's files, and a
+/// bind mount of a volume or a host directory its content).
 pub fn remove_tree(path: &Path) -> io::Result<()> {
-    let meta = match fs::symlink_metadata(path) {
+    let top = match mount_of(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    remove_on_device(path, meta.dev())
+    remove_within(path, top)
 }
 
-fn remove_on_device(path: &Path, dev: u64) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
-    if meta.dev() != dev {
+/// Which mount a file is on: its device, and the mount's id where the
+/// kernel gives it (Linux 5.8), which also tells a bind mount of the same
+/// file system apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MountOf {
+    dev: u64,
+    mnt_id: Option<u64>,
+}
+
+fn mount_of(path: &Path) -> io::Result<MountOf> {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)?;
+    let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+    let has_id = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID);
+    Ok(MountOf {
+        dev,
+        mnt_id: has_id.then_some(st.stx_mnt_id),
+    })
+}
+
+fn remove_within(path: &Path, top: MountOf) -> io::Result<()> {
+    if mount_of(path)? != top {
         return Err(io::Error::other(format!(
             "refusing to remove {}: a file system is mounted there",
             path.display()
         )));
     }
-    if meta.is_dir() {
+    if fs::symlink_metadata(path)?.is_dir() {
         for entry in fs::read_dir(path)? {
-            remove_on_device(&entry?.path(), dev)?;
+            remove_within(&entry?.path(), top)?;
         }
         fs::remove_dir(path)
     } else {
@@ -77,6 +96,24 @@ pub fn mount_fs(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_bind_mount_of_the_same_file_system_is_not_descended() {
+        let dir = std::env::temp_dir().join(format!("picolet-rmtree-{}", std::process::id()));
+        let _ = unmount(&dir.join("tree/pin"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("volume")).unwrap();
+        fs::write(dir.join("volume/data"), "kept").unwrap();
+        fs::create_dir_all(dir.join("tree/pin")).unwrap();
+        rustix::mount::mount_bind(&dir.join("volume"), &dir.join("tree/pin")).unwrap();
+        let e = remove_tree(&dir.join("tree")).unwrap_err();
+        unmount(&dir.join("tree/pin")).unwrap();
+        assert!(e.to_string().starts_with("refusing to remove"), "{e}");
+        assert_eq!(fs::read_to_string(dir.join("volume/data")).unwrap(), "kept");
+        remove_tree(&dir.join("tree")).unwrap();
+        assert!(!dir.join("tree").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn an_existing_open_directory_is_narrowed() {
