@@ -105,7 +105,7 @@ mod tests {
         fs::create_dir_all(dir.join("volume")).unwrap();
         fs::write(dir.join("volume/data"), "kept").unwrap();
         fs::create_dir_all(dir.join("tree/pin")).unwrap();
-        rustix::mount::mount_bind(&dir.join("volume"), &dir.join("tree/pin")).unwrap();
+        rustix::mount::mount_bind(dir.join("volume"), dir.join("tree/pin")).unwrap();
         let e = remove_tree(&dir.join("tree")).unwrap_err();
         unmount(&dir.join("tree/pin")).unwrap();
         assert!(e.to_string().starts_with("refusing to remove"), "{e}");

@@ -476,8 +476,8 @@ mod tests {
         write_volume_files(&dir, true, &files).unwrap();
         let fs_type = rustix::fs::statfs(&dir).unwrap().f_type;
         assert_eq!(
-            fs_type as i64,
-            libc::TMPFS_MAGIC as i64,
+            fs_type as u64,
+            libc::TMPFS_MAGIC as u64,
             "a tmpfs of its own"
         );
         assert_eq!(mode(&dir), 0o711, "not listable by others");
