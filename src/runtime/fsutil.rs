@@ -20,7 +20,7 @@ pub fn unmount(path: &Path) -> io::Result<()> {
 /// overlay still mounted would otherwise lose its upper layer's files, and a
 /// bind mount of a volume or a host directory its content).
 pub fn remove_tree(path: &Path) -> io::Result<()> {
-    let top = match mount_of(path) {
+    let (top, _) = match mount_of(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
@@ -37,25 +37,30 @@ struct MountOf {
     mnt_id: Option<u64>,
 }
 
-fn mount_of(path: &Path) -> io::Result<MountOf> {
-    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
-    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)?;
+/// The mount `path` (not followed) is on, and whether it is a directory.
+fn mount_of(path: &Path) -> io::Result<(MountOf, bool)> {
+    use rustix::fs::{statx, AtFlags, FileType, StatxFlags, CWD};
+    let wanted = StatxFlags::TYPE | StatxFlags::MNT_ID;
+    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, wanted)?;
     let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
     let has_id = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID);
-    Ok(MountOf {
+    let mount = MountOf {
         dev,
         mnt_id: has_id.then_some(st.stx_mnt_id),
-    })
+    };
+    let is_dir = FileType::from_raw_mode(st.stx_mode.into()) == FileType::Directory;
+    Ok((mount, is_dir))
 }
 
 fn remove_within(path: &Path, top: MountOf) -> io::Result<()> {
-    if mount_of(path)? != top {
+    let (mount, is_dir) = mount_of(path)?;
+    if mount != top {
         return Err(io::Error::other(format!(
             "refusing to remove {}: a file system is mounted there",
             path.display()
         )));
     }
-    if fs::symlink_metadata(path)?.is_dir() {
+    if is_dir {
         for entry in fs::read_dir(path)? {
             remove_within(&entry?.path(), top)?;
         }
