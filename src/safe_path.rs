@@ -199,6 +199,10 @@ impl Walk {
         flags: OFlags,
         mode: Mode,
     ) -> Result<OwnedFd, Errno> {
+        // As the kernel: a path with NUL cannot be a C string at all.
+        if rel.as_os_str().as_bytes().contains(&0) {
+            return Err(Errno::INVAL);
+        }
         // Directories entered below `root`; `..` pops one.
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut pending = parts_reversed(rel);

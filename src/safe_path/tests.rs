@@ -164,6 +164,9 @@ fn a_final_link_is_refused_under_nofollow_and_loops_end() {
             Some(Errno::LOOP),
             "walk={walk}"
         );
+        // Found by the fuzz target: a NUL fails before any lookup.
+        let nul = open("missing/\n1\0", OFlags::RDONLY).unwrap_err();
+        assert_eq!(errno(&nul), Some(Errno::INVAL), "walk={walk}");
         // O_CREAT through a final link to the host makes the file inside.
         let made = open("evil-new", OFlags::WRONLY | OFlags::CREATE);
         assert!(made.is_ok(), "walk={walk}: {made:?}");
