@@ -121,14 +121,22 @@ fn open_beneath(root: &OwnedFd, sub: &Path) -> Result<OwnedFd, Cause> {
     match result {
         Ok(fd) => Ok(fd),
         Err(Errno::XDEV) => Err(Cause::Outside),
-        Err(Errno::NOSYS) => safe_path::open_beneath(root.as_fd(), sub, flags, Mode::empty())
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => Cause::Link,
-                Some(libc::EXDEV) => Cause::Outside,
-                _ => Cause::Io(e),
-            }),
+        Err(Errno::NOSYS) => open_without_links(root, sub),
         Err(e) => Err(Cause::Io(e.into())),
     }
+}
+
+/// `sub` below `root` through no link at all: where the kernel cannot
+/// resolve links below a directory, none is followed.
+fn open_without_links(root: &OwnedFd, sub: &Path) -> Result<OwnedFd, Cause> {
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    safe_path::open_beneath(root.as_fd(), sub, flags, Mode::empty()).map_err(|e| {
+        match e.raw_os_error() {
+            Some(libc::ELOOP) => Cause::Link,
+            Some(libc::EXDEV) => Cause::Outside,
+            _ => Cause::Io(e),
+        }
+    })
 }
 
 /// Bind-mount the file or directory `found` at `at` (made to match its
@@ -336,6 +344,25 @@ mod tests {
         assert_eq!(names(), ["mine"]);
         // Preparing again (the next start) checks the new state.
         outside(f.prepare("d"));
+    }
+
+    #[test]
+    fn without_openat2_no_link_is_followed() {
+        let f = Fixture::new("nolinks");
+        fs::create_dir_all(f.vol().join("real/conf")).unwrap();
+        symlink("real", f.vol().join("alias")).unwrap();
+        symlink("/", f.vol().join("x")).unwrap();
+        let root = safe_path::open_dir(&f.vol()).unwrap();
+        assert!(open_without_links(&root, Path::new("real/conf")).is_ok());
+        for sub in ["alias/conf", "x", "x/etc"] {
+            let e = open_without_links(&root, Path::new(sub)).unwrap_err();
+            assert!(matches!(e, Cause::Link), "{sub}: {e:?}");
+        }
+        let e = open_without_links(&root, Path::new("missing")).unwrap_err();
+        assert!(
+            matches!(&e, Cause::Io(e) if e.kind() == io::ErrorKind::NotFound),
+            "{e:?}"
+        );
     }
 
     #[test]
