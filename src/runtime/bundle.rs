@@ -287,10 +287,21 @@ fn namespace(
     b.build().map_err(|e| e.to_string())
 }
 
+/// Every capability in picolet's own bounding set, as containerd gives a
+/// privileged container (or `add: [ALL]`) the capabilities it holds: one the
+/// host withholds from the agent (or the kernel does not know) cannot be
+/// granted, and runc would fail the start asking for it.
 fn all_capabilities() -> impl Iterator<Item = Capability> {
+    use rustix::thread::{capability_is_in_bounding_set, CapabilitySet};
+    // CAPABILITIES is in the kernel's order: the index is the number.
     CAPABILITIES
         .iter()
-        .filter_map(|n| capability(&format!("CAP_{n}")))
+        .enumerate()
+        .filter(|(number, _)| {
+            capability_is_in_bounding_set(CapabilitySet::from_bits_retain(1 << number))
+                .unwrap_or(false)
+        })
+        .filter_map(|(_, n)| capability(&format!("CAP_{n}")))
 }
 
 /// `CAP_NET_ADMIN` as oci-spec's type. Its `FromStr` wants `NET_ADMIN`
@@ -396,6 +407,16 @@ mod tests {
             DEFAULT_CAPS.iter().filter_map(|c| capability(c)).count(),
             DEFAULT_CAPS.len()
         );
-        assert_eq!(all_capabilities().count(), CAPABILITIES.len());
+        let every = CAPABILITIES.iter().map(|n| capability(&format!("CAP_{n}")));
+        assert_eq!(every.flatten().count(), CAPABILITIES.len());
+        // The bounding set, as /proc/self/status shows it.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bounding = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        let known = bounding & ((1 << CAPABILITIES.len()) - 1);
+        assert_eq!(all_capabilities().count(), known.count_ones() as usize);
     }
 }
