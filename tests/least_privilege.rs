@@ -168,8 +168,9 @@ fn the_node_policy_refuses_url_pods_what_static_pods_may_do() {
     let secret = agent.dir.join("secret");
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::create_dir_all(&secret).unwrap();
-    // The climb names a directory that exists, so only the policy stops it.
-    let climb = shared.join("../secret");
+    // A climb through a directory that does not exist: the host cannot
+    // resolve it, so only the refusal of `..` stops it.
+    let climb = shared.join("missing/../../secret");
     let url_pods = [
         policy_pod("url-cap", NET_ADMIN, ""),
         policy_pod("url-host", MOUNT, &host_path(&secret)),
