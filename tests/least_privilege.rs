@@ -221,3 +221,38 @@ fn the_node_policy_refuses_url_pods_what_static_pods_may_do() {
     }
     assert!(agent.logs("static-cap", &[]).contains("ran"));
 }
+
+#[test]
+fn the_demo_pods_run_under_runtime_default() {
+    let mut agent = Agent::new("lp-demo");
+    agent.extra_config = "seccompDefault: true\n".into();
+    for file in ["web.yaml", "batch.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/manifests")
+            .join(file);
+        agent.write_manifest(file, &std::fs::read_to_string(path).unwrap());
+    }
+    agent.start();
+    agent.wait_pod("batch", "Succeeded", 60, |p| phase(p) == "Succeeded");
+    assert!(agent.logs("batch", &["-c", "sum"]).contains("sum: 5050"));
+    agent.wait_pod("web", "all running", 60, |p| {
+        ["server", "log-tailer", "client"]
+            .iter()
+            .all(|c| running(p, c))
+    });
+    // The client's requests reach the server and its log reaches the tailer.
+    wait_for(
+        "a request in the tailer's log",
+        std::time::Duration::from_secs(30),
+        || {
+            agent
+                .logs("web", &["-c", "log-tailer"])
+                .contains("127.0.0.1")
+                .then_some(())
+        },
+    );
+    let web = agent.pod("web").unwrap();
+    for c in ["server", "log-tailer", "client"] {
+        assert_eq!(restarts(&web, c), 0, "{c}: {web}");
+    }
+}
