@@ -95,6 +95,8 @@ fn seccomp_default_confines_pods_without_a_profile_and_no_new_privs_follows_esca
         ("plain", "{}"),
         ("unconfined", "{seccompProfile: {type: Unconfined}}"),
         ("no-escalation", "{allowPrivilegeEscalation: false}"),
+        // runc installs the filter before giving up root's capabilities.
+        ("non-root", "{runAsUser: 1000}"),
     ];
     for (name, security) in pods {
         agent.write_manifest(&format!("{name}.yaml"), &probe_pod(name, security, ""));
@@ -109,6 +111,7 @@ fn seccomp_default_confines_pods_without_a_profile_and_no_new_privs_follows_esca
     let nnp = finished_log(&agent, "no-escalation");
     assert!(nnp.contains("NoNewPrivs:\t1"), "{nnp}");
     assert_confined(&nnp, "no-escalation");
+    assert_confined(&finished_log(&agent, "non-root"), "non-root");
 }
 
 /// Serves `body` to every request on a loopback port, from a thread that
