@@ -124,7 +124,6 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
         let unsupported = [
             ("fsGroup", sc.fs_group.is_some()),
             ("sysctls", sc.sysctls.is_some()),
-            ("seccompProfile", sc.seccomp_profile.is_some()),
             ("seLinuxOptions", sc.se_linux_options.is_some()),
             ("appArmorProfile", sc.app_armor_profile.is_some()),
         ];
@@ -132,6 +131,9 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
             if set {
                 errors.unsupported(format!("spec.securityContext.{field}"));
             }
+        }
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, "spec.securityContext.seccompProfile", errors);
         }
     }
 
@@ -321,8 +323,10 @@ fn validate_container(
     }
 
     if let Some(sc) = &c.security_context {
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, &format!("{path}.securityContext.seccompProfile"), errors);
+        }
         let unsupported = [
-            ("seccompProfile", sc.seccomp_profile.is_some()),
             ("seLinuxOptions", sc.se_linux_options.is_some()),
             ("appArmorProfile", sc.app_armor_profile.is_some()),
             (
@@ -353,6 +357,29 @@ fn validate_container(
                 "cannot set allowPrivilegeEscalation to false and privileged to true",
             );
         }
+    }
+}
+
+/// The API server's rules for a seccomp profile; `Localhost` (a profile
+/// file on the node) is not implemented.
+fn validate_seccomp(p: &crate::pod::SeccompProfile, path: &str, errors: &mut Errors) {
+    match p.kind.as_str() {
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" => errors.push(
+            format!("{path}.type"),
+            "\"Localhost\" is not supported: use RuntimeDefault or Unconfined",
+        ),
+        "" => errors.push(format!("{path}.type"), "required"),
+        other => errors.push(
+            format!("{path}.type"),
+            format!("unsupported value {other:?}: RuntimeDefault, Unconfined or Localhost"),
+        ),
+    }
+    if p.localhost_profile.is_some() && p.kind != "Localhost" {
+        errors.push(
+            format!("{path}.localhostProfile"),
+            "can only be set when the type is Localhost",
+        );
     }
 }
 
@@ -994,6 +1021,31 @@ mod tests {
     }
 
     const HEAD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n";
+
+    #[test]
+    fn seccomp_profiles_runtime_default_and_unconfined_only() {
+        let pod = |pod_sc: &str, container_sc: &str| {
+            errors_of(&format!(
+                "{HEAD}  securityContext: {{seccompProfile: {pod_sc}}}\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {{seccompProfile: {container_sc}}}\n"
+            ))
+        };
+        assert!(pod("{type: RuntimeDefault}", "{type: Unconfined}").is_empty());
+        assert_eq!(
+            pod("{type: Localhost, localhostProfile: x.json}", "{type: Unconfined}"),
+            ["spec.securityContext.seccompProfile.type: \"Localhost\" is not supported: use RuntimeDefault or Unconfined"]
+        );
+        assert_eq!(
+            pod("{type: RuntimeDefault}", "{type: Bogus, localhostProfile: x.json}"),
+            [
+                "spec.containers[0].securityContext.seccompProfile.type: unsupported value \"Bogus\": RuntimeDefault, Unconfined or Localhost",
+                "spec.containers[0].securityContext.seccompProfile.localhostProfile: can only be set when the type is Localhost"
+            ]
+        );
+        assert_eq!(
+            pod("{type: Unconfined}", "{}"),
+            ["spec.containers[0].securityContext.seccompProfile.type: required"]
+        );
+    }
 
     #[test]
     fn a_plain_pod_is_valid() {

@@ -19,6 +19,7 @@ pub mod process;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spare;
 pub mod start;
 pub mod startup_pages;
@@ -57,6 +58,8 @@ pub struct RuntimeConfig {
     pub allocatable: (u64, u64),
     /// This host's address, a pod's `status.hostIP`.
     pub host_ip: String,
+    /// KubeletConfiguration `seccompDefault`.
+    pub seccomp_default: bool,
 }
 
 /// A monitor the agent watches.

@@ -97,6 +97,7 @@ impl Runtime {
                 self.config.memory_capacity,
             ),
             cgroups_path: cgroups_path.clone(),
+            seccomp_default: self.config.seccomp_default,
         };
         let spec = bundle::build(pod, c, &process, identity, &view, &volumes, &placement)
             .map_err(|m| fail("CreateContainerError", m))?;
