@@ -335,6 +335,7 @@ mod tests {
             etc: "/tmp/etc".into(),
             shm: "/tmp/shm".into(),
             hostname: "p".into(),
+            subpaths: "/tmp/volume-subpaths".into(),
         };
         let placement = Placement {
             cgroups_path: None,
