@@ -395,8 +395,10 @@ impl StatusWriter {
             return;
         }
         let (list, errors_json) = self.buf.split_at(split);
-        let written = write_atomic(&paths.status_file(), list)
-            .and_then(|()| write_atomic(&paths.run.join(ERRORS_FILE), errors_json));
+        // The errors first: a reader that sees the new PodList then finds
+        // the errors that go with it.
+        let written = write_atomic(&paths.run.join(ERRORS_FILE), errors_json)
+            .and_then(|()| write_atomic(&paths.status_file(), list));
         match written {
             Ok(()) => {
                 self.last = Some(hash);

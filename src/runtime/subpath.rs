@@ -11,7 +11,7 @@ use super::paths::join;
 use crate::pod::Container;
 use crate::safe_path;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::fmt;
 use std::fs;
@@ -30,9 +30,6 @@ pub struct SubPathError {
 pub enum Cause {
     /// The path, or a link on the way, leads outside the volume.
     Outside,
-    /// A link on the way, on a kernel without openat2, which cannot tell
-    /// whether it stays inside.
-    Link,
     Io(io::Error),
 }
 
@@ -45,10 +42,6 @@ impl fmt::Display for SubPathError {
         )?;
         match &self.cause {
             Cause::Outside => write!(f, "leads outside the volume"),
-            Cause::Link => write!(
-                f,
-                "goes through a symbolic link, which this kernel (no openat2) cannot follow safely"
-            ),
             Cause::Io(e) => write!(f, "{e}"),
         }
     }
@@ -104,35 +97,11 @@ fn resolve(volume: &Path, sub: &Path) -> Result<OwnedFd, Cause> {
     }
 }
 
-/// `sub` below `root`, following the links that stay below it (the
-/// kubelet's rule: links inside the volume are fine, one that leads out is
-/// an error). On kernels without openat2, no link at all.
+/// `sub` below `root`, following the links that stay below it.
 fn open_beneath(root: &OwnedFd, sub: &Path) -> Result<OwnedFd, Cause> {
-    let flags = OFlags::PATH | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    // EAGAIN: a rename raced the lookup; the kernel asks for a retry.
-    let mut result = Err(Errno::AGAIN);
-    for _ in 0..8 {
-        result = rustix::fs::openat2(root, sub, flags, Mode::empty(), resolve);
-        if !matches!(result, Err(Errno::AGAIN)) {
-            break;
-        }
-    }
-    match result {
-        Ok(fd) => Ok(fd),
-        Err(Errno::XDEV) => Err(Cause::Outside),
-        Err(Errno::NOSYS) => open_without_links(root, sub),
-        Err(e) => Err(Cause::Io(e.into())),
-    }
-}
-
-/// `sub` below `root` through no link at all: where the kernel cannot
-/// resolve links below a directory, none is followed.
-fn open_without_links(root: &OwnedFd, sub: &Path) -> Result<OwnedFd, Cause> {
-    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let flags = OFlags::PATH;
     safe_path::open_beneath(root.as_fd(), sub, flags, Mode::empty()).map_err(|e| {
         match e.raw_os_error() {
-            Some(libc::ELOOP) => Cause::Link,
             Some(libc::EXDEV) => Cause::Outside,
             _ => Cause::Io(e),
         }
@@ -344,25 +313,6 @@ mod tests {
         assert_eq!(names(), ["mine"]);
         // Preparing again (the next start) checks the new state.
         outside(f.prepare("d"));
-    }
-
-    #[test]
-    fn without_openat2_no_link_is_followed() {
-        let f = Fixture::new("nolinks");
-        fs::create_dir_all(f.vol().join("real/conf")).unwrap();
-        symlink("real", f.vol().join("alias")).unwrap();
-        symlink("/", f.vol().join("x")).unwrap();
-        let root = safe_path::open_dir(&f.vol()).unwrap();
-        assert!(open_without_links(&root, Path::new("real/conf")).is_ok());
-        for sub in ["alias/conf", "x", "x/etc"] {
-            let e = open_without_links(&root, Path::new(sub)).unwrap_err();
-            assert!(matches!(e, Cause::Link), "{sub}: {e:?}");
-        }
-        let e = open_without_links(&root, Path::new("missing")).unwrap_err();
-        assert!(
-            matches!(&e, Cause::Io(e) if e.kind() == io::ErrorKind::NotFound),
-            "{e:?}"
-        );
     }
 
     #[test]
