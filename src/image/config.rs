@@ -238,7 +238,97 @@ mod tests {
         assert_eq!(resolve_user(&dir, "1000"), Ok((1000, 1001)));
         assert_eq!(resolve_user(&dir, "app:staff"), Ok((1000, 50)));
         assert_eq!(resolve_user(&dir, "42:43"), Ok((42, 43)));
-        assert!(resolve_user(&dir, "ghost").is_err());
+        assert_eq!(
+            resolve_user(&dir, "ghost"),
+            Err("user \"ghost\" not found in the image's /etc/passwd".into())
+        );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A rootfs for one test, removed after it.
+    struct Rootfs(std::path::PathBuf);
+
+    impl Rootfs {
+        fn new(tag: &str) -> Rootfs {
+            let dir =
+                std::env::temp_dir().join(format!("picolet-user-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+            Rootfs(dir)
+        }
+
+        fn path(&self) -> std::path::PathBuf {
+            self.0.join("rootfs")
+        }
+    }
+
+    impl Drop for Rootfs {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn passwd_symlinks_resolve_inside_the_image() {
+        let r = Rootfs::new("link");
+        let host = r.0.join("host-passwd");
+        std::fs::write(&host, "hostuser:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(&host, r.path().join("etc/passwd")).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "hostuser"),
+            Err("user \"hostuser\" not found in the image's /etc/passwd".into()),
+            "the host's file was read"
+        );
+        // A link that stays in the image is followed, as in the container.
+        std::fs::create_dir_all(r.path().join("lib")).unwrap();
+        std::fs::write(r.path().join("lib/passwd"), "app:x:7:8::/:/bin/sh\n").unwrap();
+        std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../lib/passwd", r.path().join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user(&r.path(), "app"), Ok((7, 8)));
+    }
+
+    #[test]
+    fn a_fifo_passwd_is_an_error_at_once() {
+        let r = Rootfs::new("fifo");
+        let fifo = r.path().join("etc/passwd");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Without O_NONBLOCK the open waits for a writer forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rootfs = r.path();
+        std::thread::spawn(move || tx.send(resolve_user(&rootfs, "app")));
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("resolve_user blocked");
+        assert_eq!(
+            got,
+            Err("the image's /etc/passwd: not a regular file".into())
+        );
+    }
+
+    #[test]
+    fn a_huge_passwd_is_an_error() {
+        let r = Rootfs::new("huge");
+        let line = "app:x:1:1::/:/bin/sh\n";
+        let data = line.repeat(MAX_ID_FILE as usize / line.len() + 1);
+        std::fs::write(r.path().join("etc/passwd"), data).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "app"),
+            Err(format!(
+                "the image's /etc/passwd: larger than {MAX_ID_FILE} bytes"
+            ))
+        );
+        std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
+        std::fs::create_dir(r.path().join("etc/passwd")).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "app"),
+            Err("the image's /etc/passwd: not a regular file".into())
+        );
     }
 }

@@ -465,3 +465,298 @@ impl Read for Metered {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_tar::TarBuilder;
+    use super::*;
+    use crate::image::reference::Reference;
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    /// An OCI layout made in the test, and where to unpack it.
+    struct Image {
+        base: PathBuf,
+        layout: Layout,
+        manifest: Manifest,
+    }
+
+    impl Drop for Image {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.base);
+        }
+    }
+
+    fn sha256(data: &[u8]) -> String {
+        format!("sha256:{:x}", Sha256::digest(data))
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn write_blob(dir: &Path, data: &[u8]) -> String {
+        let digest = sha256(data);
+        fs::write(dir.join(&digest[7..]), data).unwrap();
+        digest
+    }
+
+    /// `layers` (tar streams) gzipped into an image whose config says
+    /// `diff_ids` (their real ones if `None`).
+    fn image(tag: &str, layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) -> Image {
+        let base =
+            std::env::temp_dir().join(format!("picolet-unpack-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let blobs = base.join("layout/blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        let descriptors: Vec<_> = layers
+            .iter()
+            .map(|l| {
+                let digest = write_blob(&blobs, &gzip(l));
+                serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest})
+            })
+            .collect();
+        let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256(l)).collect());
+        let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": diff_ids}});
+        let config = write_blob(&blobs, config.to_string().as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config},
+            "layers": descriptors,
+        });
+        let manifest = write_blob(&blobs, manifest.to_string().as_bytes());
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest,
+            "annotations": {"org.opencontainers.image.ref.name": "test:1"},
+        }]});
+        fs::write(base.join("layout/index.json"), index.to_string()).unwrap();
+        let layout = Layout::new(base.join("layout"));
+        let manifest = layout
+            .resolve(&Reference::parse("test:1").unwrap())
+            .unwrap()
+            .unwrap();
+        Image {
+            base,
+            layout,
+            manifest,
+        }
+    }
+
+    impl Image {
+        fn rootfs_dir(&self) -> PathBuf {
+            self.base.join("rootfs")
+        }
+
+        fn dest(&self) -> PathBuf {
+            self.rootfs_dir().join("abc")
+        }
+
+        fn unpack(&self, limits: &Limits) -> Result<(), UnpackError> {
+            unpack_image(&self.layout, &self.manifest, &self.dest(), limits)
+        }
+
+        /// Names in the rootfs dir: the result, never a temporary left.
+        fn unpacked(&self) -> Vec<String> {
+            fs::read_dir(self.rootfs_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits::with_max_bytes(1 << 30)
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn layers_unpack_into_place() {
+        let lower = TarBuilder::new()
+            .dir("etc/", 0o755)
+            .file("etc/a", "1")
+            .file("etc/b", "2")
+            .finish();
+        let upper = TarBuilder::new()
+            .file("etc/.wh.a", "")
+            .file("etc/c", "3")
+            .finish();
+        let img = image("ok", &[lower, upper], None);
+        img.unpack(&limits()).unwrap();
+        assert_eq!(img.unpacked(), ["abc"]);
+        assert_eq!(
+            mode(&img.rootfs_dir()),
+            0o700,
+            "nothing unpacked is reachable by host users"
+        );
+        assert_eq!(
+            mode(&img.dest()),
+            0o755,
+            "the image's / is searchable in the container"
+        );
+        let mut etc: Vec<_> = fs::read_dir(img.dest().join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        etc.sort();
+        assert_eq!(etc, ["b", "c"]);
+        // A second unpack of the same image finding the first one's result.
+        img.unpack(&limits()).unwrap();
+        assert_eq!(img.unpacked(), ["abc"]);
+    }
+
+    #[test]
+    fn a_diff_id_mismatch_is_an_error_naming_the_layer() {
+        let layer = TarBuilder::new().file("a", "1").finish();
+        let img = image("diffid", &[layer], Some(vec![sha256(b"other")]));
+        let err = img.unpack(&limits()).unwrap_err();
+        match &err {
+            UnpackError::DiffId {
+                layer, expected, ..
+            } => {
+                assert_eq!(layer, &img.manifest.layers[0].digest);
+                assert_eq!(expected, &sha256(b"other"));
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            err.to_string().contains(&img.manifest.layers[0].digest),
+            "{err}"
+        );
+        assert_eq!(
+            img.unpacked(),
+            Vec::<String>::new(),
+            "no partial unpack, no temporary"
+        );
+        let img = image("count", &[], Some(vec![sha256(b"x")]));
+        assert!(matches!(
+            img.unpack(&limits()),
+            Err(UnpackError::DiffIdCount {
+                layers: 0,
+                diff_ids: 1
+            })
+        ));
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_its_digest_is_an_error() {
+        let layer = TarBuilder::new().file("a", "1").finish();
+        let img = image("digest", &[layer], None);
+        let blob = img
+            .layout
+            .dir()
+            .join("blobs/sha256")
+            .join(&img.manifest.layers[0].digest[7..]);
+        let mut data = fs::read(&blob).unwrap();
+        data.extend_from_slice(&gzip(b"appended member"));
+        fs::write(&blob, &data).unwrap();
+        match img.unpack(&limits()) {
+            Err(UnpackError::Digest { layer, actual }) => {
+                assert_eq!(
+                    (layer, actual),
+                    (img.manifest.layers[0].digest.clone(), sha256(&data))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(img.unpacked(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn limits_are_errors() {
+        // 6144 bytes each: two headers, 8 blocks of content, 2 end blocks.
+        let lower = TarBuilder::new()
+            .file("a", &"x".repeat(4000))
+            .file("b", "")
+            .finish();
+        let upper = TarBuilder::new()
+            .file("c", &"y".repeat(4000))
+            .file("d", "")
+            .finish();
+        let img = image("bytes", &[lower, upper], None);
+        match img.unpack(&Limits::with_max_bytes(10_000)) {
+            Err(UnpackError::TooLarge { layer, max: 10_000 }) => {
+                assert_eq!(layer, img.manifest.layers[1].digest)
+            }
+            other => panic!("{other:?}"),
+        }
+        let few = Limits {
+            max_entries: 3,
+            ..limits()
+        };
+        assert!(matches!(
+            img.unpack(&few),
+            Err(UnpackError::TooManyEntries { max: 3, .. })
+        ));
+        let short = Limits {
+            max_name_len: 1,
+            ..limits()
+        };
+        assert!(matches!(img.unpack(&short), Ok(())), "one-letter names fit");
+        assert_eq!(img.unpacked(), ["abc"]);
+        // 32 MiB of zeros gzip to about 32 KiB: a bomb's ratio.
+        let zeros = TarBuilder::new()
+            .entry(b"zeros", b'0', 0o644, b"", &vec![0u8; 32 << 20])
+            .finish();
+        let img = image("ratio", &[zeros], None);
+        assert!(matches!(
+            img.unpack(&limits()),
+            Err(UnpackError::Ratio { max: 100, .. })
+        ));
+        assert_eq!(img.unpacked(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_hostile_entry_fails_the_image_and_leaves_nothing() {
+        let layer = TarBuilder::new()
+            .file("ok", "1")
+            .file(".wh...", "")
+            .finish();
+        let img = image("hostile", &[layer], None);
+        let err = img.unpack(&limits()).unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Entry { entry, .. } if entry == ".wh..."),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "layer {}: entry \".wh...\": a whiteout of '', '.' or '..'",
+                img.manifest.layers[0].digest
+            )
+        );
+        assert_eq!(img.unpacked(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn leftovers_are_removed_without_following_their_links() {
+        let base = std::env::temp_dir().join(format!("picolet-leftovers-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("rootfs");
+        fs::create_dir_all(dir.join(".tmp-abc-1-0/sub")).unwrap();
+        fs::create_dir_all(dir.join("done/etc")).unwrap();
+        fs::create_dir_all(base.join("outside")).unwrap();
+        fs::write(base.join("outside/keep"), "host").unwrap();
+        symlink(base.join("outside"), dir.join(".tmp-abc-1-0/sub/out")).unwrap();
+        symlink(base.join("outside"), dir.join(".tmp-link")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        clean_leftovers(&dir);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["done"]);
+        assert_eq!(
+            fs::read_to_string(base.join("outside/keep")).unwrap(),
+            "host"
+        );
+        assert_eq!(mode(&dir), 0o700);
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

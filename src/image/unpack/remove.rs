@@ -88,3 +88,73 @@ fn ignore_missing(r: rustix::io::Result<()>) -> io::Result<()> {
         r => Ok(r?),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::mkdirat;
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::process::Command;
+
+    const CHILD: &str = "PICOLET_TEST_REMOVE_IN";
+    /// Deeper than the child's fd limit: one fd per level would run out.
+    const DEPTH: usize = 300;
+
+    #[test]
+    fn removes_trees_deeper_than_the_fd_limit_without_following_links() {
+        let base = std::env::temp_dir().join(format!("picolet-remove-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("outside")).unwrap();
+        fs::write(base.join("outside/keep"), "host").unwrap();
+        let top = crate::safe_path::open_dir(&base).unwrap();
+        mkdirat(&top, "tree", Mode::from_raw_mode(0o755)).unwrap();
+        let mut dir = open_dir(top.as_fd(), OsStr::new("tree")).unwrap();
+        for _ in 0..DEPTH {
+            mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).unwrap();
+            rustix::fs::symlinkat(base.join("outside").as_path(), &dir, "link").unwrap();
+            let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
+            drop(openat(&dir, "f", flags, Mode::from_raw_mode(0o644)).unwrap());
+            dir = open_dir(dir.as_fd(), OsStr::new("d")).unwrap();
+        }
+        drop(dir);
+        // The fd limit is the process's: lowered in a child, not here.
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "image::unpack::remove::tests::remove_in_child",
+                "--ignored",
+            ])
+            .env(CHILD, &base)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!base.join("tree").exists());
+        assert_eq!(
+            fs::read_to_string(base.join("outside/keep")).unwrap(),
+            "host"
+        );
+        remove_all(top.as_fd(), OsStr::new("missing")).unwrap();
+        symlink(base.join("outside"), base.join("link")).unwrap();
+        remove_all(top.as_fd(), OsStr::new("link")).unwrap();
+        assert!(base.join("outside/keep").exists() && !base.join("link").exists());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    #[ignore = "run by the test above, in a child process"]
+    fn remove_in_child() {
+        let base = std::env::var_os(CHILD).expect(CHILD);
+        let mut limit = getrlimit(Resource::Nofile);
+        limit.current = Some(DEPTH as u64 / 2);
+        setrlimit(Resource::Nofile, limit).unwrap();
+        let top = crate::safe_path::open_dir(Path::new(&base)).unwrap();
+        remove_all(top.as_fd(), OsStr::new("tree")).unwrap();
+    }
+}
