@@ -4,12 +4,11 @@
 //! directory renamed into place only when complete. Entries never leave the
 //! rootfs (see `apply`); the tar reader bounds every header (see `tar`).
 
-mod apply;
-mod remove;
+pub(crate) mod apply;
+pub(crate) mod remove;
 mod secure_join;
-mod tar;
-#[cfg(test)]
-mod test_tar;
+pub(crate) mod tar;
+pub(crate) mod tar_writer;
 
 pub use secure_join::secure_join;
 
@@ -468,7 +467,7 @@ impl Read for Metered {
 
 #[cfg(test)]
 mod tests {
-    use super::test_tar::TarBuilder;
+    use super::tar_writer::TarBuilder;
     use super::*;
     use crate::image::reference::Reference;
     use std::fs;

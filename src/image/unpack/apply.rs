@@ -346,7 +346,7 @@ fn split(path: &[u8]) -> Result<Option<(PathBuf, &OsStr)>, EntryError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_tar::TarBuilder;
+    use super::super::tar_writer::TarBuilder;
     use super::*;
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -432,19 +432,22 @@ mod tests {
     #[test]
     fn a_directory_entry_replaces_a_symlink_and_never_follows_it() {
         let t = TempDir::new("symdir");
-        let victim = t.victim("victim", 0o600);
+        let victim = t.0.join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o700)).unwrap();
         for target in [t.climb_to(&victim), victim.display().to_string()] {
             let layer = TarBuilder::new()
                 .symlink("evil", &target)
                 .dir("evil/", 0o777)
+                .file("evil/planted", "x")
                 .finish();
             t.apply(&layer).unwrap();
-            assert_eq!(mode(&victim), 0o600);
-            assert_eq!(fs::read_to_string(&victim).unwrap(), "host");
+            assert_eq!(mode(&victim), 0o700);
+            assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
             let evil = fs::symlink_metadata(t.root().join("evil")).unwrap();
             assert!(evil.is_dir());
             assert_eq!(evil.mode() & 0o7777, 0o777);
-            fs::remove_dir(t.root().join("evil")).unwrap();
+            fs::remove_dir_all(t.root().join("evil")).unwrap();
         }
     }
 

@@ -506,7 +506,7 @@ fn records<'a>(mut data: &'a [u8], name: &str) -> Result<Vec<Record<'a>>, TarErr
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_tar::TarBuilder;
+    use super::super::tar_writer::TarBuilder;
     use super::*;
 
     fn all(data: &[u8], max_name: usize) -> Result<Vec<(Header, Vec<u8>)>, TarError> {

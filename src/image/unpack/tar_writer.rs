@@ -1,6 +1,6 @@
-//! Tar streams for tests, written header by header so that a test can put
-//! in anything a hostile layer would: raw names, lying sizes, huge
-//! extension headers.
+//! Tar streams for tests and the fuzz target (src/fuzz.rs), written header
+//! by header so that they can hold anything a hostile layer would: raw
+//! names, lying sizes, huge extension headers.
 
 /// A tar stream under construction.
 #[derive(Default)]
@@ -11,8 +11,9 @@ impl TarBuilder {
         TarBuilder::default()
     }
 
-    /// A header block; `name` and `link` must fit their fields (100 bytes).
+    /// A header block; `name` and `link` are cut to their fields' 100 bytes.
     pub fn header(name: &[u8], kind: u8, mode: u32, size: u64, link: &[u8]) -> [u8; 512] {
+        let (name, link) = (&name[..name.len().min(100)], &link[..link.len().min(100)]);
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name);
         let octal = |h: &mut [u8; 512], at: usize, width: usize, v: u64| {
@@ -50,6 +51,16 @@ impl TarBuilder {
         self
     }
 
+    /// The end-of-archive blocks.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&[0u8; 1024]);
+        self.0
+    }
+}
+
+/// Entries of the usual kinds, for tests.
+#[cfg(test)]
+impl TarBuilder {
     pub fn file(self, name: &str, body: &str) -> TarBuilder {
         self.entry(name.as_bytes(), b'0', 0o644, b"", body.as_bytes())
     }
@@ -80,11 +91,5 @@ impl TarBuilder {
             data.push(b'\n');
         }
         self.entry(b"./PaxHeaders/x", b'x', 0o644, b"", &data)
-    }
-
-    /// The end-of-archive blocks.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.0.extend_from_slice(&[0u8; 1024]);
-        self.0
     }
 }
