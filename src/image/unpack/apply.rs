@@ -13,9 +13,10 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -89,6 +90,7 @@ pub fn apply_layer<R: Read>(
     let mut layer = Layer {
         root,
         created: HashSet::new(),
+        hasher: RandomState::new(),
         is_root: rustix::process::geteuid().is_root(),
     };
     while let Some(header) = archive.next().map_err(LayerError::Tar)? {
@@ -108,9 +110,12 @@ pub fn apply_layer<R: Read>(
 
 struct Layer<'a> {
     root: BorrowedFd<'a>,
-    /// Entries this layer made, by parent directory (device, inode) and
-    /// name: an opaque whiteout hides lower layers' entries only.
-    created: HashSet<(u64, u64, OsString)>,
+    /// Entries this layer made, as hashes of their parent directory's
+    /// (device, inode) and their name: an opaque whiteout hides lower
+    /// layers' entries only. 8 bytes an entry, not a copy of its name: a
+    /// layer may have a million.
+    created: HashSet<u64>,
+    hasher: RandomState,
     /// Ownership is applied only by root (tests run unprivileged too).
     is_root: bool,
 }
@@ -134,46 +139,55 @@ impl Layer<'_> {
         let parent = self.parent(&dir)?;
         let parent = parent.as_fd();
         let keep_dir = self.clear(parent, name, h.kind)?;
-        let made = match (h.kind, link_target) {
-            (Kind::Dir, _) => Some(self.dir(parent, name, keep_dir)?),
-            (Kind::File, _) => Some(file(archive, parent, name)?),
+        if let Some(fd) = self.make(archive, parent, name, h, keep_dir, link_target)? {
+            self.set_metadata(fd.as_fd(), h)?;
+        }
+        let key = self.key(&fstat(parent)?, name);
+        self.created.insert(key);
+        Ok(())
+    }
+
+    fn key(&self, parent: &rustix::fs::Stat, name: &OsStr) -> u64 {
+        self.hasher.hash_one((parent.st_dev, parent.st_ino, name))
+    }
+
+    /// Create `name` in `parent` as `h` says; the fd of what has a mode of
+    /// its own to set (not links, which have none or share their target's).
+    fn make<R: Read>(
+        &self,
+        archive: &mut Archive<R>,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        h: &Header,
+        keep_dir: bool,
+        link_target: Option<OwnedFd>,
+    ) -> Result<Option<OwnedFd>, EntryError> {
+        match (h.kind, link_target) {
+            (Kind::Dir, _) => Ok(Some(self.dir(parent, name, keep_dir)?)),
+            (Kind::File, _) => Ok(Some(file(archive, parent, name)?)),
             (Kind::Fifo, _) => {
                 mknodat(parent, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
                 // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-                Some(open_nofollow(
-                    parent,
-                    name,
-                    OFlags::RDONLY | OFlags::NONBLOCK,
-                )?)
+                let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+                Ok(Some(open_nofollow(parent, name, flags)?))
             }
             (Kind::Symlink, _) => {
                 symlinkat(h.link.as_slice(), parent, name)?;
                 if self.is_root {
                     let (uid, gid) = owner(h)?;
-                    chownat(
-                        parent,
-                        name,
-                        Some(uid),
-                        Some(gid),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )?;
+                    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+                    chownat(parent, name, Some(uid), Some(gid), nofollow)?;
                 }
-                None
+                Ok(None)
             }
             (Kind::HardLink, Some(target)) => {
                 // The magic /proc link names the target's inode itself.
                 let source = fd_path(target.as_fd());
                 linkat(CWD, &source, parent, name, AtFlags::SYMLINK_FOLLOW)?;
-                None // a hard link's header does not change its inode's mode
+                Ok(None)
             }
-            (Kind::HardLink | Kind::CharDevice | Kind::BlockDevice, _) => None,
-        };
-        if let Some(fd) = made {
-            self.set_metadata(fd.as_fd(), h)?;
+            (Kind::HardLink | Kind::CharDevice | Kind::BlockDevice, _) => Ok(None),
         }
-        let st = fstat(parent)?;
-        self.created.insert((st.st_dev, st.st_ino, name.to_owned()));
-        Ok(())
     }
 
     /// The entry's parent directory inside the root, made if missing.
@@ -274,19 +288,14 @@ impl Layer<'_> {
             return Ok(remove_all(parent.as_fd(), OsStr::from_bytes(hidden))?);
         }
         let st = fstat(&parent)?;
-        let mut lower = Vec::new();
+        // Removing entries already read does not make readdir skip others.
         let mut entries = rustix::fs::Dir::read_from(&parent)?;
         while let Some(entry) = entries.read() {
-            let name = OsStr::from_bytes(entry?.file_name().to_bytes()).to_owned();
-            if name != "."
-                && name != ".."
-                && !self.created.contains(&(st.st_dev, st.st_ino, name.clone()))
-            {
-                lower.push(name);
+            let entry = entry?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name != "." && name != ".." && !self.created.contains(&self.key(&st, name)) {
+                remove_all(parent.as_fd(), name)?;
             }
-        }
-        for name in lower {
-            remove_all(parent.as_fd(), &name)?;
         }
         Ok(())
     }
@@ -567,6 +576,7 @@ mod tests {
         let upper = TarBuilder::new()
             .file("etc/.wh.a", "")
             .dir("opt/", 0o755)
+            .file("opt/-early", "made before the marker")
             .file("opt/.wh..wh..opq", "")
             .file("opt/new", "4")
             .file("etc/.wh..wh.plnk", "")
@@ -582,7 +592,7 @@ mod tests {
             n
         };
         assert_eq!(names("etc"), ["b"]);
-        assert_eq!(names("opt"), ["new"]);
+        assert_eq!(names("opt"), ["-early", "new"]);
         assert!(!t.root().join("missing").exists());
     }
 
