@@ -222,14 +222,19 @@ pub fn clean_leftovers(rootfs_dir: &Path) {
         Ok(dir) => dir,
         Err(e) => return log::warn!("{}: {e}", rootfs_dir.display()),
     };
-    let names: Vec<_> = match std::fs::read_dir(rootfs_dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.file_name())
-            .filter(|n| n.as_bytes().starts_with(TMP_PREFIX.as_bytes()))
-            .collect(),
-        Err(e) => return log::warn!("{}: {e}", rootfs_dir.display()),
-    };
+    let mut names = Vec::new();
+    let read = rustix::fs::Dir::read_from(&dir).and_then(|mut entries| {
+        while let Some(entry) = entries.read() {
+            let name = OsStr::from_bytes(entry?.file_name().to_bytes()).to_owned();
+            if name.as_bytes().starts_with(TMP_PREFIX.as_bytes()) {
+                names.push(name);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = read {
+        log::warn!("{}: {e}", rootfs_dir.display());
+    }
     for name in names {
         match remove::remove_all(dir.as_fd(), &name) {
             Ok(()) => log::info!(
