@@ -6,11 +6,8 @@
 
 pub(crate) mod apply;
 pub(crate) mod remove;
-mod secure_join;
 pub(crate) mod tar;
 pub(crate) mod tar_writer;
-
-pub use secure_join::secure_join;
 
 use super::layout::{Layer, Layout, Manifest};
 use crate::safe_path;
