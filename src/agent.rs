@@ -132,6 +132,7 @@ pub fn run(config: Config) -> Result<(), String> {
         memory_capacity,
         allocatable,
         host_ip,
+        image_unpack_limit: config.image_unpack_limit,
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
@@ -237,6 +238,12 @@ pub fn run(config: Config) -> Result<(), String> {
                         node: node_sync.as_ref(),
                     };
                     engine.set_desired(desired(sources, &runtime, &engine), now);
+                    // A deleted pod's start still waiting for its image
+                    // must not happen after this.
+                    let deleting = |uid: &str| engine.deleting_since(uid).is_some();
+                    for observation in runtime.abandon_starts(deleting) {
+                        engine.handle(observation, now);
+                    }
                 }
             } else {
                 for observation in runtime.on_ready(token, &mut reactor) {

@@ -37,6 +37,8 @@ pub struct ConfigFile {
     pub kubeconfig: Option<PathBuf>,
     /// What pods from the API server may do on this node.
     pub node_policy: Option<crate::source::api::policy::NodePolicy>,
+    /// The most bytes one image may unpack to, as a quantity.
+    pub image_unpack_limit: Option<String>,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -86,6 +88,8 @@ pub struct Config {
     pub manifest_url: Option<crate::source::url::UrlConfig>,
     /// Node mode, when a kubeconfig is given.
     pub node: Option<crate::source::api::NodeConfig>,
+    /// `imageUnpackLimit` in bytes; `None`: half the free space of rootDir.
+    pub image_unpack_limit: Option<u64>,
 }
 
 impl Config {
@@ -127,6 +131,13 @@ impl Config {
                 .map_err(|m| format!("containerLogMaxSize: {m}"))?,
             None => 10 << 20,
         };
+        let image_unpack_limit = match &merged.image_unpack_limit {
+            Some(s) => Some(
+                crate::pod::quantity::parse_bytes(s)
+                    .map_err(|m| format!("imageUnpackLimit: {m}"))?,
+            ),
+            None => None,
+        };
         let mut reserved_cpu = 0;
         let mut reserved_memory = 0;
         for (field, r) in [
@@ -165,6 +176,7 @@ impl Config {
                 policy: merged.node_policy.unwrap_or_default(),
             });
         let config = Config {
+            image_unpack_limit,
             node,
             manifest_url,
             cgroup_root: merged
@@ -238,6 +250,7 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         http_check_frequency: over.http_check_frequency.or(base.http_check_frequency),
         kubeconfig: over.kubeconfig.or(base.kubeconfig),
         node_policy: over.node_policy.or(base.node_policy),
+        image_unpack_limit: over.image_unpack_limit.or(base.image_unpack_limit),
     }
 }
 
@@ -326,5 +339,22 @@ mod tests {
         let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
         assert!(err.contains("staticPodPaht"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_unpack_limit_is_a_quantity_of_bytes() {
+        let limit = |value: &str| {
+            let flags = ConfigFile {
+                image_unpack_limit: Some(value.into()),
+                ..ConfigFile::default()
+            };
+            Config::load(None, &flags).map(|c| c.image_unpack_limit)
+        };
+        assert_eq!(limit("2Gi"), Ok(Some(2 << 30)));
+        assert_eq!(limit("500M"), Ok(Some(500_000_000)));
+        let err = limit("lots").unwrap_err();
+        assert!(err.starts_with("imageUnpackLimit: "), "{err}");
+        let unset = Config::load(None, &ConfigFile::default()).unwrap();
+        assert_eq!(unset.image_unpack_limit, None);
     }
 }
