@@ -185,3 +185,46 @@ fn create_error(image: &str, e: impl std::fmt::Display) -> ImageError {
         message: format!("image {image:?}: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(root: &Path, limit: Option<u64>) -> UnpackJob {
+        UnpackJob {
+            image: "big:1".into(),
+            layout: Arc::new(Layout::new(root.join("images"))),
+            manifest: Manifest {
+                digest: String::new(),
+                config_digest: String::new(),
+                layers: Vec::new(),
+            },
+            dest: root.join("rootfs/x"),
+            limit,
+            root: root.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_unpack_limit_is_the_configured_one_or_half_the_free_space() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (bytes, source) = job(root, Some(4 << 20)).max_bytes().unwrap();
+        assert_eq!((bytes, source.as_str()), (4 << 20, "imageUnpackLimit"));
+
+        let (bytes, source) = job(root, None).max_bytes().unwrap();
+        // df's figure for unprivileged users, as the limit's.
+        let df = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(root)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(df.stdout).unwrap();
+        let avail: u64 = text.lines().nth(1).unwrap().trim().parse().unwrap();
+        let half = avail / 2;
+        assert!(bytes.abs_diff(half) < half / 100, "{bytes} vs df's {avail}");
+        assert!(
+            source.starts_with(&format!("half the free space of {}", root.display())),
+            "{source}"
+        );
+    }
+}

@@ -106,6 +106,8 @@ impl Runtime {
             .remove_pods(stopping)
             .into_iter()
             .map(|PendingStart { pod, instance }| {
+                // The reason the status showed while it waited: the pod
+                // goes at once, with no error flashed on the way.
                 let why = fail("ContainerCreating", "the pod is stopping; not started");
                 start_failed(&pod, instance, why)
             })
