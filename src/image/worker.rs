@@ -14,7 +14,7 @@
 use super::{ImageError, UnpackJob};
 use crate::reactor::{Reactor, Token};
 use rustix::fd::{AsFd, OwnedFd};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
@@ -80,6 +80,8 @@ pub fn wake_channel<T>() -> io::Result<(Waker<T>, Woken<T>)> {
 
 /// One finished unpack.
 pub struct Unpacked {
+    /// The reference of the pod that asked first.
+    pub image: String,
     pub dest: PathBuf,
     pub result: Result<(), ImageError>,
     pub took: Duration,
@@ -94,10 +96,11 @@ pub struct Unpacker {
 /// A worker at work.
 struct Busy {
     jobs: Sender<UnpackJob>,
+    thread: std::thread::JoinHandle<()>,
     results: Woken<Unpacked>,
     token: Token,
-    /// Destinations queued or unpacking.
-    outstanding: BTreeSet<PathBuf>,
+    /// Destinations queued or unpacking, with the image reference.
+    outstanding: BTreeMap<PathBuf, String>,
 }
 
 impl Unpacker {
@@ -108,9 +111,11 @@ impl Unpacker {
             Some(busy) => busy,
             None => self.busy.insert(Busy::start(reactor)?),
         };
-        if !busy.outstanding.insert(job.dest().to_path_buf()) {
+        if busy.outstanding.contains_key(job.dest()) {
             return Ok(());
         }
+        busy.outstanding
+            .insert(job.dest().to_path_buf(), job.image.clone());
         busy.jobs
             .send(job)
             .map_err(|_| io::Error::other("the unpack worker has stopped"))
@@ -135,7 +140,8 @@ impl Unpacker {
             done.extend(
                 std::mem::take(&mut busy.outstanding)
                     .into_iter()
-                    .map(|dest| Unpacked {
+                    .map(|(dest, image)| Unpacked {
+                        image,
                         dest,
                         result: Err(ImageError {
                             reason: "CreateContainerError",
@@ -146,9 +152,9 @@ impl Unpacker {
             );
         }
         if busy.outstanding.is_empty() {
-            reactor.deregister(busy.results.fd());
-            // Dropping the job sender ends the worker's `recv` loop.
-            self.busy = None;
+            if let Some(busy) = self.busy.take() {
+                busy.stop(reactor);
+            }
         }
         done
     }
@@ -162,16 +168,30 @@ impl Busy {
         let spawned = std::thread::Builder::new()
             .name("image-unpack".into())
             .spawn(move || work(&queue, waker));
-        if let Err(e) = spawned {
-            reactor.deregister(results.fd());
-            return Err(e);
-        }
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                reactor.deregister(results.fd());
+                return Err(e);
+            }
+        };
         Ok(Busy {
             jobs,
+            thread,
             results,
             token,
-            outstanding: BTreeSet::new(),
+            outstanding: BTreeMap::new(),
         })
+    }
+
+    /// With every result taken: end the thread and close the pipe.
+    fn stop(self, reactor: &mut Reactor) {
+        reactor.deregister(self.results.fd());
+        // The worker has sent its last result and waits in `recv`, which
+        // fails once the job sender is gone: the join is only its exit, and
+        // afterwards no thread is left.
+        drop(self.jobs);
+        let _ = self.thread.join();
     }
 }
 
@@ -181,6 +201,7 @@ fn work(queue: &Receiver<UnpackJob>, mut results: Waker<Unpacked>) {
         let began = Instant::now();
         let result = job.run();
         let done = Unpacked {
+            image: job.image.clone(),
             dest: job.dest().to_path_buf(),
             result,
             took: began.elapsed(),

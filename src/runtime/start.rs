@@ -85,8 +85,8 @@ impl Runtime {
         let mut observations = Vec::new();
         for done in self.unpacker.finished(reactor) {
             match &done.result {
-                Ok(()) => log::info!("{}: unpacked in {:.1?}", done.dest.display(), done.took),
-                Err(e) => log::warn!("{}: {}", done.dest.display(), e.message),
+                Ok(()) => log::info!("image {:?}: unpacked in {:.1?}", done.image, done.took),
+                Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
             }
             for PendingStart { pod, instance } in self.pending.take(&done.dest) {
                 observations.extend(match &done.result {
