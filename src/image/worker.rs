@@ -230,12 +230,17 @@ mod tests {
     fn job(dir: &Path, image: &str, missing_layer: bool) -> UnpackJob {
         let layout = dir.join("images");
         std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(2);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, "hello", &b"hi"[..]).unwrap();
-        let layer = tar.into_inner().unwrap();
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("hello"), "hi").unwrap();
+        let tar = std::process::Command::new("tar")
+            .arg("-cC")
+            .arg(&files)
+            .arg("hello")
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "{tar:?}");
+        let layer = tar.stdout;
         let layer_digest = if missing_layer {
             format!("sha256:{:x}", Sha256::digest(&layer))
         } else {
