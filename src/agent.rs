@@ -1,8 +1,9 @@
 //! The agent loop: sources -> engine -> runtime, on one thread.
 //!
 //! The thread sleeps in epoll until a monitor ends, a start notice arrives,
-//! the manifest directory changes, a signal comes, or the engine's next
-//! deadline passes. Nothing wakes it otherwise: no periodic sync.
+//! the manifest directory changes, an image unpack ends, a signal comes, or
+//! the engine's next deadline passes. Nothing wakes it otherwise: no
+//! periodic sync.
 
 use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
