@@ -1,8 +1,9 @@
 //! The agent loop: sources -> engine -> runtime, on one thread.
 //!
 //! The thread sleeps in epoll until a monitor ends, a start notice arrives,
-//! the manifest directory changes, a signal comes, or the engine's next
-//! deadline passes. Nothing wakes it otherwise: no periodic sync.
+//! the manifest directory changes, an image unpack ends, a signal comes, or
+//! the engine's next deadline passes. Nothing wakes it otherwise: no
+//! periodic sync.
 
 use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
@@ -141,6 +142,7 @@ pub fn run(config: Config) -> Result<(), String> {
         allocatable,
         host_ip,
         seccomp_default: config.seccomp_default,
+        image_unpack_limit: config.image_unpack_limit,
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
@@ -248,6 +250,12 @@ pub fn run(config: Config) -> Result<(), String> {
                         policy: &config.node_policy,
                     };
                     engine.set_desired(desired(sources, &runtime, &engine), now);
+                    // A deleted pod's start still waiting for its image
+                    // must not happen after this.
+                    let deleting = |uid: &str| engine.deleting_since(uid).is_some();
+                    for observation in runtime.abandon_starts(deleting) {
+                        engine.handle(observation, now);
+                    }
                 }
             } else {
                 for observation in runtime.on_ready(token, &mut reactor) {

@@ -40,6 +40,8 @@ pub struct ConfigFile {
     /// KubeletConfiguration `seccompDefault`: RuntimeDefault for
     /// containers that name no seccomp profile.
     pub seccomp_default: Option<bool>,
+    /// The most bytes one image may unpack to, as a quantity.
+    pub image_unpack_limit: Option<String>,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -92,6 +94,8 @@ pub struct Config {
     /// What pods from the manifest URL and the API server may do here.
     pub node_policy: crate::pod::policy::NodePolicy,
     pub seccomp_default: bool,
+    /// `imageUnpackLimit` in bytes; `None`: half the free space of rootDir.
+    pub image_unpack_limit: Option<u64>,
 }
 
 impl Config {
@@ -133,6 +137,13 @@ impl Config {
                 .map_err(|m| format!("containerLogMaxSize: {m}"))?,
             None => 10 << 20,
         };
+        let image_unpack_limit = match &merged.image_unpack_limit {
+            Some(s) => Some(
+                crate::pod::quantity::parse_bytes(s)
+                    .map_err(|m| format!("imageUnpackLimit: {m}"))?,
+            ),
+            None => None,
+        };
         let mut reserved_cpu = 0;
         let mut reserved_memory = 0;
         for (field, r) in [
@@ -173,6 +184,7 @@ impl Config {
                 policy: node_policy.clone(),
             });
         let config = Config {
+            image_unpack_limit,
             node,
             node_policy,
             seccomp_default: merged.seccomp_default.unwrap_or(false),
@@ -249,6 +261,7 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         kubeconfig: over.kubeconfig.or(base.kubeconfig),
         node_policy: over.node_policy.or(base.node_policy),
         seccomp_default: over.seccomp_default.or(base.seccomp_default),
+        image_unpack_limit: over.image_unpack_limit.or(base.image_unpack_limit),
     }
 }
 
@@ -364,5 +377,22 @@ mod tests {
         let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
         assert!(err.contains("staticPodPaht"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_unpack_limit_is_a_quantity_of_bytes() {
+        let limit = |value: &str| {
+            let flags = ConfigFile {
+                image_unpack_limit: Some(value.into()),
+                ..ConfigFile::default()
+            };
+            Config::load(None, &flags).map(|c| c.image_unpack_limit)
+        };
+        assert_eq!(limit("2Gi"), Ok(Some(2 << 30)));
+        assert_eq!(limit("500M"), Ok(Some(500_000_000)));
+        let err = limit("lots").unwrap_err();
+        assert!(err.starts_with("imageUnpackLimit: "), "{err}");
+        let unset = Config::load(None, &ConfigFile::default()).unwrap();
+        assert_eq!(unset.image_unpack_limit, None);
     }
 }

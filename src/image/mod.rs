@@ -3,17 +3,21 @@
 //!
 //! Images arrive by standard tools (`umoci`, `skopeo copy ... oci:DIR:REF`)
 //! until registry pulls exist; a Kubernetes image reference finds them.
+//! Finding is quick and runs on the core thread; unpacking is an
+//! [`UnpackJob`] for the worker of `worker.rs`.
 
 pub mod config;
 pub mod layout;
 pub mod reference;
 pub mod unpack;
+pub mod worker;
 
 use crate::pod::PullPolicy;
 use config::ImageConfig;
-use layout::Layout;
+use layout::{Layout, Manifest};
 use reference::Reference;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An image ready to run: its unpacked, read-only root and its config.
 #[derive(Debug, Clone)]
@@ -31,21 +35,49 @@ pub struct ImageError {
     pub message: String,
 }
 
+/// What [`ImageStore::find`] found.
+pub enum Found {
+    Ready(Image),
+    /// In the layout but not unpacked yet: run the job, then find again.
+    Unpack(UnpackJob),
+}
+
+/// One image to unpack, with all the worker thread needs.
+pub struct UnpackJob {
+    /// The reference as the pod names it, for messages.
+    image: String,
+    layout: Arc<Layout>,
+    manifest: Manifest,
+    dest: PathBuf,
+    limit: Option<u64>,
+    root: PathBuf,
+}
+
 pub struct ImageStore {
-    layout: Layout,
+    layout: Arc<Layout>,
     rootfs_dir: PathBuf,
+    root: PathBuf,
+    /// `imageUnpackLimit` in bytes; `None`: half the free space (see
+    /// [`UnpackJob::max_bytes`]).
+    unpack_limit: Option<u64>,
 }
 
 impl ImageStore {
-    pub fn new(root: &Path) -> ImageStore {
+    /// The store at `root`, with what interrupted unpacks left there
+    /// removed: once, at start, before any unpack can begin.
+    pub fn new(root: &Path, unpack_limit: Option<u64>) -> ImageStore {
+        let rootfs_dir = root.join("rootfs");
+        unpack::clean_leftovers(&rootfs_dir);
         ImageStore {
-            layout: Layout::new(root.join("images")),
-            rootfs_dir: root.join("rootfs"),
+            layout: Arc::new(Layout::new(root.join("images"))),
+            rootfs_dir,
+            root: root.to_path_buf(),
+            unpack_limit,
         }
     }
 
-    /// Find `image` in the layout under `policy` and unpack it if needed.
-    pub fn ensure(&self, image: &str, policy: PullPolicy) -> Result<Image, ImageError> {
+    /// Find `image` in the layout under `policy`: ready, or to be unpacked.
+    pub fn find(&self, image: &str, policy: PullPolicy) -> Result<Found, ImageError> {
         let reference = Reference::parse(image).map_err(|m| ImageError {
             reason: "InvalidImageName",
             message: format!("invalid image name {image:?}: {m}"),
@@ -78,19 +110,64 @@ impl ImageStore {
             .rootfs_dir
             .join(manifest.config_digest.trim_start_matches("sha256:"));
         if !rootfs.is_dir() {
-            unpack::unpack_image(
-                &self.layout,
-                &manifest,
-                &rootfs,
-                &unpack::Limits::with_max_bytes(u64::MAX),
-            )
-            .map_err(|e| create_error(image, e))?;
+            return Ok(Found::Unpack(UnpackJob {
+                image: image.to_string(),
+                layout: Arc::clone(&self.layout),
+                manifest,
+                dest: rootfs,
+                limit: self.unpack_limit,
+                root: self.root.clone(),
+            }));
         }
-        Ok(Image {
+        Ok(Found::Ready(Image {
             rootfs,
             config,
             digest: manifest.digest,
+        }))
+    }
+}
+
+impl UnpackJob {
+    /// Where the image unpacks to; one job per destination is enough.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Unpack, on the worker thread: this blocks for as long as the layers
+    /// take.
+    pub fn run(&self) -> Result<(), ImageError> {
+        let (max_bytes, source) = self.max_bytes().map_err(|e| {
+            create_error(
+                &self.image,
+                format!("reading the free space of {}: {e}", self.root.display()),
+            )
+        })?;
+        let limits = unpack::Limits::with_max_bytes(max_bytes);
+        unpack::unpack_image(&self.layout, &self.manifest, &self.dest, &limits).map_err(|e| {
+            create_error(
+                &self.image,
+                format!("unpacking with a limit of {max_bytes} bytes ({source}): {e}"),
+            )
         })
+    }
+
+    /// The most bytes this image may unpack to, and where the figure comes
+    /// from. Without `imageUnpackLimit`: half the space free on the root's
+    /// filesystem now. Half, because that filesystem also holds the pods'
+    /// writable layers, emptyDir volumes and logs, which must keep room to
+    /// run; and because a second image of the same size must still fit.
+    /// `f_bavail` leaves the filesystem's reserve for root alone.
+    fn max_bytes(&self) -> std::io::Result<(u64, String)> {
+        if let Some(limit) = self.limit {
+            return Ok((limit, "imageUnpackLimit".into()));
+        }
+        let fs = rustix::fs::statvfs(&self.root)?;
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        let why = format!(
+            "half the free space of {}; set imageUnpackLimit to change it",
+            self.root.display()
+        );
+        Ok((free / 2, why))
     }
 }
 
@@ -98,5 +175,48 @@ fn create_error(image: &str, e: impl std::fmt::Display) -> ImageError {
     ImageError {
         reason: "CreateContainerError",
         message: format!("image {image:?}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(root: &Path, limit: Option<u64>) -> UnpackJob {
+        UnpackJob {
+            image: "big:1".into(),
+            layout: Arc::new(Layout::new(root.join("images"))),
+            manifest: Manifest {
+                digest: String::new(),
+                config_digest: String::new(),
+                layers: Vec::new(),
+            },
+            dest: root.join("rootfs/x"),
+            limit,
+            root: root.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_unpack_limit_is_the_configured_one_or_half_the_free_space() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (bytes, source) = job(root, Some(4 << 20)).max_bytes().unwrap();
+        assert_eq!((bytes, source.as_str()), (4 << 20, "imageUnpackLimit"));
+
+        let (bytes, source) = job(root, None).max_bytes().unwrap();
+        // df's figure for unprivileged users, as the limit's.
+        let df = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(root)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(df.stdout).unwrap();
+        let avail: u64 = text.lines().nth(1).unwrap().trim().parse().unwrap();
+        let half = avail / 2;
+        assert!(bytes.abs_diff(half) < half / 100, "{bytes} vs df's {avail}");
+        assert!(
+            source.starts_with(&format!("half the free space of {}", root.display())),
+            "{source}"
+        );
     }
 }

@@ -213,7 +213,6 @@ fn finish(parent: BorrowedFd<'_>, root: OwnedFd, tmp: &str, name: &OsStr) -> io:
 /// Remove what interrupted unpacks left in `rootfs_dir` (at start, before
 /// any unpack), and make the directory 0700 if an older picolet made it
 /// 0755.
-#[allow(dead_code)] // ImageStore (src/image/mod.rs) calls it at start with the unpack worker
 pub fn clean_leftovers(rootfs_dir: &Path) {
     let dir = match open_rootfs_dir(rootfs_dir) {
         Ok(dir) => dir,

@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod objects;
 pub mod oci;
 pub mod paths;
+mod pending;
 pub mod process;
 pub mod records;
 pub mod recover;
@@ -27,6 +28,7 @@ pub mod stop;
 pub mod subpath;
 
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
+use crate::image::worker::Unpacker;
 use crate::image::ImageStore;
 use crate::pod::Pod;
 use crate::reactor::{Reactor, Token};
@@ -60,6 +62,8 @@ pub struct RuntimeConfig {
     pub host_ip: String,
     /// KubeletConfiguration `seccompDefault`.
     pub seccomp_default: bool,
+    /// `imageUnpackLimit` in bytes; `None`: half the free space.
+    pub image_unpack_limit: Option<u64>,
 }
 
 /// A monitor the agent watches.
@@ -81,6 +85,10 @@ pub struct Runtime {
     config: RuntimeConfig,
     oci: OciRuntime,
     images: ImageStore,
+    /// The unpack worker, while an image unpacks.
+    unpacker: Unpacker,
+    /// Container starts waiting for an unpack.
+    pending: pending::Pending,
     /// Keyed by the pidfd's token.
     watched: BTreeMap<Token, Watched>,
     /// Notice-pipe token to pidfd token.
@@ -112,11 +120,13 @@ impl Runtime {
             binary: config.binary.clone(),
             root: config.paths.runc_root(),
         };
-        let images = ImageStore::new(&config.paths.root);
+        let images = ImageStore::new(&config.paths.root, config.image_unpack_limit);
         Runtime {
             config,
             oci,
             images,
+            unpacker: Unpacker::default(),
+            pending: pending::Pending::default(),
             watched: BTreeMap::new(),
             notices: BTreeMap::new(),
             handlers: BTreeMap::new(),
@@ -185,25 +195,7 @@ impl Runtime {
                     container,
                     attempt,
                 };
-                let unrecorded = (!history::begun(&self.config.paths, &pod.metadata.uid))
-                    .then(|| Arc::clone(&pod));
-                match self.start(&pod, &instance, unrecorded, reactor) {
-                    Ok(()) => vec![],
-                    Err(failure) => {
-                        log::warn!(
-                            "pod {} container {}: {}: {}",
-                            pod.full_name(),
-                            instance.container,
-                            failure.reason,
-                            failure.message
-                        );
-                        vec![Observation::StartFailed {
-                            instance,
-                            reason: failure.reason.into(),
-                            message: failure.message,
-                        }]
-                    }
-                }
+                self.start_container(pod, instance, reactor)
             }
             Action::Signal { instance, signal } => {
                 let sig = match signal {
@@ -216,6 +208,8 @@ impl Runtime {
                 vec![]
             }
             Action::StopSandbox { pod_uid } => {
+                // A sandbox going away takes any start still waiting with it.
+                self.pending.remove_pods(|uid| uid == pod_uid);
                 if let Err(e) = sandbox::stop(&self.config.paths, &pod_uid) {
                     log::error!("pod {pod_uid}: stopping sandbox: {e}");
                 }
@@ -223,6 +217,7 @@ impl Runtime {
                 vec![]
             }
             Action::ForgetPod { pod_uid } => {
+                self.pending.remove_pods(|uid| uid == pod_uid);
                 self.forget_pod(&pod_uid);
                 vec![]
             }
@@ -283,6 +278,9 @@ impl Runtime {
 
     /// A watched fd became readable.
     pub fn on_ready(&mut self, token: Token, reactor: &mut Reactor) -> Vec<Observation> {
+        if self.unpacker.owns(token) {
+            return self.on_unpacked(reactor);
+        }
         if let Some(pid_token) = self.notices.remove(&token) {
             return self.on_notice(pid_token, reactor).into_iter().collect();
         }

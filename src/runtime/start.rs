@@ -1,15 +1,18 @@
 //! Starting one container instance: image, merged process, identity, writable
-//! layer, bundle, and the monitor that runs and outlives it.
+//! layer, bundle, and the monitor that runs and outlives it. An image not
+//! unpacked yet defers the start (`pending.rs`) until the unpack worker
+//! (`image/worker.rs`) is done with it.
 
 use super::bundle::{self, Identity};
 use super::layer;
 use super::monitor::{MonitorArgs, NOTIFY_FD};
 use super::paths::container_id;
+use super::pending::PendingStart;
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
-use super::{sandbox, Runtime, Watched};
+use super::{history, sandbox, Runtime, Watched};
 use crate::engine::{InstanceRef, Observation};
 use crate::image::config::{merge, resolve_user};
-use crate::image::ImageError;
+use crate::image::{Found, Image, ImageError};
 use crate::pod::{Pod, PullPolicy};
 use crate::reactor::{Reactor, Token};
 use crate::state::{read_json, write_json};
@@ -44,20 +47,94 @@ fn fail(reason: &'static str, message: impl std::fmt::Display) -> StartFailure {
 }
 
 impl Runtime {
-    pub(super) fn start(
+    /// `Action::StartContainer`: start now if the image is unpacked, else
+    /// once it is. Only an immediate failure is answered at once.
+    pub(super) fn start_container(
         &mut self,
-        pod: &Pod,
+        pod: Arc<Pod>,
+        instance: InstanceRef,
+        reactor: &mut Reactor,
+    ) -> Vec<Observation> {
+        let started = self
+            .find_image(&pod, &instance)
+            .and_then(|found| match found {
+                Found::Ready(image) => self.start(&pod, &instance, &image, reactor),
+                Found::Unpack(job) => {
+                    let dest = job.dest().to_path_buf();
+                    self.unpacker.request(job, reactor).map_err(|e| {
+                        fail("CreateContainerError", format!("unpacking the image: {e}"))
+                    })?;
+                    self.pending.wait(
+                        dest,
+                        PendingStart {
+                            pod: Arc::clone(&pod),
+                            instance: instance.clone(),
+                        },
+                    );
+                    Ok(())
+                }
+            });
+        match started {
+            Ok(()) => vec![],
+            Err(failure) => vec![start_failed(&pod, instance, failure)],
+        }
+    }
+
+    /// The unpack worker has news: run or fail the starts that waited.
+    pub(super) fn on_unpacked(&mut self, reactor: &mut Reactor) -> Vec<Observation> {
+        let mut observations = Vec::new();
+        for done in self.unpacker.finished(reactor) {
+            match &done.result {
+                Ok(()) => log::info!("image {:?}: unpacked in {:.1?}", done.image, done.took),
+                Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
+            }
+            for PendingStart { pod, instance } in self.pending.take(&done.dest) {
+                observations.extend(match &done.result {
+                    Ok(()) => self.start_container(pod, instance, reactor),
+                    Err(e) => vec![start_failed(&pod, instance, e.clone().into())],
+                });
+            }
+        }
+        observations
+    }
+
+    /// Starts still waiting for an image, of pods `stopping` names, never
+    /// happen: the engine waits for an answer to every `StartContainer`
+    /// before it finishes a stop, and gets `StartFailed` at once.
+    pub fn abandon_starts(&mut self, stopping: impl Fn(&str) -> bool) -> Vec<Observation> {
+        self.pending
+            .remove_pods(stopping)
+            .into_iter()
+            .map(|PendingStart { pod, instance }| {
+                // The reason the status showed while it waited: the pod
+                // goes at once, with no error flashed on the way.
+                let why = fail("ContainerCreating", "the pod is stopping; not started");
+                start_failed(&pod, instance, why)
+            })
+            .collect()
+    }
+
+    fn find_image(&self, pod: &Pod, instance: &InstanceRef) -> Result<Found, StartFailure> {
+        let c = pod
+            .container(&instance.container)
+            .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
+        let policy = c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+        Ok(self.images.find(&c.image, policy)?)
+    }
+
+    fn start(
+        &mut self,
+        pod: &Arc<Pod>,
         instance: &InstanceRef,
-        unrecorded: Option<Arc<Pod>>,
+        image: &Image,
         reactor: &mut Reactor,
     ) -> Result<(), StartFailure> {
         let c = pod
             .container(&instance.container)
             .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
-        let image = self.images.ensure(
-            &c.image,
-            c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent),
-        )?;
+        // Recorded once the monitor reports, if this pod never ran before.
+        let unrecorded =
+            (!history::begun(&self.config.paths, &pod.metadata.uid)).then(|| Arc::clone(pod));
         let hostname = sandbox::hostname(pod);
         let env = self
             .pod_facts(pod)
@@ -223,6 +300,22 @@ impl Runtime {
             image_id: record.image_id,
             at: Time(started.started_at),
         })
+    }
+}
+
+/// The answer to a start that cannot happen, logged.
+fn start_failed(pod: &Pod, instance: InstanceRef, failure: StartFailure) -> Observation {
+    log::warn!(
+        "pod {} container {}: {}: {}",
+        pod.full_name(),
+        instance.container,
+        failure.reason,
+        failure.message
+    );
+    Observation::StartFailed {
+        instance,
+        reason: failure.reason.into(),
+        message: failure.message,
     }
 }
 
