@@ -96,6 +96,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
+                crate::yaml::check(text.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 let de = serde_yaml::Deserializer::from_str(&text);
                 serde_path_to_error::deserialize(de)
                     .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?

@@ -19,6 +19,7 @@ mod signals;
 mod source;
 mod state;
 mod time;
+mod yaml;
 
 use std::ffi::OsString;
 

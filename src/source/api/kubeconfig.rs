@@ -8,6 +8,10 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The largest kubeconfig read: one with a few clusters' embedded CAs and
+/// client certificates is tens of KiB.
+const MAX_KUBECONFIG: u64 = 1 << 20;
+
 /// Where the API server is and how to prove who we are. Never printed with
 /// its secrets: `Debug` leaves them out.
 #[derive(Clone)]
@@ -103,10 +107,10 @@ struct Context {
 /// Read `path` into a [`Connection`]; errors name the file and the field.
 pub fn load(path: &Path) -> Result<Connection, String> {
     let at = |field: &str, m: &dyn fmt::Display| format!("{}: {field}: {m}", path.display());
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_bounded(path)?;
     warn_if_readable_by_others(path);
     let config: Kubeconfig =
-        serde_yaml::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = match config
         .contexts
@@ -212,6 +216,23 @@ pub fn load(path: &Path) -> Result<Connection, String> {
     })
 }
 
+/// The file, at most [`MAX_KUBECONFIG`] bytes of UTF-8.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_KUBECONFIG + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_KUBECONFIG {
+        return Err(format!(
+            "{}: larger than {MAX_KUBECONFIG} bytes",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
 /// A kubeconfig holds credentials: say so when others can read it.
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -271,6 +292,26 @@ mod tests {
         let e = load(&p).unwrap_err();
         assert!(
             e.contains("kubeconfig: contexts[].context.cluster: no cluster named \"nope\""),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_huge_or_bombed_kubeconfig_is_refused_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("picolet-kc3-{}", std::process::id()));
+        let p = write(&dir, &"# padding\n".repeat(200_000));
+        let e = load(&p).unwrap_err();
+        assert!(e.ends_with("kubeconfig: larger than 1048576 bytes"), "{e}");
+        let mut bomb = format!("a0: &a0 [{}]\n", vec!["lol"; 100].join(","));
+        for l in 1..4 {
+            let refs = vec![format!("*a{}", l - 1); 100].join(",");
+            bomb.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        }
+        let p = write(&dir, &bomb);
+        let e = load(&p).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: line 3 column", p.display())) && e.contains("alias bomb"),
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
