@@ -141,12 +141,14 @@ impl Config {
         ] {
             let Some(r) = r else { continue };
             if let Some(cpu) = &r.cpu {
-                reserved_cpu += crate::pod::quantity::parse_millicores(cpu)
-                    .map_err(|m| format!("{field}.cpu: {m}"))?;
+                reserved_cpu = crate::pod::quantity::parse_millicores(cpu)
+                    .map_err(|m| format!("{field}.cpu: {m}"))?
+                    .saturating_add(reserved_cpu);
             }
             if let Some(memory) = &r.memory {
-                reserved_memory += crate::pod::quantity::parse_bytes(memory)
-                    .map_err(|m| format!("{field}.memory: {m}"))?;
+                reserved_memory = crate::pod::quantity::parse_bytes(memory)
+                    .map_err(|m| format!("{field}.memory: {m}"))?
+                    .saturating_add(reserved_memory);
             }
         }
         let manifest_url = match &merged.static_pod_url {
