@@ -550,7 +550,7 @@ impl NodeSync {
 /// Decode one pod of the server: picolet's own checks (an unsupported field
 /// is an error), its defaults; namespace, name and UID as the server gave
 /// them.
-fn decode(object: &mut Value) -> Result<Pod, String> {
+pub(crate) fn decode(object: &mut Value) -> Result<Pod, String> {
     object["apiVersion"] = json!("v1");
     object["kind"] = json!("Pod");
     if let Some(m) = object.as_object_mut() {
