@@ -8,6 +8,7 @@ use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
 use crate::engine::backoff::BackoffPolicy;
 use crate::engine::{Desired, Engine, EngineConfig, EventType, PodEvent};
+use crate::pod::policy::{NodePolicy, FROM_URL};
 use crate::pod::status::{PodList, PodObject};
 use crate::reactor::Reactor;
 use crate::runtime::oci;
@@ -67,8 +68,15 @@ pub fn run(config: Config) -> Result<(), String> {
         run: config.run_dir.clone(),
         logs: config.log_dir.clone(),
     };
-    for dir in [&paths.root, &paths.run, &paths.logs] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Root only: state and runtime dirs hold unpacked images and pod data;
+    // logs may be given a group of readers.
+    for (dir, mode) in [
+        (&paths.root, 0o700),
+        (&paths.run, 0o700),
+        (&paths.logs, 0o750),
+    ] {
+        crate::runtime::fsutil::dir_with_mode(dir, mode)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let self_exe =
         std::env::current_exe().map_err(|e| format!("finding picolet's own binary: {e}"))?;
@@ -132,6 +140,7 @@ pub fn run(config: Config) -> Result<(), String> {
         memory_capacity,
         allocatable,
         host_ip,
+        seccomp_default: config.seccomp_default,
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {
@@ -172,6 +181,7 @@ pub fn run(config: Config) -> Result<(), String> {
         files: &mut source,
         url: url_source.as_ref(),
         node: node_sync.as_ref(),
+        policy: &config.node_policy,
     };
     let wanted = desired(sources, &runtime, &engine);
     let owners: Vec<String> = wanted
@@ -235,6 +245,7 @@ pub fn run(config: Config) -> Result<(), String> {
                         files: &mut source,
                         url: url_source.as_ref(),
                         node: node_sync.as_ref(),
+                        policy: &config.node_policy,
                     };
                     engine.set_desired(desired(sources, &runtime, &engine), now);
                 }
@@ -274,23 +285,27 @@ struct Sources<'a> {
     files: &'a mut ManifestDir,
     url: Option<&'a ManifestUrl>,
     node: Option<&'a NodeSync>,
+    /// Applies to the URL's pods; the API server's come with it applied.
+    policy: &'a NodePolicy,
 }
 
 /// The pods of every source; a name already taken by an earlier source is
-/// ignored, as a later duplicate is (rule 68).
+/// ignored, as a later duplicate is (rule 68). The directory's pods are
+/// trusted; the URL's are subject to the node policy.
 /// Log directories are read only for pods the engine does not hold yet: for
 /// the others the starting restart counts are never used.
 fn desired(sources: Sources<'_>, runtime: &Runtime, engine: &Engine) -> Vec<Desired> {
-    let statics = sources
-        .files
-        .pods()
-        .into_iter()
-        .chain(sources.url.map(ManifestUrl::pods).unwrap_or_default());
+    let files = sources.files.pods().into_iter();
+    let from_url = sources.url.map(ManifestUrl::pods).unwrap_or_default();
     let assigned = sources.node.map(NodeSync::pods).unwrap_or_default();
     let mut pods: Vec<Assigned> = Vec::new();
     let mut names = std::collections::BTreeSet::new();
-    let all = statics
+    let all = files
         .map(|pod| Assigned { pod, refused: None })
+        .chain(from_url.into_iter().map(|pod| Assigned {
+            refused: sources.policy.refusal(&pod, FROM_URL),
+            pod,
+        }))
         .chain(assigned);
     for a in all {
         let name = a.pod.full_name();
@@ -380,8 +395,10 @@ impl StatusWriter {
             return;
         }
         let (list, errors_json) = self.buf.split_at(split);
-        let written = write_atomic(&paths.status_file(), list)
-            .and_then(|()| write_atomic(&paths.run.join(ERRORS_FILE), errors_json));
+        // The errors first: a reader that sees the new PodList then finds
+        // the errors that go with it.
+        let written = write_atomic(&paths.run.join(ERRORS_FILE), errors_json)
+            .and_then(|()| write_atomic(&paths.status_file(), list));
         match written {
             Ok(()) => {
                 self.last = Some(hash);

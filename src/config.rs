@@ -39,8 +39,11 @@ pub struct ConfigFile {
     pub kubeconfig: Option<PathBuf>,
     /// Node mode: accept a kubeconfig with `insecure-skip-tls-verify: true`.
     pub allow_insecure_kubeconfig: Option<bool>,
-    /// What pods from the API server may do on this node.
-    pub node_policy: Option<crate::source::api::policy::NodePolicy>,
+    /// What pods from the manifest URL and the API server may do here.
+    pub node_policy: Option<crate::pod::policy::NodePolicy>,
+    /// KubeletConfiguration `seccompDefault`: RuntimeDefault for
+    /// containers that name no seccomp profile.
+    pub seccomp_default: Option<bool>,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -90,6 +93,9 @@ pub struct Config {
     pub manifest_url: Option<crate::source::url::UrlConfig>,
     /// Node mode, when a kubeconfig is given.
     pub node: Option<crate::source::api::NodeConfig>,
+    /// What pods from the manifest URL and the API server may do here.
+    pub node_policy: crate::pod::policy::NodePolicy,
+    pub seccomp_default: bool,
 }
 
 impl Config {
@@ -173,16 +179,20 @@ impl Config {
                 interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
             }),
         };
+        let node_policy = merged.node_policy.clone().unwrap_or_default();
+        node_policy.check()?;
         let node = merged
             .kubeconfig
             .clone()
             .map(|kubeconfig| crate::source::api::NodeConfig {
                 kubeconfig,
-                policy: merged.node_policy.unwrap_or_default(),
+                policy: node_policy.clone(),
                 allow_insecure: merged.allow_insecure_kubeconfig == Some(true),
             });
         let config = Config {
             node,
+            node_policy,
+            seccomp_default: merged.seccomp_default.unwrap_or(false),
             manifest_url,
             cgroup_root: merged
                 .cgroup_root
@@ -261,6 +271,7 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         allow_insecure_kubeconfig: over
             .allow_insecure_kubeconfig
             .or(base.allow_insecure_kubeconfig),
+        seccomp_default: over.seccomp_default.or(base.seccomp_default),
     }
 }
 
@@ -324,6 +335,33 @@ mod tests {
         );
         assert_eq!((c.cgroup_root.as_str(), c.pod_pids_limit), ("/picolet", -1));
         assert_eq!((c.reserved_cpu, c.reserved_memory), (100, 128 << 20));
+        assert!(!c.seccomp_default);
+        assert_eq!(c.node_policy, crate::pod::policy::NodePolicy::default());
+    }
+
+    #[test]
+    fn seccomp_default_and_the_node_policy_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("picolet-config-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.yaml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &ConfigFile::default())
+        };
+        let c = load("seccompDefault: true\nnodePolicy:\n  allowedHostPaths: [/data]\n  allowedCapabilities: [NET_ADMIN]\n  allowHostPID: true\n").unwrap();
+        assert!(c.seccomp_default);
+        assert_eq!(c.node_policy.allowed_host_paths, [PathBuf::from("/data")]);
+        assert_eq!(c.node_policy.allowed_capabilities, ["NET_ADMIN"]);
+        assert!(c.node_policy.allow_host_pid && !c.node_policy.allow_host_ipc);
+        let err = load("nodePolicy:\n  allowedHostPaths: [/data, data]\n").unwrap_err();
+        assert!(
+            err.starts_with("nodePolicy.allowedHostPaths[1]: \"data\""),
+            "{err}"
+        );
+        // The old boolean is gone: a config still using it says so.
+        let err = load("nodePolicy:\n  allowHostPath: true\n").unwrap_err();
+        assert!(err.contains("allowHostPath"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

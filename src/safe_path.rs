@@ -7,8 +7,8 @@
 //! that someone else writes (an image's rootfs, a volume a container can
 //! change) is opened relative to a directory fd, never as a host path
 //! string: [`open_in_root`] treats the directory as `/`, so a symlink to
-//! `/etc` or `../../..` lands inside it, and [`open_beneath`] follows no
-//! symlink at all.
+//! `/etc` or `../../..` lands inside it, and [`open_beneath`] follows the
+//! links that stay below the directory and refuses the rest.
 //!
 //! The kernel does the resolution where it can (`openat2` with
 //! `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`, Linux 5.6). Older kernels, and
@@ -110,24 +110,23 @@ pub fn open_in_root(
     open_resolved(root, rel, flags, mode, resolve, Links::InRoot)
 }
 
-/// Open `rel` below `root` following no symlink and no `..` that leaves
-/// it: for picolet's own trees, where any link is an attack. `ELOOP` on a
-/// link, `EXDEV` on an escape.
-#[allow(dead_code)] // its users land with issue 13's unpacker and subPath
+/// Open `rel` below `root`, following the symlinks that stay below it: an
+/// absolute link, or a `..` that would climb out, is `EXDEV` (the
+/// kubelet's rule for a subPath: links inside the volume are fine, one
+/// that leads out is an error).
 pub fn open_beneath(
     root: BorrowedFd<'_>,
     rel: &Path,
     flags: OFlags,
     mode: Mode,
 ) -> io::Result<OwnedFd> {
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-    open_resolved(root, rel, flags, mode, resolve, Links::Refused)
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    open_resolved(root, rel, flags, mode, resolve, Links::Beneath)
 }
 
 /// The directory `rel` inside `root`, resolved as [`open_in_root`] does,
 /// every missing directory on the way made with `mode`. A non-directory on
 /// the way is `ENOTDIR`.
-#[allow(dead_code)] // its users land with issue 13's unpacker and subPath
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, rel: &Path, mode: Mode) -> io::Result<OwnedFd> {
     let walk = Walk {
         links: Links::InRoot,
@@ -139,7 +138,6 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, rel: &Path, mode: Mode) -> io::Re
 
 /// `/proc/self/fd/N`: a path naming exactly this fd's file, for a mount
 /// source that no later lookup can redirect.
-#[allow(dead_code)] // its users land with issue 13's unpacker and subPath
 pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     use std::os::fd::AsRawFd;
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -150,8 +148,9 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 enum Links {
     /// Followed, with `root` standing for `/`.
     InRoot,
-    /// Any symlink, and any `..` above the start, is an error.
-    Refused,
+    /// Followed while they stay below `root`; an absolute link or a `..`
+    /// above it is `EXDEV`.
+    Beneath,
 }
 
 fn open_resolved(
@@ -199,13 +198,21 @@ impl Walk {
         flags: OFlags,
         mode: Mode,
     ) -> Result<OwnedFd, Errno> {
+        // As the kernel: a path with NUL cannot be a C string at all.
+        if rel.as_os_str().as_bytes().contains(&0) {
+            return Err(Errno::INVAL);
+        }
+        // As RESOLVE_BENEATH: an absolute path starts outside.
+        if self.links == Links::Beneath && rel.is_absolute() {
+            return Err(Errno::XDEV);
+        }
         // Directories entered below `root`; `..` pops one.
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut pending = parts_reversed(rel);
         let mut followed = 0;
         while let Some(part) = pending.pop() {
             if part == ".." {
-                if stack.pop().is_none() && self.links == Links::Refused {
+                if stack.pop().is_none() && self.links == Links::Beneath {
                     return Err(Errno::XDEV);
                 }
                 continue;
@@ -221,10 +228,13 @@ impl Walk {
                 }
                 Step::Link(target) => {
                     followed += 1;
-                    if self.links == Links::Refused || followed > MAX_LINKS {
+                    if followed > MAX_LINKS {
                         return Err(Errno::LOOP);
                     }
                     if target.as_bytes().starts_with(b"/") {
+                        if self.links == Links::Beneath {
+                            return Err(Errno::XDEV);
+                        }
                         stack.clear();
                     }
                     pending.extend(parts_reversed(Path::new(&target)));
@@ -304,12 +314,24 @@ fn parts_reversed(path: &Path) -> Vec<OsString> {
 }
 
 /// For the fuzz target (src/fuzz.rs): resolve `rel` in `root` both ways,
-/// and fail loudly if they disagree. Returns what the kernel opened.
-pub(crate) fn resolve_both_ways(root: BorrowedFd<'_>, rel: &Path) -> Option<rustix::fs::Stat> {
+/// in root or beneath it, and fail loudly if they disagree. Returns what
+/// the kernel opened.
+pub(crate) fn resolve_both_ways(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    beneath: bool,
+) -> Option<rustix::fs::Stat> {
     let flags = OFlags::PATH;
-    let kernel = open_in_root(root, rel, flags, Mode::empty());
+    let (kernel, links) = if beneath {
+        (
+            open_beneath(root, rel, flags, Mode::empty()),
+            Links::Beneath,
+        )
+    } else {
+        (open_in_root(root, rel, flags, Mode::empty()), Links::InRoot)
+    };
     let walk = Walk {
-        links: Links::InRoot,
+        links,
         make_dirs: None,
     };
     let walked = walk.open(root, rel, flags | OFlags::CLOEXEC, Mode::empty());

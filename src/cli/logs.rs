@@ -124,7 +124,9 @@ fn log_path(
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("unexpected container ID {id:?}"))?;
     let m = &pod.metadata;
-    Ok(paths.container_log(&m.namespace, &m.name, &m.uid, container, attempt))
+    paths
+        .container_log(&m.namespace, &m.name, &m.uid, container, attempt)
+        .map_err(|e| e.to_string())
 }
 
 /// Print what the instance writes until it ends (as `kubectl logs -f`).

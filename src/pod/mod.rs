@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod defaults;
+pub mod policy;
 pub mod quantity;
 pub mod refs;
 pub mod resources;

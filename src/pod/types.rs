@@ -132,7 +132,7 @@ pub struct PodSecurityContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sysctls: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp_profile: Option<Value>,
+    pub seccomp_profile: Option<SeccompProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub se_linux_options: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -467,13 +467,24 @@ pub struct SecurityContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_privilege_escalation: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp_profile: Option<Value>,
+    pub seccomp_profile: Option<SeccompProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub se_linux_options: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_armor_profile: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proc_mount: Option<String>,
+}
+
+/// `securityContext.seccompProfile`. The type stays a string so that
+/// validation can name a wrong one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompProfile {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]

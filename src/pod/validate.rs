@@ -75,6 +75,12 @@ fn validate_metadata(pod: &Pod, errors: &mut Errors) {
             errors.push("metadata.namespace", m);
         }
     }
+    // Empty: a static pod gets one from its content (src/source/static_pod.rs).
+    if !meta.uid.is_empty() {
+        if let Err(m) = pod_uid(&meta.uid) {
+            errors.push("metadata.uid", m);
+        }
+    }
 }
 
 fn validate_spec(pod: &Pod, errors: &mut Errors) {
@@ -118,7 +124,6 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
         let unsupported = [
             ("fsGroup", sc.fs_group.is_some()),
             ("sysctls", sc.sysctls.is_some()),
-            ("seccompProfile", sc.seccomp_profile.is_some()),
             ("seLinuxOptions", sc.se_linux_options.is_some()),
             ("appArmorProfile", sc.app_armor_profile.is_some()),
         ];
@@ -126,6 +131,9 @@ fn validate_spec(pod: &Pod, errors: &mut Errors) {
             if set {
                 errors.unsupported(format!("spec.securityContext.{field}"));
             }
+        }
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, "spec.securityContext.seccompProfile", errors);
         }
     }
 
@@ -255,7 +263,11 @@ fn validate_container(
         let refs = [&e.config_map_ref, &e.secret_ref];
         match refs.iter().flat_map(|r| r.iter()).collect::<Vec<_>>()[..] {
             [r] if r.name.is_empty() => errors.push(format!("{epath}.name"), "required"),
-            [_] => {}
+            [r] => {
+                if let Err(m) = dns1123_subdomain(&r.name) {
+                    errors.push(format!("{epath}.name"), m);
+                }
+            }
             _ => errors.push(
                 epath,
                 "must specify exactly one of configMapRef and secretRef",
@@ -279,12 +291,9 @@ fn validate_container(
         } else if !mount_paths.insert(m.mount_path.trim_end_matches('/')) {
             errors.push(format!("{mpath}.mountPath"), "must be unique");
         }
-        if let Some(sub) = &m.sub_path {
-            if sub.starts_with('/') || sub.split('/').any(|part| part == "..") {
-                errors.push(
-                    format!("{mpath}.subPath"),
-                    "must be a relative path without '..'",
-                );
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            if let Err(m) = local_descending_path(sub) {
+                errors.push(format!("{mpath}.subPath"), m);
             }
         }
         if m.mount_propagation.as_deref().is_some_and(|p| p != "None") {
@@ -314,8 +323,10 @@ fn validate_container(
     }
 
     if let Some(sc) = &c.security_context {
+        if let Some(p) = &sc.seccomp_profile {
+            validate_seccomp(p, &format!("{path}.securityContext.seccompProfile"), errors);
+        }
         let unsupported = [
-            ("seccompProfile", sc.seccomp_profile.is_some()),
             ("seLinuxOptions", sc.se_linux_options.is_some()),
             ("appArmorProfile", sc.app_armor_profile.is_some()),
             (
@@ -346,6 +357,29 @@ fn validate_container(
                 "cannot set allowPrivilegeEscalation to false and privileged to true",
             );
         }
+    }
+}
+
+/// The API server's rules for a seccomp profile; `Localhost` (a profile
+/// file on the node) is not implemented.
+fn validate_seccomp(p: &crate::pod::SeccompProfile, path: &str, errors: &mut Errors) {
+    match p.kind.as_str() {
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" => errors.push(
+            format!("{path}.type"),
+            "\"Localhost\" is not supported: use RuntimeDefault or Unconfined",
+        ),
+        "" => errors.push(format!("{path}.type"), "required"),
+        other => errors.push(
+            format!("{path}.type"),
+            format!("unsupported value {other:?}: RuntimeDefault, Unconfined or Localhost"),
+        ),
+    }
+    if p.localhost_profile.is_some() && p.kind != "Localhost" {
+        errors.push(
+            format!("{path}.localhostProfile"),
+            "can only be set when the type is Localhost",
+        );
     }
 }
 
@@ -588,22 +622,44 @@ fn validate_volumes<'a>(
                 if item.key.is_empty() {
                     errors.push(format!("{path}.{field}.items[{j}].key"), "required");
                 }
+                validate_file_mode(item.mode, format!("{path}.{field}.items[{j}].mode"), errors);
             }
         }
-        if let Some(c) = &v.config_map {
-            if c.name.is_empty() {
-                errors.push(format!("{path}.configMap.name"), "required");
-            }
+        let default_modes = [
+            (
+                "configMap",
+                v.config_map.as_ref().and_then(|c| c.default_mode),
+            ),
+            ("secret", v.secret.as_ref().and_then(|s| s.default_mode)),
+            (
+                "downwardAPI",
+                v.downward_api.as_ref().and_then(|d| d.default_mode),
+            ),
+        ];
+        for (field, mode) in default_modes {
+            validate_file_mode(mode, format!("{path}.{field}.defaultMode"), errors);
         }
-        if let Some(s) = &v.secret {
-            if s.secret_name.is_empty() {
-                errors.push(format!("{path}.secret.secretName"), "required");
+        let object_names = v
+            .config_map
+            .iter()
+            .map(|c| ("configMap.name", &c.name))
+            .chain(
+                v.secret
+                    .iter()
+                    .map(|s| ("secret.secretName", &s.secret_name)),
+            );
+        for (field, name) in object_names {
+            if name.is_empty() {
+                errors.push(format!("{path}.{field}"), "required");
+            } else if let Err(m) = dns1123_subdomain(name) {
+                errors.push(format!("{path}.{field}"), m);
             }
         }
         if let Some(d) = &v.downward_api {
             for (j, item) in d.items.iter().enumerate() {
                 let ipath = format!("{path}.downwardAPI.items[{j}]");
                 validate_file_path(&item.path, format!("{ipath}.path"), errors);
+                validate_file_mode(item.mode, format!("{ipath}.mode"), errors);
                 match (&item.field_ref, &item.resource_field_ref) {
                     (Some(f), None) => {
                         if !refs::field_allowed(f, &refs::VOLUME_FIELDS, false) {
@@ -706,9 +762,13 @@ fn validate_env_source(
         let Some(k) = k else { continue };
         if k.name.is_empty() {
             errors.push(format!("{fpath}.{field}.name"), "required");
+        } else if let Err(m) = dns1123_subdomain(&k.name) {
+            errors.push(format!("{fpath}.{field}.name"), m);
         }
         if k.key.is_empty() {
             errors.push(format!("{fpath}.{field}.key"), "required");
+        } else if let Err(m) = config_map_key(&k.key) {
+            errors.push(format!("{fpath}.{field}.key"), m);
         }
     }
 }
@@ -748,10 +808,109 @@ fn validate_resource_ref(
     }
 }
 
-/// A volume file path: relative, no `..`, not empty.
+/// A volume file path, as the API server's `ValidateLocalNonReservedPath`.
 fn validate_file_path(p: &str, path: String, errors: &mut Errors) {
-    if p.is_empty() || p.starts_with('/') || p.split('/').any(|part| part == "..") {
-        errors.push(path, "must be a relative path without '..'");
+    let checked = if p.is_empty() {
+        Err("required".to_string())
+    } else {
+        local_non_reserved_path(p)
+    };
+    if let Err(m) = checked {
+        errors.push(path, m);
+    }
+}
+
+/// A volume file's mode: permission bits only, as the API server requires
+/// (a set-user-ID bit on a file written as root would make it a way to root
+/// inside the container).
+fn validate_file_mode(mode: Option<u32>, path: String, errors: &mut Errors) {
+    if mode.is_some_and(|m| m > 0o777) {
+        errors.push(
+            path,
+            "must be a number between 0 and 0777 (octal), both inclusive",
+        );
+    }
+}
+
+/// The longest path and path element a volume file or subPath may have, as
+/// the kubelet's atomic writer allows (and Linux's PATH_MAX / NAME_MAX).
+const MAX_PATH: usize = 4096;
+const MAX_ELEMENT: usize = 255;
+
+/// A path that stays below the directory it is joined to, as the API
+/// server's `validateLocalDescendingPath` (used for subPath and volume file
+/// paths): relative, no `..` element; and, since it becomes a file name,
+/// no NUL and within the file system's length limits.
+pub fn local_descending_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        return Err(format!("{p:?} must be a relative path"));
+    }
+    if p.contains('\0') {
+        return Err(format!("{p:?} must not contain NUL"));
+    }
+    if p.split('/').any(|part| part == "..") {
+        return Err(format!("{p:?} must not contain '..'"));
+    }
+    if p.len() > MAX_PATH || p.split('/').any(|part| part.len() > MAX_ELEMENT) {
+        return Err(format!(
+            "is {} bytes: at most {MAX_PATH}, and {MAX_ELEMENT} per element",
+            p.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `local_descending_path` that does not start with `..` either (the
+/// kubelet's atomic writer keeps its own `..data` names there), as the API
+/// server's `ValidateLocalNonReservedPath`.
+fn local_non_reserved_path(p: &str) -> Result<(), String> {
+    local_descending_path(p)?;
+    if p.starts_with("..") {
+        return Err(format!("{p:?} must not start with '..'"));
+    }
+    Ok(())
+}
+
+/// A ConfigMap or Secret key, as the API server's `IsConfigMapKey`: at most
+/// 253 of `[-._a-zA-Z0-9]`, not `.` or `..`. A key becomes a file name in
+/// a volume.
+pub fn config_map_key(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && s != "."
+        && s != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid key (at most 253 of '-', '.', '_' and alphanumerics, not '.' or '..')"
+        ))
+    }
+}
+
+/// The longest `metadata.uid` accepted: a DNS label's length, room for an
+/// RFC 4122 UUID (36, what API servers assign) and the kubelet's and
+/// picolet's 32-digit hex hashes.
+const MAX_UID: usize = 63;
+
+/// A pod UID given in a manifest or by a server. An API server makes UUIDs
+/// and the kubelet keeps a static pod's as given, unchecked; here it names
+/// the pod's directories (`<root>/pods/<uid>`, the log directory
+/// `<namespace>_<name>_<uid>`, container ids `<uid>-<container>-<n>`), so
+/// only ASCII alphanumerics and '-' are allowed: never `.`, `..`, '/' or
+/// NUL, and no '_', which separates the parts of a log directory's name.
+pub fn pod_uid(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_UID
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid pod UID (1-{MAX_UID} ASCII letters, digits and '-', as a UUID)"
+        ))
     }
 }
 
@@ -864,6 +1023,31 @@ mod tests {
     const HEAD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n";
 
     #[test]
+    fn seccomp_profiles_runtime_default_and_unconfined_only() {
+        let pod = |pod_sc: &str, container_sc: &str| {
+            errors_of(&format!(
+                "{HEAD}  securityContext: {{seccompProfile: {pod_sc}}}\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {{seccompProfile: {container_sc}}}\n"
+            ))
+        };
+        assert!(pod("{type: RuntimeDefault}", "{type: Unconfined}").is_empty());
+        assert_eq!(
+            pod("{type: Localhost, localhostProfile: x.json}", "{type: Unconfined}"),
+            ["spec.securityContext.seccompProfile.type: \"Localhost\" is not supported: use RuntimeDefault or Unconfined"]
+        );
+        assert_eq!(
+            pod("{type: RuntimeDefault}", "{type: Bogus, localhostProfile: x.json}"),
+            [
+                "spec.containers[0].securityContext.seccompProfile.type: unsupported value \"Bogus\": RuntimeDefault, Unconfined or Localhost",
+                "spec.containers[0].securityContext.seccompProfile.localhostProfile: can only be set when the type is Localhost"
+            ]
+        );
+        assert_eq!(
+            pod("{type: Unconfined}", "{}"),
+            ["spec.containers[0].securityContext.seccompProfile.type: required"]
+        );
+    }
+
+    #[test]
     fn a_plain_pod_is_valid() {
         let errs = errors_of(&format!(
             "{HEAD}  containers:\n  - name: c\n    image: busybox\n"
@@ -951,7 +1135,7 @@ mod tests {
         assert_eq!(
             errs,
             [
-                "spec.volumes[0].configMap.items[0].path: must be a relative path without '..'",
+                "spec.volumes[0].configMap.items[0].path: \"../escape\" must not contain '..'",
                 "spec.volumes[1].downwardAPI.items[0].fieldRef.fieldPath: unsupported value \"status.podIP\"",
                 "spec.volumes[1].downwardAPI.items[1].resourceFieldRef.containerName: required",
                 "spec.containers[0].env[0].valueFrom: may not be specified when `value` is not empty",
@@ -974,6 +1158,124 @@ mod tests {
         assert!(errs[1].starts_with("spec.containers[0].ports[1].hostPort: not supported"));
         assert!(errs[2].starts_with("spec.containers[0].volumeMounts[0].name"));
         assert!(errs[3].starts_with("spec.containers[0].volumeMounts[0].mountPath"));
+    }
+
+    /// The attack strings of issue 13 and their neighbours.
+    const HOSTILE: [&str; 6] = ["../../../tmp/x", "..", ".", "a/b", "a\0b", ""];
+
+    #[test]
+    fn a_pod_uid_is_one_safe_path_component() {
+        for uid in HOSTILE.iter().copied().chain([
+            "../../../../../../../../tmp/victim2",
+            "/abs",
+            "a_b",
+            "a b",
+        ]) {
+            let e = pod_uid(uid).unwrap_err();
+            assert!(e.contains("is not a valid pod UID"), "{uid:?}: {e}");
+        }
+        assert!(pod_uid(&"a".repeat(64)).is_err(), "64 bytes is too long");
+        assert!(pod_uid(&"a".repeat(300)).is_err());
+        for uid in [
+            "0b0f4c5e-8d9a-4a56-9a4b-3f1a2c7d9e10",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "web-1",
+            &"a".repeat(63),
+        ] {
+            assert_eq!(pod_uid(uid), Ok(()), "{uid:?}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_uid_that_is_a_path_is_refused_by_field() {
+        let errs = errors_of(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  uid: ../../../../../../../../tmp/victim2\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "metadata.uid: \"../../../../../../../../tmp/victim2\" is not a valid pod UID"
+            ),
+            "{errs:?}"
+        );
+        let errs = errors_of(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  uid: '..'\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+        );
+        assert!(errs[0].starts_with("metadata.uid: \"..\""), "{errs:?}");
+    }
+
+    #[test]
+    fn names_that_become_paths_are_labels_or_subdomains() {
+        let long = "a".repeat(300);
+        for name in HOSTILE.iter().copied().chain([long.as_str()]) {
+            assert!(dns1123_label(name).is_err(), "{name:?}");
+            assert!(dns1123_subdomain(name).is_err(), "{name:?}");
+        }
+        assert!(
+            dns1123_subdomain(&"a".repeat(253)).is_err(),
+            "253 a's: a label over 63"
+        );
+        assert_eq!(dns1123_subdomain("app.config-1"), Ok(()));
+    }
+
+    #[test]
+    fn keys_are_config_map_keys() {
+        for key in HOSTILE.iter().copied().chain(["a b", "k=v"]) {
+            let e = config_map_key(key).unwrap_err();
+            assert!(e.contains("is not a valid key"), "{key:?}: {e}");
+        }
+        assert!(config_map_key(&"k".repeat(254)).is_err());
+        for key in ["app.properties", "..a", ".env", "K_1-x", &"k".repeat(253)] {
+            assert_eq!(config_map_key(key), Ok(()), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn descending_paths_stay_below_their_directory() {
+        for (p, want) in [
+            ("../../../tmp/x", "must not contain '..'"),
+            ("..", "must not contain '..'"),
+            ("a/../../b", "must not contain '..'"),
+            ("/etc/passwd", "must be a relative path"),
+            ("a\0b", "must not contain NUL"),
+        ] {
+            let e = local_descending_path(p).unwrap_err();
+            assert!(e.ends_with(want), "{p:?}: {e}");
+        }
+        let e = local_descending_path(&format!("a/{}", "b".repeat(300))).unwrap_err();
+        assert!(e.starts_with("is 302 bytes"), "{e}");
+        for p in ["x", "a/b", "./x", "..x", "a/..b"] {
+            assert_eq!(local_descending_path(p), Ok(()), "{p:?}");
+        }
+        assert_eq!(
+            local_non_reserved_path("..data/x"),
+            Err("\"..data/x\" must not start with '..'".to_string())
+        );
+    }
+
+    #[test]
+    fn identifiers_in_volumes_mounts_and_env_are_checked_by_path() {
+        let errs = errors_of(&format!(
+            "{HEAD}  volumes:\n  - name: cfg\n    configMap:\n      name: ../../x\n      defaultMode: 2541\n      items: [{{key: a, path: /etc/x, mode: 511}}]\n  - name: sec\n    secret:\n      secretName: A/B\n  - name: data\n    emptyDir: {{}}\n  containers:\n  - name: c\n    image: busybox\n    volumeMounts:\n    - name: data\n      mountPath: /d\n      subPath: ../../../tmp/x\n    - name: data\n      mountPath: /e\n      subPath: /abs\n    env:\n    - name: A\n      valueFrom: {{configMapKeyRef: {{name: '..', key: ../k}}}}\n    envFrom:\n    - secretRef: {{name: a/b}}\n"
+        ));
+        let fields: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.volumes[0].configMap.items[0].path",
+                "spec.volumes[0].configMap.defaultMode",
+                "spec.volumes[0].configMap.name",
+                "spec.volumes[1].secret.secretName",
+                "spec.containers[0].env[0].valueFrom.configMapKeyRef.name",
+                "spec.containers[0].env[0].valueFrom.configMapKeyRef.key",
+                "spec.containers[0].envFrom[0].name",
+                "spec.containers[0].volumeMounts[0].subPath",
+                "spec.containers[0].volumeMounts[1].subPath",
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[0].ends_with("\"/etc/x\" must be a relative path"));
+        assert!(errs[7].ends_with("\"../../../tmp/x\" must not contain '..'"));
     }
 
     #[test]

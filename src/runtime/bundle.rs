@@ -7,6 +7,7 @@
 use crate::image::config::Process as ImageProcess;
 use crate::pod::validate::{capability_name, CAPABILITIES};
 use crate::pod::{Container, Pod};
+use crate::runtime::seccomp::{self, Choice};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
     MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
@@ -15,7 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// containerd's default capability set, which Kubernetes pods get.
-const DEFAULT_CAPS: [&str; 14] = [
+pub const DEFAULT_CAPS: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -45,18 +46,24 @@ pub struct SandboxView {
     /// The pod's shared /dev/shm.
     pub shm: PathBuf,
     pub hostname: String,
+    /// Where `subpath::prepare` pins the pod's resolved subPaths.
+    pub subpaths: PathBuf,
 }
 
 /// A volume's directory on the host, by name.
 pub type VolumePaths = std::collections::BTreeMap<String, PathBuf>;
 
-/// Where the container sits in the node's resources.
+/// Where the container sits in the node: its resources, and the node's
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     /// The container's cgroup for the OOM killer and the limits; `None`
     /// with `--cgroups off`.
     pub cgroups_path: Option<String>,
     pub oom_score_adj: i64,
+    /// The node's `seccompDefault`: `RuntimeDefault` for containers that
+    /// name no profile.
+    pub seccomp_default: bool,
 }
 
 /// Who the process runs as, already resolved.
@@ -123,7 +130,7 @@ pub fn build(
     capabilities
         .set_bounding(Some(caps.clone()))
         .set_effective(Some(caps.clone()))
-        .set_permitted(Some(caps))
+        .set_permitted(Some(caps.clone()))
         .set_inheritable(None)
         .set_ambient(None);
 
@@ -172,20 +179,17 @@ pub fn build(
             false,
         )?);
     }
-    for m in &container.volume_mounts {
+    for (i, m) in container.volume_mounts.iter().enumerate() {
         let base = volumes
             .get(&m.name)
             .ok_or_else(|| format!("volume {:?} is not prepared", m.name))?;
+        // A subPath was resolved inside its volume and pinned there by
+        // `subpath::prepare` before the bundle is built: never a host path
+        // built from the string.
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             None => base.clone(),
-            Some(sub) => {
-                let path = crate::image::unpack::secure_join(base, Path::new(sub))
-                    .map_err(|e| format!("subPath {sub:?}: {e}"))?;
-                if !path.exists() {
-                    std::fs::create_dir_all(&path).map_err(|e| format!("subPath {sub:?}: {e}"))?;
-                }
-                path
-            }
+            Some(sub) => super::subpath::target(&sandbox.subpaths, &m.name, &container.name, i)
+                .map_err(|e| format!("subPath {sub:?}: {e}"))?,
         };
         // configMap, secret and downwardAPI volumes are read-only, always.
         let projected = pod.spec.volumes.iter().any(|v| {
@@ -212,6 +216,14 @@ pub fn build(
         linux = linux
             .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
             .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default());
+    }
+    // A privileged container runs unfiltered, as with containerd.
+    if !privileged
+        && seccomp::choose(pod, container, placement.seccomp_default) == Choice::RuntimeDefault
+    {
+        linux = linux.seccomp(seccomp::runtime_default(|name| {
+            capability(name).is_some_and(|c| caps.contains(&c))
+        }));
     }
     if let Some(path) = &placement.cgroups_path {
         linux = linux
@@ -274,10 +286,21 @@ fn namespace(
     b.build().map_err(|e| e.to_string())
 }
 
+/// Every capability in picolet's own bounding set, as containerd gives a
+/// privileged container (or `add: [ALL]`) the capabilities it holds: one the
+/// host withholds from the agent (or the kernel does not know) cannot be
+/// granted, and runc would fail the start asking for it.
 fn all_capabilities() -> impl Iterator<Item = Capability> {
+    use rustix::thread::{capability_is_in_bounding_set, CapabilitySet};
+    // CAPABILITIES is in the kernel's order: the index is the number.
     CAPABILITIES
         .iter()
-        .filter_map(|n| capability(&format!("CAP_{n}")))
+        .enumerate()
+        .filter(|(number, _)| {
+            capability_is_in_bounding_set(CapabilitySet::from_bits_retain(1 << number))
+                .unwrap_or(false)
+        })
+        .filter_map(|(_, n)| capability(&format!("CAP_{n}")))
 }
 
 /// `CAP_NET_ADMIN` as oci-spec's type. Its `FromStr` wants `NET_ADMIN`
@@ -290,6 +313,93 @@ fn capability(name: &str) -> Option<Capability> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pod::decode::decode_manifest;
+
+    /// The spec of the only container of a pod whose container has
+    /// `security` as its securityContext, under the node's `seccompDefault`.
+    fn spec_of(security: &str, seccomp_default: bool) -> Spec {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {security}\n"
+        );
+        let pod = decode_manifest(yaml.as_bytes()).unwrap().remove(0).pod;
+        let process = ImageProcess {
+            args: vec!["sh".into()],
+            env: vec![],
+            cwd: "/".into(),
+            image_user: None,
+        };
+        let sandbox = SandboxView {
+            net: None,
+            ipc: "/proc/1/ns/ipc".into(),
+            uts: None,
+            etc: "/tmp/etc".into(),
+            shm: "/tmp/shm".into(),
+            hostname: "p".into(),
+            subpaths: "/tmp/volume-subpaths".into(),
+        };
+        let placement = Placement {
+            cgroups_path: None,
+            oom_score_adj: 0,
+            seccomp_default,
+        };
+        let identity = Identity { uid: 0, gid: 0 };
+        let c = &pod.spec.containers[0];
+        build(
+            &pod,
+            c,
+            &process,
+            identity,
+            &sandbox,
+            &VolumePaths::new(),
+            &placement,
+        )
+        .unwrap()
+    }
+
+    fn seccomp(spec: &Spec) -> Option<oci_spec::runtime::LinuxSeccomp> {
+        spec.linux().as_ref().and_then(|l| l.seccomp().clone())
+    }
+
+    #[test]
+    fn seccomp_follows_the_profile_and_never_filters_a_privileged_container() {
+        let runtime_default = "{seccompProfile: {type: RuntimeDefault}}";
+        assert!(seccomp(&spec_of(runtime_default, false)).is_some());
+        assert!(seccomp(&spec_of("{seccompProfile: {type: Unconfined}}", true)).is_none());
+        assert!(seccomp(&spec_of("{}", true)).is_some());
+        assert!(seccomp(&spec_of("{}", false)).is_none());
+        // containerd: a privileged container gets no filter at all.
+        let privileged = "{privileged: true, seccompProfile: {type: RuntimeDefault}}";
+        assert!(seccomp(&spec_of(privileged, true)).is_none());
+        // The filter follows the container's capabilities.
+        let allows = |spec: &Spec, name: &str| {
+            seccomp(spec)
+                .and_then(|s| s.syscalls().clone())
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r.names().iter().any(|n| n == name) && r.args().is_none())
+        };
+        let admin = spec_of("{capabilities: {add: [SYS_ADMIN]}}", true);
+        assert!(allows(&admin, "unshare"));
+        assert!(!allows(&spec_of("{}", true), "unshare"));
+        let chroot_dropped = spec_of("{capabilities: {drop: [SYS_CHROOT]}}", true);
+        assert!(!allows(&chroot_dropped, "chroot"));
+        assert!(allows(&spec_of("{}", true), "chroot"));
+    }
+
+    #[test]
+    fn no_new_privileges_only_when_escalation_is_refused() {
+        // kubelet pkg/securitycontext/util.go AddNoNewPrivileges: unset
+        // means false (containerd's CRI clears its own default).
+        let nnp = |security: &str| {
+            spec_of(security, false)
+                .process()
+                .as_ref()
+                .and_then(|p| p.no_new_privileges())
+        };
+        assert_eq!(nnp("{allowPrivilegeEscalation: false}"), Some(true));
+        assert_eq!(nnp("{allowPrivilegeEscalation: true}"), Some(false));
+        assert_eq!(nnp("{}"), Some(false));
+    }
 
     #[test]
     fn every_known_capability_converts() {
@@ -297,6 +407,16 @@ mod tests {
             DEFAULT_CAPS.iter().filter_map(|c| capability(c)).count(),
             DEFAULT_CAPS.len()
         );
-        assert_eq!(all_capabilities().count(), CAPABILITIES.len());
+        let every = CAPABILITIES.iter().map(|n| capability(&format!("CAP_{n}")));
+        assert_eq!(every.flatten().count(), CAPABILITIES.len());
+        // The bounding set, as /proc/self/status shows it.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bounding = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        let known = bounding & ((1 << CAPABILITIES.len()) - 1);
+        assert_eq!(all_capabilities().count(), known.count_ones() as usize);
     }
 }

@@ -154,7 +154,7 @@ impl Runtime {
         let socket = if pod.spec.host_network {
             open()?
         } else {
-            let ns = sandbox::view(&self.config.paths, pod)
+            let ns = sandbox::view(&self.config.paths, pod)?
                 .net
                 .unwrap_or_default();
             sandbox::in_network_namespace(&ns, open)?

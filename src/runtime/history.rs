@@ -19,12 +19,14 @@ const KEPT: usize = 2;
 
 /// Whether the pod was recorded already.
 pub fn begun(paths: &Paths, uid: &str) -> bool {
-    paths.pod_disk(uid).join("history.json").exists()
+    paths
+        .pod_disk(uid)
+        .is_ok_and(|dir| dir.join("history.json").exists())
 }
 
 /// Record the pod at its first container start (when not `begun`).
 pub fn begin(paths: &Paths, pod: &Pod, created_at: Time) -> io::Result<()> {
-    let dir = paths.pod_disk(&pod.metadata.uid);
+    let dir = paths.pod_disk(&pod.metadata.uid)?;
     std::fs::create_dir_all(&dir)?;
     write_json(&dir.join("pod.json"), pod)?;
     write_json(
@@ -45,7 +47,7 @@ pub fn record_end(
     started_at: Option<Time>,
     exit: &Exit,
 ) -> io::Result<()> {
-    let path = paths.pod_disk(&instance.pod_uid).join("history.json");
+    let path = paths.pod_disk(&instance.pod_uid)?.join("history.json");
     let Some(mut history) = read_json::<PodHistory>(&path)? else {
         return Ok(());
     };
@@ -84,10 +86,15 @@ pub fn record_end(
     write_json(&path, &history)
 }
 
-/// The pod and its ended instances, if it has a durable record.
+/// The pod and its ended instances, if it has a durable record made for
+/// the UID it is found under.
 pub fn load(paths: &Paths, uid: &str) -> Option<(Pod, Time, Vec<RecoveredInstance>)> {
-    let dir = paths.pod_disk(uid);
+    let dir = paths.pod_disk(uid).ok()?;
     let pod: Pod = read_json(&dir.join("pod.json")).ok()??;
+    if pod.metadata.uid != uid {
+        log::warn!("{}: a pod with another UID; ignored", dir.display());
+        return None;
+    }
     let history: PodHistory = read_json(&dir.join("history.json")).ok()??;
     let instances = history
         .ended

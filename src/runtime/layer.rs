@@ -8,15 +8,32 @@ use super::fsutil::{mount_fs, remove_tree};
 use rustix::mount::MountFlags;
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Make the empty directories of a writable layer at `at`, replacing what a
 /// half-made earlier attempt left there.
 pub fn make_spare(at: &Path) -> io::Result<PathBuf> {
     remove_tree(at)?;
-    fs::create_dir_all(at.join("upper"))?;
-    fs::create_dir(at.join("work"))?;
+    make_dirs(at)?;
     Ok(at.to_path_buf())
+}
+
+/// `upper` is the container's `/` (overlayfs gives the merged root the
+/// upper root's mode): 0755 whatever the agent's umask, or a container
+/// running as another user than root could not enter its own root. `work`
+/// is the kernel's alone.
+fn make_dirs(at: &Path) -> io::Result<()> {
+    fs::create_dir_all(at)?;
+    for (name, mode) in [("upper", 0o755), ("work", 0o700)] {
+        let dir = at.join(name);
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Put a writable layer's directories at `disk`: the spare's, renamed,
@@ -25,8 +42,7 @@ pub fn place(disk: &Path, spare: Option<PathBuf>) -> io::Result<()> {
     if spare.is_some_and(|spare| fs::rename(spare, disk).is_ok()) {
         return Ok(());
     }
-    fs::create_dir_all(disk.join("upper"))?;
-    fs::create_dir_all(disk.join("work"))
+    make_dirs(disk)
 }
 
 /// Mount `image_root` under the writable layer at `disk` on `rootfs`.
@@ -64,7 +80,11 @@ mod tests {
         );
         assert!(!base.join("spare").exists());
         place(&base.join("c2"), Some(base.join("spare"))).unwrap();
-        assert!(base.join("c2/upper").is_dir() && base.join("c2/work").is_dir());
+        let mode = |p: &str| fs::metadata(base.join(p)).unwrap().permissions().mode() & 0o7777;
+        for layer in ["c1", "c2"] {
+            assert_eq!(mode(&format!("{layer}/upper")), 0o755, "the container's /");
+            assert_eq!(mode(&format!("{layer}/work")), 0o700);
+        }
         fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -5,6 +5,7 @@
 use crate::time::rfc3339_nanos;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The longest line written whole; longer ones are split into `P` records.
@@ -26,8 +27,8 @@ impl Stream {
 }
 
 /// The directory of one pod's logs.
-pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
-    log_dir.join(format!("{namespace}_{name}_{uid}"))
+pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> io::Result<PathBuf> {
+    super::paths::join(log_dir, &format!("{namespace}_{name}_{uid}"))
 }
 
 /// The highest `<n>.log` in a container's log directory, if any (rule 30).
@@ -55,9 +56,12 @@ pub struct LogWriter {
 impl LogWriter {
     pub fn open(path: PathBuf, max_size: u64, max_files: usize) -> io::Result<LogWriter> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = open_log(&path)?;
         let size = file.metadata()?.len();
         Ok(LogWriter {
             path,
@@ -146,13 +150,29 @@ impl LogWriter {
         while old.len() >= self.max_files {
             fs::remove_file(old.remove(0))?;
         }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = open_log(&self.path)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// Log directories and files: the owner (root) writes, its group reads (an
+/// administrator may give the log directory a group such as `adm`), others
+/// nothing: a log holds what the pod prints, secrets included.
+const DIR_MODE: u32 = 0o750;
+const FILE_MODE: u32 = 0o640;
+
+/// Open a log for appending, not through a symlink, with `FILE_MODE` (also
+/// when an earlier version made it world-readable).
+fn open_log(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
 }
 
 /// Rotated files of `path`, oldest first.
@@ -372,6 +392,37 @@ mod tests {
             numbers.windows(2).all(|w| w[1] == w[0] + 1),
             "continuous: {numbers:?}"
         );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn logs_are_readable_by_owner_and_group_only_and_never_through_a_link() {
+        let d = dir("modes");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        let path = d.join("ns_web_uid/c/0.log");
+        let mut w = LogWriter::open(path.clone(), 100, 3).unwrap();
+        for i in 0..10u128 {
+            w.write(Stream::Stdout, b"a line of log\n", i).unwrap();
+        }
+        assert_eq!(mode(&d.join("ns_web_uid")), 0o750);
+        assert_eq!(mode(&d.join("ns_web_uid/c")), 0o750);
+        assert_eq!(mode(&path), 0o640);
+        let rotated = rotated_files(&path);
+        assert!(!rotated.is_empty());
+        assert!(rotated.iter().all(|r| mode(r) == 0o640), "{rotated:?}");
+        // An earlier version's 0644 file is made 0640 when reopened.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        drop(LogWriter::open(path.clone(), 100, 3).unwrap());
+        assert_eq!(mode(&path), 0o640);
+        // A link planted at the next attempt's name is not written through.
+        let victim = d.join("victim");
+        fs::write(&victim, "").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("ns_web_uid/c/1.log")).unwrap();
+        let e = LogWriter::open(d.join("ns_web_uid/c/1.log"), 100, 3)
+            .err()
+            .unwrap();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "");
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -19,10 +19,12 @@ pub mod process;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spare;
 pub mod start;
 pub mod startup_pages;
 pub mod stop;
+pub mod subpath;
 
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
 use crate::image::ImageStore;
@@ -56,6 +58,8 @@ pub struct RuntimeConfig {
     pub allocatable: (u64, u64),
     /// This host's address, a pod's `status.hostIP`.
     pub host_ip: String,
+    /// KubeletConfiguration `seccompDefault`.
+    pub seccomp_default: bool,
 }
 
 /// A monitor the agent watches.

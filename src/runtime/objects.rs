@@ -6,6 +6,7 @@
 
 use super::paths::Paths;
 use crate::pod::refs::{self, ObjectKind};
+use crate::pod::validate::config_map_key;
 use crate::pod::{Container, KeyToPath, ObjectFieldSelector, Pod, Volume};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,7 +33,8 @@ impl PodFacts<'_> {
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
         let path = self
             .paths
-            .api_object(kind.plural(), &self.pod.metadata.namespace, name);
+            .api_object(kind.plural(), &self.pod.metadata.namespace, name)
+            .map_err(|e| format!("{} {name:?}: {e}", kind_name(kind)))?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -259,7 +261,15 @@ fn project(
 ) -> Result<Vec<VolumeFile>, String> {
     let mode = default_mode.unwrap_or(0o644);
     if items.is_empty() {
-        return Ok(keys.into_iter().map(|(k, v)| (k, v, mode)).collect());
+        // Every key becomes a file name: keys come from the server's object,
+        // so they are checked here as the API server checks them.
+        return keys
+            .into_iter()
+            .map(|(k, v)| match config_map_key(&k) {
+                Ok(()) => Ok((k, v, mode)),
+                Err(m) => Err(format!("{} {name:?}: {m}", kind_name(kind))),
+            })
+            .collect();
     }
     items
         .iter()
@@ -278,5 +288,25 @@ fn kind_name(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::ConfigMap => "configmap",
         ObjectKind::Secret => "secret",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_is_not_a_file_name_fails_the_volume() {
+        for key in ["..", "../../etc/cron.d/x", "a/b", "."] {
+            let keys = BTreeMap::from([("ok".to_string(), vec![]), (key.to_string(), vec![])]);
+            let e = project(keys, &[], None, ObjectKind::Secret, "creds").unwrap_err();
+            assert!(
+                e.starts_with(&format!("secret \"creds\": {key:?} is not a valid key")),
+                "{e}"
+            );
+        }
+        let keys = BTreeMap::from([("a.conf".to_string(), b"x".to_vec())]);
+        let files = project(keys, &[], Some(0o400), ObjectKind::ConfigMap, "app").unwrap();
+        assert_eq!(files, [("a.conf".to_string(), b"x".to_vec(), 0o400)]);
     }
 }

@@ -63,7 +63,7 @@ impl Runtime {
             let owner = record.as_ref().and_then(|r| pods.get_mut(&r.pod_uid));
             let (Some(record), Some(pod)) = (record.clone(), owner) else {
                 log::warn!("removing leftover container {id}");
-                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                remove_instance_files(&self.oci, &paths, &id);
                 if let Err(e) = remove_tree(&dir) {
                     log::error!("{e}");
                 }
@@ -108,7 +108,7 @@ impl Runtime {
                     (started.map(|s| Time(s.started_at)), Exit::unknown(now))
                 };
                 self.record_end(&instance, &dir, started_at, &exit);
-                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                remove_instance_files(&self.oci, &paths, &id);
                 RecoveredInstance {
                     container: instance.container.clone(),
                     attempt: instance.attempt,
@@ -239,12 +239,17 @@ impl Runtime {
     /// highest `<n>.log` already in its log directory (rule 30).
     pub fn first_attempts(&self, pod: &Pod) -> BTreeMap<String, u32> {
         let m = &pod.metadata;
-        let dir = pod_log_dir(&self.config.paths.logs, &m.namespace, &m.name, &m.uid);
+        let Ok(dir) = pod_log_dir(&self.config.paths.logs, &m.namespace, &m.name, &m.uid) else {
+            return BTreeMap::new();
+        };
         pod.spec
             .init_containers
             .iter()
             .chain(&pod.spec.containers)
-            .filter_map(|c| Some((c.name.clone(), last_attempt(&dir.join(&c.name))? + 1)))
+            .filter_map(|c| {
+                let container_dir = super::paths::join(&dir, &c.name).ok()?;
+                Some((c.name.clone(), last_attempt(&container_dir)? + 1))
+            })
             .collect()
     }
 }

@@ -9,22 +9,34 @@
 use super::bundle::{SandboxView, VolumePaths};
 use super::fsutil::{mount_fs, remove_tree, unmount};
 use super::objects::{PodFacts, VolumeFile};
-use super::paths::Paths;
+use super::paths::{join, Paths};
 use super::records::SandboxRecord;
 use crate::pod::quantity;
 use crate::pod::Pod;
+use crate::safe_path;
 use crate::state::{read_json, write_json};
 use crate::time::Time;
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount_bind, MountFlags};
 use rustix::thread::{unshare_unsafe, LinkNameSpaceType, UnshareFlags};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Size of the pod's /dev/shm, as runc's default.
 const SHM_SIZE: &str = "size=65536k";
+
+/// The pod run dir's directory of subPath pins (`subpath.rs`).
+const SUBPATHS: &str = "volume-subpaths";
+
+/// A secret volume's tmpfs root: not listable or readable by others (the
+/// kubelet's is 1777), but open to be walked through, so that a container
+/// running as another user than root reads its secret files, which have the
+/// volume's mode (0644 unless `defaultMode` says otherwise), as with the
+/// kubelet. Host users never get this far: the root dir is 0700.
+const SECRET_ROOT: &str = "mode=0711";
 
 #[derive(Clone, Copy)]
 enum Ns {
@@ -70,31 +82,32 @@ pub fn hostname(pod: &Pod) -> String {
 }
 
 /// What a container of this pod joins; valid once `create` succeeded.
-pub fn view(paths: &Paths, pod: &Pod) -> SandboxView {
-    let dir = paths.pod_run(&pod.metadata.uid);
+pub fn view(paths: &Paths, pod: &Pod) -> io::Result<SandboxView> {
+    let dir = paths.pod_run(&pod.metadata.uid)?;
     let host = pod.spec.host_network;
-    SandboxView {
+    Ok(SandboxView {
         net: (!host).then(|| dir.join("ns/net")),
         ipc: dir.join("ns/ipc"),
         uts: (!host).then(|| dir.join("ns/uts")),
         etc: dir.join("etc"),
         shm: dir.join("shm"),
         hostname: hostname(pod),
-    }
+        subpaths: dir.join(SUBPATHS),
+    })
 }
 
 /// Host paths of the pod's volumes.
-pub fn volume_paths(paths: &Paths, pod: &Pod) -> VolumePaths {
-    let base = paths.pod_volumes(&pod.metadata.uid);
+pub fn volume_paths(paths: &Paths, pod: &Pod) -> io::Result<VolumePaths> {
+    let base = paths.pod_volumes(&pod.metadata.uid)?;
     pod.spec
         .volumes
         .iter()
         .map(|v| {
             let path = match &v.host_path {
                 Some(h) => PathBuf::from(&h.path),
-                None => base.join(&v.name),
+                None => join(&base, &v.name)?,
             };
-            (v.name.clone(), path)
+            Ok((v.name.clone(), path))
         })
         .collect()
 }
@@ -111,12 +124,12 @@ pub fn create(
     spare_network: Option<OwnedFd>,
 ) -> io::Result<()> {
     let uid = &pod.metadata.uid;
-    let dir = paths.pod_run(uid);
-    teardown_namespaces(paths, uid)?;
+    let dir = paths.pod_run(uid)?;
+    teardown_mounts(paths, uid)?;
     fs::create_dir_all(dir.join("ns"))?;
     fs::create_dir_all(dir.join("etc"))?;
     write_json(&dir.join("pod.json"), pod)?;
-    let view = view(paths, pod);
+    let view = view(paths, pod)?;
 
     pin_namespace(Ns::Ipc, &new_namespace(Ns::Ipc, None)?, &view.ipc)?;
     if let (Some(net), Some(uts)) = (&view.net, &view.uts) {
@@ -158,7 +171,7 @@ pub fn record_durably(paths: &Paths, pod: &Pod) -> io::Result<()> {
     if super::history::begun(paths, &pod.metadata.uid) {
         return Ok(());
     }
-    let run = paths.pod_run(&pod.metadata.uid);
+    let run = paths.pod_run(&pod.metadata.uid)?;
     match read_json::<SandboxRecord>(&run.join("sandbox.json"))? {
         Some(record) => super::history::begin(paths, pod, Time(record.created_at)),
         None => Ok(()),
@@ -291,7 +304,7 @@ fn write_etc(pod: &Pod, view: &SandboxView) -> io::Result<()> {
 /// and the files of configMap, secret (on tmpfs: never on disk) and
 /// downwardAPI volumes, written anew with every sandbox.
 fn prepare_volumes(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>) -> io::Result<()> {
-    let dirs = volume_paths(paths, pod);
+    let dirs = volume_paths(paths, pod)?;
     for (i, v) in pod.spec.volumes.iter().enumerate() {
         let Some(path) = dirs.get(&v.name) else {
             continue;
@@ -337,22 +350,38 @@ fn write_volume_files(dir: &Path, on_tmpfs: bool, files: &[VolumeFile]) -> io::R
             dir,
             "tmpfs",
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            "mode=0755",
+            SECRET_ROOT,
         )?;
     }
     fs::create_dir_all(dir)?;
     for entry in fs::read_dir(dir)?.flatten() {
         remove_tree(&entry.path())?;
     }
+    let root = safe_path::open_dir(dir)?;
     for (name, content, mode) in files {
-        let path = crate::image::unpack::secure_join(dir, Path::new(name))?;
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::write(&path, content)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(*mode & 0o7777))?;
+        write_volume_file(root.as_fd(), name, content, *mode)
+            .map_err(|e| ctx(format!("{}: {name:?}", dir.display()), e))?;
     }
     Ok(())
+}
+
+/// One file of a projected volume at `name` (checked as a path below the
+/// volume), made inside `root` whatever links it holds, with exactly `mode`'s
+/// permission bits (never set-user-ID), whatever the umask.
+fn write_volume_file(
+    root: BorrowedFd<'_>,
+    name: &str,
+    content: &[u8],
+    mode: u32,
+) -> io::Result<()> {
+    let rel = Path::new(name);
+    if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        safe_path::mkdir_all_in_root(root, parent, Mode::from_raw_mode(0o755))?;
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW;
+    let fd = safe_path::open_in_root(root, rel, flags, Mode::from_raw_mode(0o600))?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))?;
+    fs::File::from(fd).write_all(content)
 }
 
 /// The hostPath `type` checks of the kubelet.
@@ -381,8 +410,10 @@ fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
     }
 }
 
-fn teardown_namespaces(paths: &Paths, uid: &str) -> io::Result<()> {
-    let dir = paths.pod_run(uid);
+/// Unmount what the sandbox mounted in its run dir: namespaces, /dev/shm,
+/// subPath pins.
+fn teardown_mounts(paths: &Paths, uid: &str) -> io::Result<()> {
+    let dir = paths.pod_run(uid)?;
     for ns in ["net", "ipc", "uts"] {
         let file = dir.join("ns").join(ns);
         unmount(&file)?;
@@ -391,13 +422,14 @@ fn teardown_namespaces(paths: &Paths, uid: &str) -> io::Result<()> {
             _ => {}
         }
     }
-    unmount(&dir.join("shm"))
+    unmount(&dir.join("shm"))?;
+    super::subpath::remove_all(&dir.join(SUBPATHS))
 }
 
 /// The pod completed: release its namespaces, keep records and volumes.
 pub fn stop(paths: &Paths, uid: &str) -> io::Result<()> {
-    teardown_namespaces(paths, uid)?;
-    let record = paths.pod_run(uid).join("sandbox.json");
+    teardown_mounts(paths, uid)?;
+    let record = paths.pod_run(uid)?.join("sandbox.json");
     if let Some(mut r) = read_json::<SandboxRecord>(&record)? {
         r.ready = false;
         write_json(&record, &r)?;
@@ -407,13 +439,62 @@ pub fn stop(paths: &Paths, uid: &str) -> io::Result<()> {
 
 /// The pod is gone: namespaces, volumes and records go; logs stay.
 pub fn remove(paths: &Paths, uid: &str) -> io::Result<()> {
-    teardown_namespaces(paths, uid)?;
-    let volumes = paths.pod_volumes(uid);
+    teardown_mounts(paths, uid)?;
+    let volumes = paths.pod_volumes(uid)?;
     if let Ok(entries) = fs::read_dir(&volumes) {
         for e in entries.flatten() {
             unmount(&e.path())?;
         }
     }
-    remove_tree(volumes.parent().unwrap_or(&volumes))?;
-    remove_tree(&paths.pod_run(uid))
+    remove_tree(&paths.pod_disk(uid)?)?;
+    remove_tree(&paths.pod_run(uid)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_secret_volume_is_a_private_tmpfs_with_files_of_its_modes() {
+        let base = std::env::temp_dir().join(format!("picolet-secret-{}", std::process::id()));
+        let dir = base.join("volumes/creds");
+        let _ = unmount(&dir);
+        let _ = fs::remove_dir_all(&base);
+        let files: Vec<VolumeFile> = vec![
+            ("default".into(), b"a".to_vec(), 0o644),
+            ("owner-only".into(), b"b".to_vec(), 0o400),
+            ("sub/group".into(), b"c".to_vec(), 0o440),
+            // Only permission bits, even if validation let a set-user-ID through.
+            ("setuid".into(), b"d".to_vec(), 0o4755),
+            // Stays inside the volume, even if validation let `..` through.
+            ("../../escape".into(), b"e".to_vec(), 0o644),
+        ];
+        write_volume_files(&dir, true, &files).unwrap();
+        let fs_type = rustix::fs::statfs(&dir).unwrap().f_type;
+        assert_eq!(
+            fs_type as u64,
+            libc::TMPFS_MAGIC as u64,
+            "a tmpfs of its own"
+        );
+        assert_eq!(mode(&dir), 0o711, "not listable by others");
+        assert_eq!(mode(&dir.join("default")), 0o644);
+        assert_eq!(mode(&dir.join("owner-only")), 0o400);
+        assert_eq!(mode(&dir.join("sub/group")), 0o440);
+        assert_eq!(mode(&dir.join("setuid")), 0o755);
+        assert_eq!(fs::read_to_string(dir.join("escape")).unwrap(), "e");
+        assert!(!base.join("escape").exists());
+        // Written again (a new sandbox): the same, not stacked.
+        write_volume_files(&dir, true, &files[..1]).unwrap();
+        assert!(!dir.join("owner-only").exists());
+        unmount(&dir).unwrap();
+        assert!(
+            fs::read_dir(&dir).unwrap().next().is_none(),
+            "nothing on disk"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -69,19 +69,22 @@ impl Runtime {
             .map_err(|m| fail("CreateContainerConfigError", m))?;
 
         let paths = &self.config.paths;
+        let view = sandbox::view(paths, pod).map_err(|e| fail("CreateContainerError", e))?;
+        let volumes =
+            sandbox::volume_paths(paths, pod).map_err(|e| fail("CreateContainerError", e))?;
+        super::subpath::prepare(&view.subpaths, &volumes, c)
+            .map_err(|e| fail("CreateContainerConfigError", e))?;
         let id = container_id(instance);
-        let dir = paths.container_run(&id);
-        let disk = paths.container_disk(&id);
+        let (dir, disk) =
+            super::stop::instance_paths(paths, &id).map_err(|e| fail("CreateContainerError", e))?;
         let rootfs = dir.join("rootfs");
-        super::stop::remove_instance_files(&self.oci, &dir, &disk, &id);
+        super::stop::remove_instance_files(&self.oci, paths, &id);
         let spare = self.spare_layer.take();
         let prepared = fs::create_dir_all(&rootfs)
             .and_then(|()| layer::place(&disk, spare))
             .and_then(|()| layer::mount(&rootfs, &image.rootfs, &disk));
         prepared.map_err(|e| fail("CreateContainerError", e))?;
 
-        let view = sandbox::view(paths, pod);
-        let volumes = sandbox::volume_paths(paths, pod);
         let cgroups_path = self
             .config
             .cgroups
@@ -94,6 +97,7 @@ impl Runtime {
                 self.config.memory_capacity,
             ),
             cgroups_path: cgroups_path.clone(),
+            seccomp_default: self.config.seccomp_default,
         };
         let spec = bundle::build(pod, c, &process, identity, &view, &volumes, &placement)
             .map_err(|m| fail("CreateContainerError", m))?;
@@ -105,7 +109,9 @@ impl Runtime {
             runtime_root: paths.runc_root(),
             id: id.clone(),
             dir: dir.clone(),
-            log_path: paths.container_log(&m.namespace, &m.name, &m.uid, &c.name, instance.attempt),
+            log_path: paths
+                .container_log(&m.namespace, &m.name, &m.uid, &c.name, instance.attempt)
+                .map_err(|e| fail("CreateContainerError", e))?,
             log_max_size: self.config.log_max_size,
             log_max_files: self.config.log_max_files,
             cgroup_dir: self
@@ -204,7 +210,7 @@ impl Runtime {
         if let Some(pod) = unrecorded {
             self.record_durably(&pod);
         }
-        let dir = self.config.paths.container_run(&id);
+        let dir = self.config.paths.container_run(&id).ok()?;
         let started = read_json::<StartedRecord>(&dir.join("started.json"))
             .ok()
             .flatten()?;

@@ -6,6 +6,7 @@
 use super::fsutil::{remove_tree, unmount};
 use super::oci::OciRuntime;
 use super::paths::container_id;
+use super::paths::Paths;
 use super::records::{ExitRecord, InstanceRecord, StartedRecord};
 use super::{sandbox, Runtime, Watched};
 use crate::engine::container::ExitKind;
@@ -14,25 +15,34 @@ use crate::reactor::Reactor;
 use crate::state::read_json;
 use crate::time::Time;
 use std::fs;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 /// How many instances of one container keep their records: the newest
 /// (`state`) and the one before (`lastState`).
 const KEPT_INSTANCES: u32 = 2;
 
+/// An instance's run and disk directories.
+pub fn instance_paths(paths: &Paths, id: &str) -> io::Result<(PathBuf, PathBuf)> {
+    Ok((paths.container_run(id)?, paths.container_disk(id)?))
+}
+
 /// Remove an instance's runtime container, overlay and writable layer.
-pub fn remove_instance_files(oci: &OciRuntime, dir: &Path, disk: &Path, id: &str) {
+pub fn remove_instance_files(oci: &OciRuntime, paths: &Paths, id: &str) {
     if let Err(e) = oci.delete(id, true) {
         log::warn!("{e}");
     }
-    let rootfs = dir.join("rootfs");
-    let result = unmount(&rootfs)
-        .and_then(|()| remove_tree(&rootfs))
-        .and_then(|()| remove_tree(disk));
+    let result = instance_paths(paths, id).and_then(|(dir, disk)| {
+        let rootfs = dir.join("rootfs");
+        let removed = unmount(&rootfs)
+            .and_then(|()| remove_tree(&rootfs))
+            .and_then(|()| remove_tree(&disk));
+        let _ = fs::remove_file(dir.join("config.json"));
+        removed
+    });
     if let Err(e) = result {
         log::error!("container {id}: removing its files: {e}");
     }
-    let _ = fs::remove_file(dir.join("config.json"));
 }
 
 /// The observed end of an instance from its records.
@@ -84,11 +94,18 @@ impl Runtime {
             self.record_durably(&pod);
         }
         let id = container_id(&w.instance);
-        let paths = self.config.paths.clone();
-        let dir = paths.container_run(&id);
-        let (started_at, exit) = exit_from_records(&dir, Time::now());
-        self.record_end(&w.instance, &dir, started_at, &exit);
-        remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+        let (started_at, exit) = match self.config.paths.container_run(&id) {
+            Ok(dir) => {
+                let (started_at, exit) = exit_from_records(&dir, Time::now());
+                self.record_end(&w.instance, &dir, started_at, &exit);
+                (started_at, exit)
+            }
+            Err(e) => {
+                log::error!("container {id}: {e}");
+                (None, Exit::unknown(Time::now()))
+            }
+        };
+        remove_instance_files(&self.oci, &self.config.paths, &id);
         self.prune_old_instances(&w.instance);
         Observation::Exited {
             instance: w.instance,
@@ -138,7 +155,9 @@ impl Runtime {
                 attempt,
                 ..newest.clone()
             };
-            let dir = self.config.paths.container_run(&container_id(&old));
+            let Ok(dir) = self.config.paths.container_run(&container_id(&old)) else {
+                continue;
+            };
             if dir.exists() {
                 if let Err(e) = remove_tree(&dir) {
                     log::warn!("removing {}: {e}", dir.display());
@@ -156,7 +175,7 @@ impl Runtime {
                 .flatten()
                 .is_some_and(|r| r.pod_uid == uid);
             if owned {
-                remove_instance_files(&self.oci, &dir, &paths.container_disk(&id), &id);
+                remove_instance_files(&self.oci, &paths, &id);
                 if let Err(e) = remove_tree(&dir) {
                     log::error!("removing {}: {e}", dir.display());
                 }

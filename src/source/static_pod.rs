@@ -92,3 +92,31 @@ fn static_pod(mut pod: Pod, origin: Origin, location: &str, node_name: &str, now
     }
     pod
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(uid: &str) -> String {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  uid: '{uid}'\nspec:\n  containers:\n  - name: c\n    image: busybox\n")
+    }
+
+    #[test]
+    fn a_given_uid_is_kept_only_if_it_is_a_safe_path_component() {
+        let decode = |uid: &str| {
+            decode(
+                manifest(uid).as_bytes(),
+                Origin::File,
+                "/m/web.yaml",
+                "node1",
+                Time(0),
+            )
+        };
+        for uid in ["../../../../../../../../tmp/victim2", "..", ".", "a/b"] {
+            let e = decode(uid).unwrap_err();
+            assert!(e.starts_with("metadata.uid: "), "{uid:?}: {e}");
+        }
+        let pods = decode("0b0f4c5e-8d9a-4a56-9a4b-3f1a2c7d9e10").unwrap();
+        assert_eq!(pods[0].metadata.uid, "0b0f4c5e-8d9a-4a56-9a4b-3f1a2c7d9e10");
+    }
+}

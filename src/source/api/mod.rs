@@ -16,19 +16,18 @@ mod asked;
 pub mod client;
 pub mod kubeconfig;
 pub mod node;
-pub mod policy;
 pub mod watch;
 pub mod writer;
 
 use crate::engine::{Engine, EventType, PodEvent};
 use crate::pod::decode::decode_pod;
+use crate::pod::policy::{NodePolicy, FROM_API};
 use crate::pod::status::PodStatus;
 use crate::pod::validate::check;
 use crate::pod::{defaults, Pod};
 use crate::state::{create_private_dir, write_private};
 use crate::time::Time;
 use asked::{Asked, Listed};
-use policy::NodePolicy;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -206,7 +205,7 @@ impl NodeSync {
         };
         let mut sync = NodeSync {
             node_name: inputs.node_name.to_string(),
-            policy: config.policy,
+            policy: config.policy.clone(),
             from,
             to,
             wake,
@@ -383,7 +382,7 @@ impl NodeSync {
             .values()
             .map(|(_, pod)| Assigned {
                 pod: pod.clone(),
-                refused: self.policy.refusal(pod),
+                refused: self.policy.refusal(pod, FROM_API),
             })
             .collect()
     }
@@ -558,6 +557,11 @@ pub(crate) fn decode(object: &mut Value) -> Result<Pod, String> {
     }
     let decoded = decode_pod(object).map_err(|e| e.to_string())?;
     let mut pod = decoded.pod;
+    // The UID names the pod's directories; `check` accepts an empty one only
+    // for a static pod, which is given one from its content.
+    if pod.metadata.uid.is_empty() {
+        return Err("metadata.uid: required".into());
+    }
     check(&pod)?;
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
