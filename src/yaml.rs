@@ -276,6 +276,10 @@ mod tests {
         y
     }
 
+    /// Kubernetes met the same attack in go-yaml (CVE-2019-11254, fixed in
+    /// gopkg.in/yaml.v2 2.2.8 by "excessive aliasing" limits); yaml_serde's
+    /// repetition count (de.rs, `jumpcount`) bounds only the jumps, not what
+    /// each jump expands.
     #[test]
     fn an_alias_bomb_is_refused_where_its_expansion_passes_the_limit() {
         let text = bomb(100, 3);
