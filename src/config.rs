@@ -32,9 +32,13 @@ pub struct ConfigFile {
     pub static_pod_url_header: Option<std::collections::BTreeMap<String, Vec<String>>>,
     #[serde(rename = "staticPodURLCAFile")]
     pub static_pod_url_ca_file: Option<PathBuf>,
+    #[serde(rename = "staticPodURLAllowHTTP")]
+    pub static_pod_url_allow_http: Option<bool>,
     pub http_check_frequency: Option<String>,
     /// Node mode: join the cluster this kubeconfig points at.
     pub kubeconfig: Option<PathBuf>,
+    /// Node mode: accept a kubeconfig with `insecure-skip-tls-verify: true`.
+    pub allow_insecure_kubeconfig: Option<bool>,
     /// What pods from the manifest URL and the API server may do here.
     pub node_policy: Option<crate::pod::policy::NodePolicy>,
     /// KubeletConfiguration `seccompDefault`: RuntimeDefault for
@@ -106,6 +110,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
+                crate::yaml::check(text.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 let de = serde_yaml::Deserializer::from_str(&text);
                 serde_path_to_error::deserialize(de)
                     .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?
@@ -152,12 +158,14 @@ impl Config {
         ] {
             let Some(r) = r else { continue };
             if let Some(cpu) = &r.cpu {
-                reserved_cpu += crate::pod::quantity::parse_millicores(cpu)
-                    .map_err(|m| format!("{field}.cpu: {m}"))?;
+                reserved_cpu = crate::pod::quantity::parse_millicores(cpu)
+                    .map_err(|m| format!("{field}.cpu: {m}"))?
+                    .saturating_add(reserved_cpu);
             }
             if let Some(memory) = &r.memory {
-                reserved_memory += crate::pod::quantity::parse_bytes(memory)
-                    .map_err(|m| format!("{field}.memory: {m}"))?;
+                reserved_memory = crate::pod::quantity::parse_bytes(memory)
+                    .map_err(|m| format!("{field}.memory: {m}"))?
+                    .saturating_add(reserved_memory);
             }
         }
         let manifest_url = match &merged.static_pod_url {
@@ -167,7 +175,15 @@ impl Config {
                     "staticPodURL: {url:?} is not an http:// or https:// URL"
                 ))
             }
+            Some(url)
+                if url.starts_with("http://") && merged.static_pod_url_allow_http != Some(true) =>
+            {
+                return Err(format!(
+                    "staticPodURL: {url:?} is plain HTTP: anyone on the way could read and change the pods and the staticPodURLHeader; use https://, or set staticPodURLAllowHTTP: true"
+                ))
+            }
             Some(url) => Some(crate::source::url::UrlConfig {
+                allow_http: merged.static_pod_url_allow_http == Some(true),
                 url: url.clone(),
                 headers: merged.static_pod_url_header.clone().unwrap_or_default(),
                 ca_file: merged.static_pod_url_ca_file.clone(),
@@ -182,6 +198,7 @@ impl Config {
             .map(|kubeconfig| crate::source::api::NodeConfig {
                 kubeconfig,
                 policy: node_policy.clone(),
+                allow_insecure: merged.allow_insecure_kubeconfig == Some(true),
             });
         let config = Config {
             image_unpack_limit,
@@ -257,9 +274,15 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
         static_pod_url: over.static_pod_url.or(base.static_pod_url),
         static_pod_url_header: over.static_pod_url_header.or(base.static_pod_url_header),
         static_pod_url_ca_file: over.static_pod_url_ca_file.or(base.static_pod_url_ca_file),
+        static_pod_url_allow_http: over
+            .static_pod_url_allow_http
+            .or(base.static_pod_url_allow_http),
         http_check_frequency: over.http_check_frequency.or(base.http_check_frequency),
         kubeconfig: over.kubeconfig.or(base.kubeconfig),
         node_policy: over.node_policy.or(base.node_policy),
+        allow_insecure_kubeconfig: over
+            .allow_insecure_kubeconfig
+            .or(base.allow_insecure_kubeconfig),
         seccomp_default: over.seccomp_default.or(base.seccomp_default),
         image_unpack_limit: over.image_unpack_limit.or(base.image_unpack_limit),
     }
@@ -291,11 +314,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => value * 3600.0,
             _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
         };
-        total += Duration::from_secs_f64(secs);
+        total = Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(|| format!("{text:?}: out of range (Go's limit is about 292 years)"))?;
         rest = next;
     }
     Ok(total)
 }
+
+/// The longest Go duration (int64 nanoseconds); later sums and doublings
+/// of a configured duration stay far from `Duration`'s own overflow.
+const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
 
 #[cfg(test)]
 mod tests {
@@ -353,6 +384,34 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("5d").is_err());
+        // It panicked in Duration::from_secs_f64.
+        let huge = format!("{}s", "9".repeat(400));
+        assert_eq!(
+            parse_duration(&huge),
+            Err(format!(
+                "{huge:?}: out of range (Go's limit is about 292 years)"
+            ))
+        );
+        assert!(parse_duration("2562047h").is_ok());
+        assert!(parse_duration("2562048h").is_err());
+    }
+
+    #[test]
+    fn plain_http_urls_need_the_opt_in() {
+        let url = |allow| ConfigFile {
+            static_pod_url: Some("http://fleet.example/pods.yaml".into()),
+            static_pod_url_allow_http: allow,
+            ..ConfigFile::default()
+        };
+        let e = Config::load(None, &url(None)).unwrap_err();
+        assert!(
+            e.starts_with("staticPodURL: \"http://fleet.example/pods.yaml\" is plain HTTP")
+                && e.ends_with("set staticPodURLAllowHTTP: true"),
+            "{e}"
+        );
+        assert!(Config::load(None, &url(Some(false))).is_err());
+        let c = Config::load(None, &url(Some(true))).unwrap();
+        assert!(c.manifest_url.is_some_and(|u| u.allow_http));
     }
 
     #[test]

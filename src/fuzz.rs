@@ -215,3 +215,57 @@ fn assert_outside_untouched(base: &Path, outside: &Path) {
         assert_eq!(meta.mode() & 0o7777, 0o700, "{} chmodded", dir.display());
     }
 }
+
+/// Bytes as a manifest file, through the manifest directory's own path
+/// (src/source/static_pod.rs): bounded YAML or JSON, decode, validate,
+/// default. Any outcome but a panic (or a hang) is fine.
+pub fn manifest(data: &[u8]) {
+    use crate::source::static_pod::{decode, Origin};
+    let now = crate::time::Time(1_795_932_295_000);
+    let _ = decode(data, Origin::File, "/fuzz/pod.yaml", "node1", now);
+}
+
+/// Bytes as an API server's answer: the list body and one watch line, each
+/// object then decoded as node mode takes a pod (src/source/api/mod.rs).
+pub fn api_object(data: &[u8]) {
+    use crate::source::api::client::{decode_event, decode_reply};
+    let mut objects = Vec::new();
+    if let Ok(reply) = decode_reply(200, data) {
+        if let Some(items) = reply.body.get("items").and_then(|i| i.as_array()) {
+            objects.extend(items.iter().cloned());
+        }
+    }
+    if let Ok(event) = decode_event(data) {
+        objects.push(event["object"].clone());
+    }
+    for mut object in objects {
+        let _ = crate::source::api::decode(&mut object);
+    }
+}
+
+/// Bytes as a quantity, of memory and of cpu: an error or a value below
+/// 2^63, never a panic.
+pub fn quantity(data: &[u8]) {
+    use crate::pod::quantity::{parse_bytes, parse_millicores};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for v in [parse_bytes(text), parse_millicores(text)]
+        .into_iter()
+        .flatten()
+    {
+        assert!(v < 1 << 63, "{text:?}: {v}");
+    }
+}
+
+/// Bytes as a container log file, read as `picolet logs` reads it: what it
+/// prints is never longer than what it read, and it reads no further than
+/// the input.
+pub fn cri_log(data: &[u8]) {
+    let timestamps = data.first().is_some_and(|b| b & 1 == 1);
+    let mut out = Vec::new();
+    if let Ok(consumed) = crate::runtime::logs::print_from(data, timestamps, &mut out) {
+        assert!(consumed <= data.len() as u64);
+        assert!(out.len() <= data.len());
+    }
+}

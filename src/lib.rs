@@ -23,6 +23,7 @@ mod signals;
 mod source;
 mod state;
 mod time;
+mod yaml;
 
 pub mod fuzz;
 

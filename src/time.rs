@@ -20,7 +20,7 @@ impl Time {
     }
 
     pub fn from_secs(secs: u64) -> Time {
-        Time(secs * 1000)
+        Time(secs.saturating_mul(1000))
     }
 
     pub fn saturating_sub(self, earlier: Time) -> Duration {
@@ -54,10 +54,14 @@ impl Time {
     }
 }
 
+/// Saturating: a duration from a spec (`terminationGracePeriodSeconds:
+/// 9223372036854775807`) ends at the end of time, not in a wrapped past or
+/// an overflow panic.
 impl std::ops::Add<Duration> for Time {
     type Output = Time;
     fn add(self, d: Duration) -> Time {
-        Time(self.0 + d.as_millis() as u64)
+        let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_add(millis))
     }
 }
 
@@ -115,6 +119,15 @@ mod tests {
             Some("2000-02-29T23:59:59Z")
         );
         assert_eq!(Time::parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn adding_a_huge_duration_saturates() {
+        let grace = Duration::from_secs(i64::MAX as u64);
+        assert_eq!(Time(1_795_932_295_000) + grace, Time(u64::MAX));
+        assert_eq!(Time(5) + Duration::MAX, Time(u64::MAX));
+        assert_eq!(Time::from_secs(u64::MAX), Time(u64::MAX));
+        assert_eq!(Time(5) + Duration::from_millis(7), Time(12));
     }
 
     #[test]

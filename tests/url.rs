@@ -174,7 +174,7 @@ fn the_device_token_is_required_and_tls_is_verified() {
     nginx.serve(&list(&[("secret", "sleep 3600")]));
     // No token over plain HTTP: 403, nothing runs, the error is reported.
     agent.extra_config = format!(
-        "staticPodURL: http://127.0.0.1:{}/pods.yaml\nhttpCheckFrequency: 1s\n",
+        "staticPodURL: http://127.0.0.1:{}/pods.yaml\nstaticPodURLAllowHTTP: true\nhttpCheckFrequency: 1s\n",
         nginx.http
     );
     agent.start();

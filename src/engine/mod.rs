@@ -348,7 +348,10 @@ impl Engine {
         let (cpu_capacity, memory_capacity) = self.allocatable?;
         let admitted = self.pods.values().filter(|p| p.holds_resources());
         let (used_cpu, used_memory) = admitted.fold((0, 0), |(c, m), p| {
-            (c + pod_cpu_request(&p.pod), m + pod_memory_request(&p.pod))
+            (
+                pod_cpu_request(&p.pod).saturating_add(c),
+                pod_memory_request(&p.pod).saturating_add(m),
+            )
         });
         let checks = [
             ("cpu", pod_cpu_request(pod), used_cpu, cpu_capacity),
@@ -359,7 +362,7 @@ impl Engine {
                 memory_capacity,
             ),
         ];
-        checks.into_iter().find(|(_, want, used, cap)| *want > 0 && used + want > *cap).map(|(name, want, used, cap)| {
+        checks.into_iter().find(|(_, want, used, cap)| *want > 0 && used.saturating_add(*want) > *cap).map(|(name, want, used, cap)| {
             (
                 format!("OutOf{name}"),
                 format!("Pod was rejected: Node didn't have enough resource: {name}, requested: {want}, used: {used}, capacity: {cap}"),

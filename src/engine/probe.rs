@@ -98,8 +98,10 @@ impl ProbeWorker {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
-        let period = self.period.as_millis().max(1) as u64;
-        self.next_at = Some(Time(now.0 + hash % period));
+        let period = u64::try_from(self.period.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.next_at = Some(Time(now.0.saturating_add(hash % period)));
     }
 
     /// Begin probing at `now` (container running, or started for liveness
@@ -215,5 +217,19 @@ mod tests {
         assert!(!w.due(t10, t0), "skipped at 10 s");
         let t20 = t0 + Duration::from_secs(20);
         assert!(w.due(t20, t0), "first attempt at 20 s");
+    }
+
+    #[test]
+    fn a_period_whose_milliseconds_pass_u64_spreads_without_panicking() {
+        // 2^61 s is 2^64 * 125 ms: truncated to u64, the period was 0 and
+        // the spread a remainder by zero.
+        let p = Probe {
+            period_seconds: Some(1 << 61),
+            ..probe(1, 3)
+        };
+        let mut w = ProbeWorker::new(ProbeKind::Liveness, &p);
+        let t0 = Time::from_secs(100);
+        w.spread_first_attempt(t0, "runc://uid-c-0");
+        assert!(w.next_at.is_some_and(|at| at >= t0));
     }
 }

@@ -1064,3 +1064,36 @@ fn events_tell_what_a_describe_user_expects() {
         "{backoffs} BackOff for {restarts} restarts"
     );
 }
+
+/// Seconds from a spec at their int64 limit end at the end of time: a debug
+/// build panicked adding them to the clock (time.rs), a release build
+/// wrapped the deadlines into the past.
+#[test]
+fn seconds_at_the_int64_limit_saturate() {
+    let mut sim = sim();
+    let max = i64::MAX;
+    let probe = format!(
+        "    livenessProbe:\n      exec:\n        command: [live]\n      periodSeconds: {}\n      timeoutSeconds: {max}\n    lifecycle:\n      preStop:\n        sleep:\n          seconds: {max}\n",
+        1u64 << 61
+    );
+    let yaml = format!(
+        "{HEAD}  terminationGracePeriodSeconds: {max}\n  containers:\n{}",
+        container("c", &probe)
+    );
+    let p = pod(&yaml);
+    sim.desire(&[&p]);
+    sim.run_until(10);
+    // The server marks it for deletion with the same grace, seen twice:
+    // the second shortens a termination already under way.
+    let mut marked = (*p).clone();
+    marked.metadata.deletion_timestamp = Some("2026-12-07T18:00:00Z".into());
+    marked.metadata.deletion_grace_period_seconds = Some(max);
+    let marked = Arc::new(marked);
+    sim.desire(&[&marked]);
+    sim.run_until(20);
+    sim.desire(&[&marked]);
+    sim.run_until(30);
+    // The preStop sleep and the grace period both last "forever".
+    assert_eq!(sim.engine.statuses().count(), 1);
+    assert!(sim.seen.iter().all(|(_, s)| !matches!(s, Seen::Kill(_))));
+}

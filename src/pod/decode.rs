@@ -39,13 +39,15 @@ fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
     }
 }
 
-/// Decode a whole manifest file. JSON when it starts with `{`, YAML otherwise.
+/// Decode a whole manifest file. JSON when it starts with `{` (serde_json
+/// stops at 128 levels as it reads), YAML otherwise, bounded in depth and
+/// alias expansion before it is loaded (src/yaml.rs).
 pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| error("", format!("not UTF-8: {e}")))?;
     let document: Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| error("", format!("invalid JSON: {e}")))?
     } else {
-        serde_yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
+        crate::yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
     };
     match document.get("kind").and_then(Value::as_str) {
         Some("List") | Some("PodList") => {
@@ -193,5 +195,36 @@ mod tests {
             decode_manifest(POD.replace("kind: Pod", "kind: Deployment").as_bytes()).unwrap_err();
         assert_eq!(err.path, "kind");
         assert!(decode_manifest(b"apiVersion: v1\nkind: Pod\n  bad: [").is_err());
+    }
+
+    #[test]
+    fn an_alias_bomb_is_an_error_not_a_gigabyte() {
+        let mut bomb = format!("a0: &a0 [{}]\n", vec!["lol"; 100].join(","));
+        for l in 1..4 {
+            let refs = vec![format!("*a{}", l - 1); 100].join(",");
+            bomb.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        }
+        let err = decode_manifest(bomb.as_bytes()).unwrap_err();
+        assert_eq!(err.path, "");
+        assert!(
+            err.message
+                .starts_with("invalid YAML: line 3 column 14: aliases expand to more than"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_in_yaml_and_json() {
+        let err = decode_manifest("[".repeat(10 << 20).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid YAML: line 1 column 65: nested deeper than 64 levels"
+        );
+        let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("invalid JSON: recursion limit exceeded"),
+            "{err}"
+        );
     }
 }

@@ -97,22 +97,24 @@ fn effective(
         let v = value(&amounts(c));
         missing |= v.is_none();
         let v = v.unwrap_or(0);
+        // Saturating: quantities are below 2^63 each (quantity.rs), not
+        // their sums.
         if c.is_sidecar() {
-            sidecars += v;
+            sidecars = sidecars.saturating_add(v);
         } else {
-            init_peak = init_peak.max(v + sidecars);
+            init_peak = init_peak.max(v.saturating_add(sidecars));
         }
     }
     let mut regular = 0u64;
     for c in &pod.spec.containers {
         let v = value(&amounts(c));
         missing |= v.is_none();
-        regular += v.unwrap_or(0);
+        regular = regular.saturating_add(v.unwrap_or(0));
     }
     if all_required && missing {
         return None;
     }
-    Some(init_peak.max(regular + sidecars))
+    Some(init_peak.max(regular.saturating_add(sidecars)))
 }
 
 pub fn pod_cpu_request(pod: &Pod) -> u64 {
@@ -135,7 +137,7 @@ pub fn pod_memory_limit(pod: &Pod) -> Option<u64> {
 
 /// The kubelet's cpu shares for a request in millicores (minimum 2).
 pub fn cpu_shares(millicores: u64) -> u64 {
-    (millicores * 1024 / 1000).max(2)
+    (millicores.saturating_mul(1024) / 1000).max(2)
 }
 
 /// cgroup v2 cpu.weight from cpu shares, as runc and the kubelet convert it.
@@ -146,9 +148,10 @@ pub fn cpu_weight(shares: u64) -> u64 {
 /// The cfs period the kubelet uses, in microseconds.
 pub const CPU_PERIOD: u64 = 100_000;
 
-/// cpu.max's quota for a limit in millicores (at least 1 ms per period).
+/// cpu.max's quota for a limit in millicores (at least 1 ms per period;
+/// saturating, so at most u64::MAX / 1000, which the OCI spec's int64 holds).
 pub fn cpu_quota(millicores: u64) -> u64 {
-    (millicores * CPU_PERIOD / 1000).max(1000)
+    (millicores.saturating_mul(CPU_PERIOD) / 1000).max(1000)
 }
 
 /// oom_score_adj of a container (rule 64): Guaranteed -997, BestEffort 1000,
@@ -267,5 +270,19 @@ mod tests {
             900,
             "a sidecar no higher than the smallest regular container"
         );
+    }
+
+    #[test]
+    fn sums_and_products_of_the_largest_quantities_saturate() {
+        let p = pod(&format!(
+            "  containers:\n{}{}{}",
+            c("a", "{limits: {cpu: 9e15, memory: 7Ei}}"),
+            c("b", "{limits: {cpu: 9e15, memory: 7Ei}}"),
+            c("c", "{limits: {cpu: 9e15, memory: 7Ei}}")
+        ));
+        assert_eq!(pod_memory_request(&p), u64::MAX);
+        assert_eq!(pod_cpu_limit(&p), Some(u64::MAX));
+        assert_eq!(cpu_quota(u64::MAX), u64::MAX / 1000);
+        assert_eq!(cpu_shares(u64::MAX), u64::MAX / 1000);
     }
 }

@@ -199,31 +199,38 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// One parsed CRI log record.
+/// One parsed CRI log record: `<time> <stream> <F|P> <text>`. Bytes, as
+/// the container wrote them: its output need not be UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub time: String,
-    pub stream: String,
+pub struct Record<'a> {
+    pub time: &'a [u8],
+    pub stream: &'a [u8],
     pub full: bool,
-    pub text: String,
+    pub text: &'a [u8],
 }
 
-pub fn parse_record(line: &str) -> Option<Record> {
-    let mut parts = line.splitn(4, ' ');
-    let time = parts.next()?.to_string();
-    let stream = parts.next()?.to_string();
+/// A CRI log line without its newline; `None` if it is not a record.
+pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
+    let mut parts = line.splitn(4, |b| *b == b' ');
+    let time = parts.next()?;
+    let stream = parts.next()?;
     let full = match parts.next()? {
-        "F" => true,
-        "P" => false,
+        b"F" => true,
+        b"P" => false,
         _ => return None,
     };
     Some(Record {
         time,
         stream,
         full,
-        text: parts.next().unwrap_or("").to_string(),
+        text: parts.next().unwrap_or(b""),
     })
 }
+
+/// The longest line read as a record: the writer's records hold at most
+/// [`MAX_LINE`] bytes after a header of about 40. A longer line is no
+/// record of picolet's; it is skipped, never held whole.
+const MAX_RECORD: usize = MAX_LINE + 256;
 
 /// Print a container log as `kubectl logs` does: partial records joined,
 /// optionally prefixed by their timestamp. Rotated files come first.
@@ -238,37 +245,67 @@ pub fn print_log(path: &Path, timestamps: bool, out: &mut impl Write) -> io::Res
     Ok(offset)
 }
 
-/// Print records from `reader`; returns how many bytes it consumed.
+/// Print records from `reader` as they come, partial ones without their
+/// newline (as the kubelet streams them); returns how many bytes it
+/// consumed: whole lines only, an unterminated last one is being written.
 pub fn print_from(
     mut reader: impl BufRead,
     timestamps: bool,
     out: &mut impl Write,
 ) -> io::Result<u64> {
     let mut consumed = 0;
-    let mut line = String::new();
-    let mut joined = String::new();
+    let mut line = Vec::new();
+    let mut line_start = true;
     loop {
         line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
+        let n = io::Read::take(&mut reader, MAX_RECORD as u64 + 1).read_until(b'\n', &mut line)?;
+        let Some(record) = line.strip_suffix(b"\n") else {
+            if n > MAX_RECORD {
+                if let Some(skipped) = skip_line(&mut reader)? {
+                    consumed += (n as u64).saturating_add(skipped);
+                    continue;
+                }
+            }
             break;
-        }
+        };
         consumed += n as u64;
-        let Some(r) = parse_record(line.trim_end_matches('\n')) else {
+        let Some(r) = parse_record(record) else {
             continue;
         };
-        if joined.is_empty() && timestamps {
-            joined.push_str(&r.time);
-            joined.push(' ');
+        if line_start && timestamps {
+            out.write_all(r.time)?;
+            out.write_all(b" ")?;
         }
-        joined.push_str(&r.text);
+        out.write_all(r.text)?;
         if r.full {
-            joined.push('\n');
-            out.write_all(joined.as_bytes())?;
-            joined.clear();
+            out.write_all(b"\n")?;
         }
+        line_start = r.full;
     }
     Ok(consumed)
+}
+
+/// Past the rest of a line: its length with the newline, or `None` at the
+/// end of the input.
+fn skip_line(reader: &mut impl BufRead) -> io::Result<Option<u64>> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(Some(skipped + i as u64 + 1));
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+                skipped += len as u64;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -399,5 +436,26 @@ mod tests {
         }
         assert_eq!(last_attempt(&d), Some(10));
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn the_reader_takes_any_bytes_and_skips_what_is_no_record() {
+        let mut log = b"2026-01-01T00:00:00Z stdout F caf\xe9 \xff\n".to_vec();
+        log.extend(b"garbage\n");
+        log.extend(vec![b'x'; 1 << 20]);
+        log.extend(b"\n2026-01-01T00:00:01Z stderr P half\n");
+        log.extend(b"2026-01-01T00:00:02Z stderr F  done\n");
+        log.extend(b"2026-01-01T00:00:03Z stdout F being written");
+        let mut out = Vec::new();
+        let consumed = print_from(&log[..], true, &mut out).unwrap();
+        assert_eq!(
+            out,
+            b"2026-01-01T00:00:00Z caf\xe9 \xff\n2026-01-01T00:00:01Z half done\n"
+        );
+        assert_eq!(
+            consumed,
+            log.len() as u64 - 43,
+            "the unterminated line waits"
+        );
     }
 }

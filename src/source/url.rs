@@ -30,6 +30,9 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The largest document accepted, as the kubelet's file limit.
 const MAX_DOCUMENT: u64 = 10 << 20;
 
+/// Redirects followed at most, as the kubelet's Go HTTP client.
+const MAX_REDIRECTS: usize = 10;
+
 /// How to reach the manifest URL.
 #[derive(Debug, Clone)]
 pub struct UrlConfig {
@@ -39,6 +42,9 @@ pub struct UrlConfig {
     /// PEM roots to verify an HTTPS server with; the system's bundle if unset.
     pub ca_file: Option<PathBuf>,
     pub interval: Duration,
+    /// `staticPodURLAllowHTTP`: plain `http://` is accepted, the URL's and
+    /// any redirect's.
+    pub allow_http: bool,
 }
 
 /// What the poller thread tells the core.
@@ -74,6 +80,12 @@ impl ManifestUrl {
         )?;
         let (to_core, from) = channel();
         let agent = http_agent(&config)?;
+        if config.url.starts_with("http://") {
+            log::warn!(
+                "manifest URL {}: plain HTTP (staticPodURLAllowHTTP): anyone on the way can read and change the pods and the request headers",
+                config.url
+            );
+        }
         let mut source = ManifestUrl {
             url: config.url.clone(),
             node_name: node_name.to_string(),
@@ -197,8 +209,11 @@ fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
         }
         tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
     }
+    // Redirects are followed by `fetch`, which keeps the headers to the
+    // configured origin: ureq would send them to any host.
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(30)))
         .tls_config(tls.build())
         .build();
@@ -223,18 +238,26 @@ fn poll(agent: ureq::Agent, config: UrlConfig, to_core: Sender<Fetched>, mut wak
 
 /// One request: `None` when the document did not change (304).
 fn fetch(agent: &ureq::Agent, config: &UrlConfig, etag: &mut Option<String>) -> Option<Fetched> {
-    let mut request = agent.get(&config.url);
-    for (name, values) in &config.headers {
-        for value in values {
-            request = request.header(name.as_str(), value.as_str());
+    let mut url = config.url.clone();
+    let mut redirects = 0;
+    let mut response = loop {
+        let response = match request(agent, config, &url, etag.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return Some(Fetched::Failed(e)),
+        };
+        if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+            break response;
         }
-    }
-    if let Some(tag) = etag.as_deref() {
-        request = request.header("If-None-Match", tag);
-    }
-    let mut response = match request.call() {
-        Ok(r) => r,
-        Err(e) => return Some(Fetched::Failed(e.to_string())),
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Some(Fetched::Failed(format!(
+                "more than {MAX_REDIRECTS} redirects"
+            )));
+        }
+        match redirect_target(&url, &response, config.allow_http) {
+            Ok(next) => url = next,
+            Err(e) => return Some(Fetched::Failed(e)),
+        }
     };
     match response.status().as_u16() {
         304 => None,
@@ -262,5 +285,110 @@ fn fetch(agent: &ureq::Agent, config: &UrlConfig, etag: &mut Option<String>) -> 
             }
         }
         code => Some(Fetched::Failed(format!("the server answered HTTP {code}"))),
+    }
+}
+
+/// GET `url`; the configured headers go only to the configured URL's
+/// origin (scheme, host and port), never to where a redirect leads.
+fn request(
+    agent: &ureq::Agent,
+    config: &UrlConfig,
+    url: &str,
+    etag: Option<&str>,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let mut request = agent.get(url);
+    if origin(url).is_some() && origin(url) == origin(&config.url) {
+        for (name, values) in &config.headers {
+            for value in values {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+    }
+    if let Some(tag) = etag {
+        request = request.header("If-None-Match", tag);
+    }
+    request.call().map_err(|e| e.to_string())
+}
+
+/// Where a redirect from `from` leads; plain HTTP only if allowed.
+fn redirect_target(
+    from: &str,
+    response: &ureq::http::Response<ureq::Body>,
+    allow_http: bool,
+) -> Result<String, String> {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("a redirect without a Location")?;
+    let next = resolve(from, location)
+        .filter(|u| origin(u).is_some())
+        .ok_or_else(|| format!("a redirect to {location:?}, not an http(s) URL"))?;
+    if next.starts_with("http://") && !allow_http {
+        return Err(format!(
+            "a redirect to {next}: plain HTTP needs staticPodURLAllowHTTP: true"
+        ));
+    }
+    Ok(next)
+}
+
+/// Scheme, host and port of an absolute http(s) URL: where its headers may go.
+pub fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let host = uri.host()?.to_ascii_lowercase();
+    Some((scheme, host, uri.port_u16().unwrap_or(default_port)))
+}
+
+/// A Location header resolved against the URL that answered it.
+pub fn resolve(base: &str, location: &str) -> Option<String> {
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    let uri: ureq::http::Uri = base.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    let authority = uri.authority()?.as_str();
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let path = uri.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Some(format!("{scheme}://{authority}{dir}{location}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_redirect_targets() {
+        let o = |u| origin(u).map(|(s, h, p)| format!("{s} {h} {p}"));
+        assert_eq!(
+            o("https://Fleet.Example/x").as_deref(),
+            Some("https fleet.example 443")
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8080/x").as_deref(),
+            Some("http 127.0.0.1 8080")
+        );
+        assert_eq!(o("ftp://h/x"), None);
+        assert_eq!(o("/relative"), None);
+        let base = "https://a.example:8443/dir/pods.yaml?x=1";
+        let r = |l| resolve(base, l).unwrap();
+        assert_eq!(r("https://b.example/p"), "https://b.example/p");
+        assert_eq!(r("//b.example/p"), "https://b.example/p");
+        assert_eq!(r("/p"), "https://a.example:8443/p");
+        assert_eq!(r("other.yaml"), "https://a.example:8443/dir/other.yaml");
+        assert_ne!(origin(&r("//b.example/p")), origin(base));
+        assert_eq!(origin(&r("other.yaml")), origin(base));
     }
 }

@@ -13,8 +13,14 @@ use std::time::Duration;
 /// The system's CA bundle, used when the kubeconfig names no authority.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// The largest response read whole (a pod list of a busy node fits).
-const MAX_RESPONSE: u64 = 64 << 20;
+/// The largest answer read whole: a list of a full node's pods (110, the
+/// kubelet's maxPods) at 150 KiB each, ten times a typical pod with its
+/// managedFields; a ConfigMap or Secret is at most 1 MiB.
+pub const MAX_RESPONSE: u64 = 16 << 20;
+
+/// The longest watch event (one line): one object, which etcd keeps to
+/// 1.5 MiB, in its envelope.
+pub const MAX_EVENT: u64 = 2 << 20;
 
 pub struct ApiClient {
     agent: ureq::Agent,
@@ -143,7 +149,12 @@ impl ApiClient {
     }
 
     pub fn get(&self, path: &str) -> Result<Reply, String> {
-        reply(self.call_get(path)?)
+        reply(self.call_get(path)?, "GET", &self.endpoint(path))
+    }
+
+    /// The server and path, to name in errors (a path holds no secret).
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.connection.server)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Reply, String> {
@@ -189,7 +200,11 @@ impl ApiClient {
             "PATCH" => with_headers(self.agent.patch(&url)),
             _ => with_headers(self.agent.delete(&url).force_send_body()),
         };
-        reply(request.send(&bytes[..]).map_err(|e| e.to_string())?)
+        reply(
+            request.send(&bytes[..]).map_err(|e| e.to_string())?,
+            method,
+            &url,
+        )
     }
 
     /// Open a watch: on 200, its events one JSON object per line; otherwise
@@ -197,10 +212,11 @@ impl ApiClient {
     pub fn watch(&self, path: &str) -> Result<Result<WatchStream, Reply>, String> {
         let response = self.call_get(path)?;
         if response.status().as_u16() != 200 {
-            return reply(response).map(Err);
+            return reply(response, "GET", &self.endpoint(path)).map(Err);
         }
         Ok(Ok(WatchStream {
             reader: BufReader::new(Box::new(response.into_body().into_reader())),
+            line: Vec::new(),
         }))
     }
 }
@@ -229,43 +245,194 @@ fn check_client_identity(
 
 pub struct WatchStream {
     reader: BufReader<Box<dyn Read + Send>>,
+    line: Vec<u8>,
+}
+
+/// Why a watch stream gave no event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// The connection broke or a line was cut: watch again from the last
+    /// version seen.
+    Dropped(String),
+    /// An event longer than [`MAX_EVENT`]: the same event would come again.
+    TooLong,
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Dropped(m) => f.write_str(m),
+            StreamError::TooLong => write!(f, "a watch event longer than {MAX_EVENT} bytes"),
+        }
+    }
 }
 
 impl WatchStream {
     /// The next event; `Ok(None)` when the server ended the watch.
-    pub fn next_event(&mut self) -> Result<Option<Value>, String> {
-        let mut line = String::new();
+    pub fn next_event(&mut self) -> Result<Option<Value>, StreamError> {
         loop {
-            line.clear();
+            self.line.clear();
             let n = (&mut self.reader)
-                .take(MAX_RESPONSE)
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
+                .take(MAX_EVENT + 1)
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| StreamError::Dropped(e.to_string()))?;
             if n == 0 {
                 return Ok(None);
             }
-            if !line.trim().is_empty() {
-                return serde_json::from_str(&line)
-                    .map(Some)
-                    .map_err(|e| format!("a watch event that is not JSON: {e}"));
+            if n as u64 > MAX_EVENT {
+                return Err(StreamError::TooLong);
+            }
+            if !self.line.trim_ascii().is_empty() {
+                return decode_event(&self.line).map(Some);
             }
         }
     }
 }
 
-fn reply(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, String> {
+/// One line of a watch stream as JSON.
+pub fn decode_event(line: &[u8]) -> Result<Value, StreamError> {
+    serde_json::from_slice(line)
+        .map_err(|e| StreamError::Dropped(format!("a watch event that is not JSON: {e}")))
+}
+
+/// Read an answer of at most [`MAX_RESPONSE`] bytes; a successful one must be
+/// JSON (an empty body is `Null`). Errors name the method and endpoint.
+fn reply(
+    mut response: ureq::http::Response<ureq::Body>,
+    method: &str,
+    endpoint: &str,
+) -> Result<Reply, String> {
     let status = response.status().as_u16();
+    // A declared length says it at once, before any of it is read.
+    let declared = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_RESPONSE) {
+        return Err(format!(
+            "{method} {endpoint}: the answer is larger than {MAX_RESPONSE} bytes"
+        ));
+    }
     let mut bytes = Vec::new();
     response
         .body_mut()
         .as_reader()
-        .take(MAX_RESPONSE)
+        .take(MAX_RESPONSE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("reading the answer: {e}"))?;
+        .map_err(|e| format!("{method} {endpoint}: reading the answer: {e}"))?;
+    decode_reply(status, &bytes).map_err(|e| format!("{method} {endpoint}: {e}"))
+}
+
+/// An answer's body as the API client takes it: at most [`MAX_RESPONSE`]
+/// bytes; JSON when the status is a success (an error page from a proxy
+/// need not be).
+pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, String> {
+    if bytes.len() as u64 > MAX_RESPONSE {
+        return Err(format!("the answer is larger than {MAX_RESPONSE} bytes"));
+    }
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) if (200..300).contains(&status) => {
+                return Err(format!(
+                    "HTTP {status} with an answer that is not JSON: {e}"
+                ))
+            }
+            Err(_) => Value::Null,
+        }
     };
     Ok(Reply { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::api::kubeconfig::Connection;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A server on loopback that answers one request with `answer` (the
+    /// head), then `body` in chunks; returns its URL.
+    fn serve_once(head: String, body: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            let _ = conn.write_all(head.as_bytes());
+            for chunk in body.chunks(64 << 10) {
+                if conn.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        url
+    }
+
+    fn client(server: String) -> ApiClient {
+        let connection = Connection {
+            server,
+            ca_pem: None,
+            insecure_skip_verify: false,
+            client_identity: None,
+            token: None,
+        };
+        let t = Duration::from_secs(10);
+        ApiClient::new(connection, t, t).unwrap()
+    }
+
+    #[test]
+    fn an_oversized_answer_is_an_error_naming_the_endpoint() {
+        let body = vec![b' '; MAX_RESPONSE as usize + 1];
+        // Without a length (to the end of the connection): read, then refused.
+        let url = serve_once("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), body);
+        let e = client(url.clone()).get("/api/v1/pods").unwrap_err();
+        assert_eq!(
+            e,
+            format!("GET {url}/api/v1/pods: the answer is larger than {MAX_RESPONSE} bytes")
+        );
+        // With a length: refused before reading.
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            u64::MAX / 2
+        );
+        let url = serve_once(head, Vec::new());
+        let e = client(url.clone()).get("/api/v1/pods").unwrap_err();
+        assert!(
+            e.ends_with("the answer is larger than 16777216 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_successful_answer_must_be_json() {
+        let e = decode_reply(200, b"<html>").unwrap_err();
+        assert!(
+            e.starts_with("HTTP 200 with an answer that is not JSON"),
+            "{e}"
+        );
+        let proxy_error = decode_reply(502, b"<html>bad gateway</html>").unwrap();
+        assert_eq!((proxy_error.status, proxy_error.body), (502, Value::Null));
+    }
+
+    #[test]
+    fn a_watch_event_longer_than_the_limit_is_refused_and_shorter_ones_pass() {
+        let mut body = b"{\"type\":\"BOOKMARK\"}\n\n".to_vec();
+        body.extend(std::iter::repeat_n(b'x', MAX_EVENT as usize + 10));
+        body.push(b'\n');
+        let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string();
+        let url = serve_once(head, body);
+        let mut stream = match client(url).watch("/api/v1/pods?watch=1") {
+            Ok(Ok(stream)) => stream,
+            other => panic!("{:?}", other.map(|r| r.map(drop))),
+        };
+        assert_eq!(
+            stream.next_event().unwrap(),
+            Some(serde_json::json!({"type": "BOOKMARK"}))
+        );
+        assert_eq!(stream.next_event(), Err(StreamError::TooLong));
+    }
 }

@@ -8,6 +8,10 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The largest kubeconfig read: one with a few clusters' embedded CAs and
+/// client certificates is tens of KiB.
+const MAX_KUBECONFIG: u64 = 1 << 20;
+
 /// Where the API server is and how to prove who we are. Never printed with
 /// its secrets: `Debug` leaves them out.
 #[derive(Clone)]
@@ -101,12 +105,14 @@ struct Context {
 }
 
 /// Read `path` into a [`Connection`]; errors name the file and the field.
-pub fn load(path: &Path) -> Result<Connection, String> {
+/// `insecure-skip-tls-verify: true` is refused unless `allow_insecure`
+/// (`allowInsecureKubeconfig`).
+pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, String> {
     let at = |field: &str, m: &dyn fmt::Display| format!("{}: {field}: {m}", path.display());
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_bounded(path)?;
     warn_if_readable_by_others(path);
     let config: Kubeconfig =
-        serde_yaml::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = match config
         .contexts
@@ -150,6 +156,12 @@ pub fn load(path: &Path) -> Result<Connection, String> {
         return Err(at(
             "clusters[].cluster.server",
             &format!("{:?} is not an http(s) URL", cluster.server),
+        ));
+    }
+    if cluster.insecure_skip_tls_verify && !allow_insecure {
+        return Err(at(
+            "clusters[].cluster.insecure-skip-tls-verify",
+            &"true: the API server's identity would not be verified, and anyone on the way could act as it; give certificate-authority[-data] instead, or set allowInsecureKubeconfig: true in picolet's configuration",
         ));
     }
     let read = |field: &str,
@@ -212,6 +224,23 @@ pub fn load(path: &Path) -> Result<Connection, String> {
     })
 }
 
+/// The file, at most [`MAX_KUBECONFIG`] bytes of UTF-8.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_KUBECONFIG + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_KUBECONFIG {
+        return Err(format!(
+            "{}: larger than {MAX_KUBECONFIG} bytes",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
 /// A kubeconfig holds credentials: say so when others can read it.
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -246,7 +275,7 @@ mod tests {
             &dir,
             "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n- name: one\n  cluster: {server: 'https://a:1'}\n- name: two\n  cluster:\n    server: https://b:6443/\n    certificate-authority: ca.pem\ncontexts:\n- name: a\n  context: {cluster: one, user: u}\n- name: b\n  context: {cluster: two, user: u}\nusers:\n- name: u\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n    token: abc\n",
         );
-        let c = load(&p).unwrap();
+        let c = load(&p, false).unwrap();
         assert_eq!(c.server, "https://b:6443");
         assert_eq!(c.ca_pem.as_deref(), Some(&b"CA"[..]));
         let (cert, key) = c.client_identity.clone().unwrap();
@@ -268,11 +297,50 @@ mod tests {
             &dir,
             "current-context: x\ncontexts:\n- name: x\n  context: {cluster: nope}\n",
         );
-        let e = load(&p).unwrap_err();
+        let e = load(&p, false).unwrap_err();
         assert!(
             e.contains("kubeconfig: contexts[].context.cluster: no cluster named \"nope\""),
             "{e}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_huge_or_bombed_kubeconfig_is_refused_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("picolet-kc3-{}", std::process::id()));
+        let p = write(&dir, &"# padding\n".repeat(200_000));
+        let e = load(&p, false).unwrap_err();
+        assert!(e.ends_with("kubeconfig: larger than 1048576 bytes"), "{e}");
+        let mut bomb = format!("a0: &a0 [{}]\n", vec!["lol"; 100].join(","));
+        for l in 1..4 {
+            let refs = vec![format!("*a{}", l - 1); 100].join(",");
+            bomb.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        }
+        let p = write(&dir, &bomb);
+        let e = load(&p, false).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{}: line 3 column", p.display())) && e.contains("alias bomb"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn insecure_skip_tls_verify_needs_the_agent_to_allow_it() {
+        let dir = std::env::temp_dir().join(format!("picolet-kc4-{}", std::process::id()));
+        let p = write(
+            &dir,
+            "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {server: 'https://a:1', insecure-skip-tls-verify: true}\n",
+        );
+        let e = load(&p, false).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "{}: clusters[].cluster.insecure-skip-tls-verify: true: ",
+                p.display()
+            )) && e.ends_with("set allowInsecureKubeconfig: true in picolet's configuration"),
+            "{e}"
+        );
+        assert!(load(&p, true).unwrap().insecure_skip_verify);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

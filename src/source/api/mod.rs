@@ -116,6 +116,8 @@ pub enum ToServer {
 pub struct NodeConfig {
     pub kubeconfig: PathBuf,
     pub policy: NodePolicy,
+    /// `allowInsecureKubeconfig`: a kubeconfig may turn TLS verification off.
+    pub allow_insecure: bool,
 }
 
 /// A pod the server assigned, as the engine gets it.
@@ -168,7 +170,7 @@ pub struct NodeInputs<'a> {
 impl NodeSync {
     /// Load the pods saved by an earlier run and start both sync threads.
     pub fn start(config: &NodeConfig, inputs: NodeInputs<'_>) -> Result<NodeSync, String> {
-        let connection = kubeconfig::load(&config.kubeconfig)?;
+        let connection = kubeconfig::load(&config.kubeconfig, config.allow_insecure)?;
         let dir = inputs.root.join("api");
         create_private_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let saved = dir.join("pods.json");
@@ -547,7 +549,7 @@ impl NodeSync {
 /// Decode one pod of the server: picolet's own checks (an unsupported field
 /// is an error), its defaults; namespace, name and UID as the server gave
 /// them.
-fn decode(object: &mut Value) -> Result<Pod, String> {
+pub(crate) fn decode(object: &mut Value) -> Result<Pod, String> {
     object["apiVersion"] = json!("v1");
     object["kind"] = json!("Pod");
     if let Some(m) = object.as_object_mut() {

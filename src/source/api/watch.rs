@@ -4,7 +4,7 @@
 //! the last version seen; 410 Gone lists again; failures back off with
 //! jitter. After every change the whole set goes to the core.
 
-use super::client::ApiClient;
+use super::client::{ApiClient, StreamError};
 use super::FromServer;
 use crate::pod::refs::object_uses;
 use crate::pod::Pod;
@@ -120,10 +120,12 @@ impl PodReflector {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(Ended::Resume),
                 // A dropped connection: resume from the last version seen.
-                Err(message) => {
+                Err(StreamError::Dropped(message)) => {
                     log::info!("pod watch ended: {message}; resuming from {version}");
                     return Ok(Ended::Resume);
                 }
+                // The same event would come again at once: back off.
+                Err(e @ StreamError::TooLong) => return Err(format!("watching pods: {e}")),
             };
             let object = &event["object"];
             match event.get("type").and_then(Value::as_str) {
