@@ -7,6 +7,7 @@
 use super::client::{ApiClient, StreamError};
 use super::FromServer;
 use crate::pod::refs::object_uses;
+use crate::pod::validate::{dns1123_label, dns1123_subdomain};
 use crate::pod::Pod;
 use crate::source::jitter::{Jitter, RetryBackoff};
 use crate::state::{create_private_dir, write_private};
@@ -182,16 +183,18 @@ impl PodReflector {
                 if fetched.contains(&key) {
                     continue;
                 }
-                let path = format!(
-                    "/api/v1/namespaces/{namespace}/{}/{}",
-                    u.kind.plural(),
-                    u.name
-                );
-                let file = self
-                    .objects
-                    .join(u.kind.plural())
-                    .join(&namespace)
-                    .join(format!("{}.json", u.name));
+                let (path, file) =
+                    match object_location(&self.objects, u.kind.plural(), &namespace, &u.name) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            log::warn!(
+                                "pod {}: not fetching {}: {e}",
+                                pod.metadata.name,
+                                u.kind.plural()
+                            );
+                            continue;
+                        }
+                    };
                 match self.client.get(&path) {
                     Ok(reply) if reply.ok() => {
                         let bytes = serde_json::to_vec(&reply.body).unwrap_or_default();
@@ -227,4 +230,56 @@ fn uid(object: &Value) -> Option<&str> {
 
 fn resource_version(object: &Value) -> &str {
     object["metadata"]["resourceVersion"].as_str().unwrap_or("")
+}
+
+/// The request path and the file of a ConfigMap or Secret a pod names. The
+/// pod is the server's, not validated yet: its names go into a request
+/// path and a file name only when the API server itself could have made
+/// them (a namespace is a DNS-1123 label, an object name a subdomain).
+fn object_location(
+    objects: &std::path::Path,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(String, PathBuf), String> {
+    dns1123_label(namespace).map_err(|e| format!("namespace: {e}"))?;
+    dns1123_subdomain(name).map_err(|e| format!("name: {e}"))?;
+    let path = format!("/api/v1/namespaces/{namespace}/{plural}/{name}");
+    Ok((
+        path,
+        objects
+            .join(plural)
+            .join(namespace)
+            .join(format!("{name}.json")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_location;
+    use std::path::Path;
+
+    #[test]
+    fn object_names_from_the_server_cannot_leave_the_cache() {
+        let objects = Path::new("/var/lib/picolet/api/objects");
+        let (path, file) = object_location(objects, "secrets", "default", "db.creds").unwrap();
+        assert_eq!(path, "/api/v1/namespaces/default/secrets/db.creds");
+        assert_eq!(file, objects.join("secrets/default/db.creds.json"));
+        for (namespace, name) in [
+            ("default", "../../../../etc/cron.d/x"),
+            ("default", ".."),
+            ("..", "x"),
+            ("a/b", "x"),
+            ("default", "x?watch=1"),
+            ("default", ""),
+        ] {
+            let e = object_location(objects, "secrets", namespace, name).unwrap_err();
+            let field = if namespace == "default" {
+                "name: "
+            } else {
+                "namespace: "
+            };
+            assert!(e.starts_with(field), "{namespace:?}/{name:?}: {e}");
+        }
+    }
 }
