@@ -104,3 +104,168 @@ pub fn cri_log(data: &[u8]) {
         assert!(out.len() <= data.len());
     }
 }
+
+/// Bytes as an image layer applied on a root whose links point out of it:
+/// after any layer, nothing outside the root has changed. A first byte 0
+/// takes the rest as a raw tar (checksums fixed, so the reader's other
+/// checks are reached); anything else as a script of entries with hostile
+/// names and link targets (see [`layer_script`]).
+pub fn unpack(data: &[u8]) {
+    use crate::image::unpack::{apply, tar::Archive};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (base, outside) = unpack_sandbox();
+    let layer = match mode {
+        0 => with_checksums(rest),
+        _ => layer_script(rest, outside),
+    };
+    let Ok(root) = fresh_root(base, outside) else {
+        return;
+    };
+    let root = rustix::fd::AsFd::as_fd(&root);
+    let _ = apply::apply_layer(&mut Archive::new(&layer[..], 4096), root, &mut 0, 1000);
+    assert_outside_untouched(base, outside);
+}
+
+/// `<base>/outside` (0700) with a file `keep` (0600, "host") and an empty
+/// directory `dir` (0700) that the layers aim at; made once per process.
+fn unpack_sandbox() -> (&'static Path, &'static Path) {
+    static BASE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    let (base, outside) = BASE.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("picolet-fuzz-unpack-{}", std::process::id()));
+        let outside = base.join("outside");
+        let _ = std::fs::create_dir_all(outside.join("dir"));
+        let _ = std::fs::write(outside.join("keep"), "host");
+        let _ =
+            std::fs::set_permissions(outside.join("keep"), std::fs::Permissions::from_mode(0o600));
+        for dir in [outside.join("dir"), outside.clone()] {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        (base, outside)
+    });
+    (base, outside)
+}
+
+/// An empty `<base>/root` again, with links out: to `/`, up, and to the
+/// outside directory by absolute and relative paths.
+fn fresh_root(base: &Path, outside: &Path) -> std::io::Result<rustix::fd::OwnedFd> {
+    use std::os::unix::fs::symlink;
+    let base_fd = crate::safe_path::open_dir(base)?;
+    crate::image::unpack::remove::remove_all(
+        rustix::fd::AsFd::as_fd(&base_fd),
+        OsStr::new("root"),
+    )?;
+    let root = base.join("root");
+    std::fs::create_dir(&root)?;
+    symlink("/", root.join("abs"))?;
+    symlink("../../../..", root.join("up"))?;
+    symlink(outside, root.join("out"))?;
+    symlink("../outside", root.join("rel"))?;
+    crate::safe_path::open_dir(&root)
+}
+
+/// The raw stream with every non-zero block's checksum made right.
+fn with_checksums(raw: &[u8]) -> Vec<u8> {
+    let mut data = raw.to_vec();
+    for block in data.chunks_exact_mut(512) {
+        if block.iter().all(|&b| b == 0) {
+            continue;
+        }
+        block[148..156].fill(b' ');
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    }
+    data
+}
+
+/// Entries built from bytes, 6 a piece: a kind, a name of up to three
+/// parts and a link target from lists of the names that attacks use, a
+/// mode, a content length.
+fn layer_script(script: &[u8], outside: &Path) -> Vec<u8> {
+    use crate::image::unpack::tar_writer::TarBuilder;
+    const PARTS: [&str; 18] = [
+        "out",
+        "rel",
+        "abs",
+        "up",
+        "d",
+        "f",
+        "..",
+        ".",
+        "",
+        ".wh.",
+        ".wh..",
+        ".wh...",
+        ".wh.out",
+        ".wh.d",
+        ".wh..wh..opq",
+        "keep",
+        "dir",
+        "outside",
+    ];
+    const KINDS: [u8; 8] = [b'0', b'5', b'2', b'1', b'6', b'3', b'0', b'5'];
+    let host = outside.display().to_string();
+    let links = [
+        "/".to_string(),
+        "..".into(),
+        "../..".into(),
+        "out".into(),
+        "/outside".into(),
+        "d".into(),
+        "f".into(),
+        "rel/keep".into(),
+        "out/keep".into(),
+        "up/outside/keep".into(),
+        "out/dir".into(),
+        String::new(),
+        host.clone(),
+        format!("{host}/keep"),
+        format!("{host}/dir"),
+    ];
+    let mut tar = TarBuilder::new();
+    for e in script.chunks_exact(6) {
+        let kind = KINDS[usize::from(e[0]) % KINDS.len()];
+        let parts = 1 + usize::from(e[1] >> 6);
+        let name: Vec<&str> = (0..parts)
+            .map(|i| PARTS[usize::from(e[1].rotate_left(2 * i as u32) & 0x3f) % PARTS.len()])
+            .collect();
+        let name = name.join("/");
+        let link = &links[usize::from(e[2]) % links.len()];
+        let mode = u32::from(u16::from_le_bytes([e[3], e[4]])) & 0o7777;
+        let body = vec![b'x'; usize::from(e[5] % 16)];
+        let body = if kind == b'0' { &body[..] } else { &[][..] };
+        tar = tar.entry(name.as_bytes(), kind, mode, link.as_bytes(), body);
+    }
+    tar.finish()
+}
+
+/// The outside directory exactly as `unpack_sandbox` made it, and nothing
+/// new beside the root.
+fn assert_outside_untouched(base: &Path, outside: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let names = |dir: &Path| {
+        let mut n: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        n.sort();
+        n
+    };
+    assert_eq!(names(base), ["outside", "root"], "written beside the root");
+    assert_eq!(names(outside), ["dir", "keep"], "written outside");
+    assert_eq!(names(&outside.join("dir")).len(), 0, "written outside");
+    let keep = std::fs::symlink_metadata(outside.join("keep")).expect("keep removed");
+    assert_eq!(
+        (keep.mode() & 0o7777, keep.nlink(), keep.len()),
+        (0o600, 1, 4)
+    );
+    assert_eq!(
+        std::fs::read(outside.join("keep")).ok().as_deref(),
+        Some(&b"host"[..])
+    );
+    for dir in [outside.join("dir"), outside.to_path_buf()] {
+        let meta = std::fs::symlink_metadata(&dir).expect("removed");
+        assert_eq!(meta.mode() & 0o7777, 0o700, "{} chmodded", dir.display());
+    }
+}

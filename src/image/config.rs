@@ -3,13 +3,31 @@
 //! by name, workingDir and user fall back to the image's.
 
 use crate::pod::Container;
+use crate::safe_path;
+use rustix::fs::{fstat, FileType, Mode, OFlags};
 use serde::Deserialize;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
+
+/// The most bytes read of the image's /etc/passwd or /etc/group: real ones
+/// have a few KiB.
+const MAX_ID_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageConfig {
     #[serde(default)]
     pub config: RunConfig,
+    #[serde(default)]
+    pub rootfs: RootFs,
+}
+
+/// The layers' uncompressed digests, which unpacking checks.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RootFs {
+    #[serde(default)]
+    pub diff_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,7 +114,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let passwd = read_id_file(rootfs, "passwd")?;
     let (uid, primary_gid) = match u.parse::<u32>() {
         Ok(uid) => {
             let gid = passwd
@@ -118,8 +136,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
         None => primary_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => std::fs::read_to_string(rootfs.join("etc/group"))
-                .unwrap_or_default()
+            Err(_) => read_id_file(rootfs, "group")?
                 .lines()
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() > 2 && f[0] == g)
@@ -128,6 +145,36 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
         },
     };
     Ok((uid, gid))
+}
+
+/// `/etc/<name>` of the image, read as the container would see it: opened
+/// inside the rootfs (its symlinks resolve there, never to the host's
+/// files), a regular file only, at most [`MAX_ID_FILE`] bytes, and without
+/// blocking (O_NONBLOCK: a FIFO there must not stop the agent). A missing
+/// file reads as empty, as runc takes it.
+fn read_id_file(rootfs: &Path, name: &str) -> Result<String, String> {
+    let what = |e: &dyn std::fmt::Display| format!("the image's /etc/{name}: {e}");
+    let root = safe_path::open_dir(rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
+    let rel = Path::new("etc").join(name);
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+    let fd = match safe_path::open_in_root(root.as_fd(), &rel, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(what(&e)),
+    };
+    let st = fstat(&fd).map_err(|e| what(&e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(what(&"not a regular file"));
+    }
+    let mut data = Vec::new();
+    File::from(fd)
+        .take(MAX_ID_FILE + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| what(&e))?;
+    if data.len() as u64 > MAX_ID_FILE {
+        return Err(what(&format_args!("larger than {MAX_ID_FILE} bytes")));
+    }
+    Ok(String::from_utf8_lossy(&data).into_owned())
 }
 
 #[cfg(test)]
@@ -191,7 +238,97 @@ mod tests {
         assert_eq!(resolve_user(&dir, "1000"), Ok((1000, 1001)));
         assert_eq!(resolve_user(&dir, "app:staff"), Ok((1000, 50)));
         assert_eq!(resolve_user(&dir, "42:43"), Ok((42, 43)));
-        assert!(resolve_user(&dir, "ghost").is_err());
+        assert_eq!(
+            resolve_user(&dir, "ghost"),
+            Err("user \"ghost\" not found in the image's /etc/passwd".into())
+        );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A rootfs for one test, removed after it.
+    struct Rootfs(std::path::PathBuf);
+
+    impl Rootfs {
+        fn new(tag: &str) -> Rootfs {
+            let dir =
+                std::env::temp_dir().join(format!("picolet-user-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+            Rootfs(dir)
+        }
+
+        fn path(&self) -> std::path::PathBuf {
+            self.0.join("rootfs")
+        }
+    }
+
+    impl Drop for Rootfs {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn passwd_symlinks_resolve_inside_the_image() {
+        let r = Rootfs::new("link");
+        let host = r.0.join("host-passwd");
+        std::fs::write(&host, "hostuser:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(&host, r.path().join("etc/passwd")).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "hostuser"),
+            Err("user \"hostuser\" not found in the image's /etc/passwd".into()),
+            "the host's file was read"
+        );
+        // A link that stays in the image is followed, as in the container.
+        std::fs::create_dir_all(r.path().join("lib")).unwrap();
+        std::fs::write(r.path().join("lib/passwd"), "app:x:7:8::/:/bin/sh\n").unwrap();
+        std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../lib/passwd", r.path().join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user(&r.path(), "app"), Ok((7, 8)));
+    }
+
+    #[test]
+    fn a_fifo_passwd_is_an_error_at_once() {
+        let r = Rootfs::new("fifo");
+        let fifo = r.path().join("etc/passwd");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Without O_NONBLOCK the open waits for a writer forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rootfs = r.path();
+        std::thread::spawn(move || tx.send(resolve_user(&rootfs, "app")));
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("resolve_user blocked");
+        assert_eq!(
+            got,
+            Err("the image's /etc/passwd: not a regular file".into())
+        );
+    }
+
+    #[test]
+    fn a_huge_passwd_is_an_error() {
+        let r = Rootfs::new("huge");
+        let line = "app:x:1:1::/:/bin/sh\n";
+        let data = line.repeat(MAX_ID_FILE as usize / line.len() + 1);
+        std::fs::write(r.path().join("etc/passwd"), data).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "app"),
+            Err(format!(
+                "the image's /etc/passwd: larger than {MAX_ID_FILE} bytes"
+            ))
+        );
+        std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
+        std::fs::create_dir(r.path().join("etc/passwd")).unwrap();
+        assert_eq!(
+            resolve_user(&r.path(), "app"),
+            Err("the image's /etc/passwd: not a regular file".into())
+        );
     }
 }

@@ -15,6 +15,9 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The most bytes of index.json, a manifest or a config read into memory:
+/// registries refuse manifests over 4 MiB; configs are a few KiB.
+const MAX_JSON: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,46 +89,38 @@ impl Layout {
         Ok(self.dir.join("blobs/sha256").join(hex))
     }
 
-    /// Open a blob after checking that its content hashes to its digest.
-    pub fn open_verified(&self, digest: &str) -> io::Result<File> {
+    /// A blob's file, not yet verified: layers are hashed as they are read
+    /// (src/image/unpack.rs), once.
+    pub fn open_blob(&self, digest: &str) -> io::Result<File> {
         let path = self.blob_path(digest)?;
-        let mut file = File::open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        let actual = format!("sha256:{:x}", hasher.finalize());
+        File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// A JSON blob (index, manifest, config), at most [`MAX_JSON`] bytes,
+    /// verified against its digest.
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> io::Result<T> {
+        let path = self.blob_path(digest)?;
+        let data = read_capped(&path)?;
+        let actual = format!("sha256:{:x}", Sha256::digest(&data));
         if actual != digest {
             return Err(invalid(format!(
                 "blob {} has digest {actual}, expected {digest}",
                 path.display()
             )));
         }
-        File::open(&path)
-    }
-
-    fn read_json<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> io::Result<T> {
-        let mut text = String::new();
-        self.open_verified(digest)?.read_to_string(&mut text)?;
-        serde_json::from_str(&text).map_err(|e| invalid(format!("blob {digest}: {e}")))
+        serde_json::from_slice(&data).map_err(|e| invalid(format!("blob {digest}: {e}")))
     }
 
     /// The manifest `reference` names, if the layout has it. A missing
     /// layout is simply empty.
     pub fn resolve(&self, reference: &Reference) -> io::Result<Option<Manifest>> {
         let index_path = self.dir.join("index.json");
-        let text = match std::fs::read_to_string(&index_path) {
+        let text = match read_capped(&index_path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let index: Index = serde_json::from_str(&text)
+        let index: Index = serde_json::from_slice(&text)
             .map_err(|e| invalid(format!("{}: {e}", index_path.display())))?;
         let found = index.manifests.into_iter().find(|d| {
             let names = [
@@ -207,6 +202,21 @@ impl Layout {
     pub fn config(&self, manifest: &Manifest) -> io::Result<ImageConfig> {
         self.read_json(&manifest.config_digest)
     }
+}
+
+/// A file of at most [`MAX_JSON`] bytes, whole.
+fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut data = Vec::new();
+    file.take(MAX_JSON + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_JSON {
+        return Err(invalid(format!(
+            "{} is larger than {MAX_JSON} bytes",
+            path.display()
+        )));
+    }
+    Ok(data)
 }
 
 /// This machine's architecture in Go's (and OCI's) words.

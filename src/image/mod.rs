@@ -78,8 +78,13 @@ impl ImageStore {
             .rootfs_dir
             .join(manifest.config_digest.trim_start_matches("sha256:"));
         if !rootfs.is_dir() {
-            unpack::unpack_image(&self.layout, &manifest, &rootfs)
-                .map_err(|e| create_error(image, e))?;
+            unpack::unpack_image(
+                &self.layout,
+                &manifest,
+                &rootfs,
+                &unpack::Limits::with_max_bytes(u64::MAX),
+            )
+            .map_err(|e| create_error(image, e))?;
         }
         Ok(Image {
             rootfs,
