@@ -34,6 +34,10 @@ use std::path::{Component, Path, PathBuf};
 const NAME_MAX: usize = 255;
 /// Symlinks followed while resolving one path: Linux's own limit.
 const MAX_LINKS: usize = 40;
+/// Directories one walk holds open at once (each level keeps its fd, so
+/// that `..` never asks the file system): deeper is `ENAMETOOLONG`, not a
+/// process out of fds (a 4096-byte name holds 2048 levels).
+const MAX_DEPTH: usize = 255;
 /// `openat2` answers `EAGAIN` when a rename or mount raced the lookup.
 const RACE_RETRIES: usize = 8;
 
@@ -221,6 +225,9 @@ impl Walk {
             let last = pending.is_empty();
             let found = self.step(dir, &part, last)?;
             match found {
+                Step::Dir(_) if !last && stack.len() >= MAX_DEPTH => {
+                    return Err(Errno::NAMETOOLONG)
+                }
                 Step::Dir(fd) if !last => stack.push(fd),
                 Step::Link(_) if last && flags.contains(OFlags::NOFOLLOW) => {
                     // The link itself with O_PATH, else ELOOP, as open(2).

@@ -190,6 +190,12 @@ fn directories_are_made_inside_and_never_through_a_link_out() {
     assert!(!t.0.join("a").exists(), "made outside the root");
     let err = mkdir_all_in_root(fd.as_fd(), Path::new("file/sub"), mode).unwrap_err();
     assert_eq!(errno(&err), Some(Errno::NOTDIR));
+    // 2000 levels would hold 2000 fds at once: refused past 255.
+    let deep: PathBuf = std::iter::repeat_n("a", 2000).collect();
+    let err = mkdir_all_in_root(fd.as_fd(), &deep, mode).unwrap_err();
+    assert_eq!(errno(&err), Some(Errno::NAMETOOLONG));
+    let fine: PathBuf = std::iter::repeat_n("a", 200).collect();
+    assert!(mkdir_all_in_root(fd.as_fd(), &fine, mode).is_ok());
 }
 
 /// A small tree of directories, files and hostile links, built from a
