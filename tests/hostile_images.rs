@@ -5,28 +5,12 @@
 
 mod common;
 
+use common::layers::{add_image_on_busybox, Layer};
 use common::*;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(data))
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-fn write_blob(layout: &Path, data: &[u8]) -> String {
-    let digest = sha256(data);
-    fs::write(layout.join("blobs/sha256").join(&digest[7..]), data).unwrap();
-    digest
-}
 
 /// A tar stream written by python3's `tarfile` from `script`, which adds
 /// members to the open archive `t` (PAX format).
@@ -50,51 +34,10 @@ fn python_tar(script: &str) -> Vec<u8> {
 }
 
 /// Add image `name` to the agent's layout: busybox:1.36 with `layer` on
-/// top, its diff_id in the config as a real image would have it.
+/// top.
 fn add_image(agent: &Agent, name: &str, layer: &[u8]) {
     let layout = agent.dir.join("root/images");
-    let mut index = read_json(&layout.join("index.json"));
-    let busybox = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "busybox:1.36")
-        .unwrap()
-        .clone();
-    let blob = |digest: &Value| {
-        layout
-            .join("blobs/sha256")
-            .join(&digest.as_str().unwrap()[7..])
-    };
-    let mut manifest = read_json(&blob(&busybox["digest"]));
-    let mut config = read_json(&blob(&manifest["config"]["digest"]));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(layer).unwrap();
-    let compressed = gz.finish().unwrap();
-    config["rootfs"]["diff_ids"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!(sha256(layer)));
-    let config = serde_json::to_vec(&config).unwrap();
-    manifest["config"]["digest"] = json!(write_blob(&layout, &config));
-    manifest["config"]["size"] = json!(config.len());
-    manifest["layers"].as_array_mut().unwrap().push(json!({
-        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-        "digest": write_blob(&layout, &compressed),
-        "size": compressed.len(),
-    }));
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    index["manifests"].as_array_mut().unwrap().push(json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": write_blob(&layout, &manifest),
-        "size": manifest.len(),
-        "annotations": {"org.opencontainers.image.ref.name": name},
-    }));
-    fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&index).unwrap(),
-    )
-    .unwrap();
+    add_image_on_busybox(&layout, name, Layer::gzip(&layout, layer));
 }
 
 /// A pod of one container running `script` in `image`.

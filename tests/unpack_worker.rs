@@ -7,9 +7,9 @@
 
 mod common;
 
+use common::layers::{add_image_on_busybox, Layer};
 use common::*;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,17 +18,6 @@ use std::time::{Duration, Instant};
 /// The extra layer of the big image: this many files of `FILE_SIZE` bytes.
 const BIG_FILES: usize = 64;
 const FILE_SIZE: usize = 4 << 20;
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-/// Write `bytes` as a blob of `layout`; its digest.
-fn put_blob(layout: &Path, bytes: &[u8]) -> String {
-    let hex = format!("{:x}", Sha256::digest(bytes));
-    fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
-    format!("sha256:{hex}")
-}
 
 /// An uncompressed tar of `files` files of `size` bytes each, written as a
 /// blob of `layout`: its digest and size. Made by tar(1) and hashed by
@@ -66,40 +55,14 @@ fn put_layer(layout: &Path, files: usize, size: usize) -> (String, u64) {
 /// Tag `name` in `layout` as busybox:1.36 plus a layer of `files` files of
 /// `size` bytes.
 fn add_image(layout: &Path, name: &str, files: usize, size: usize) {
-    let mut index = read_json(&layout.join("index.json"));
-    let busybox = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "busybox:1.36")
-        .unwrap()
-        .clone();
-    let blob = |digest: &Value| {
-        let hex = digest.as_str().unwrap().trim_start_matches("sha256:");
-        layout.join("blobs/sha256").join(hex)
+    let (digest, size) = put_layer(layout, files, size);
+    let layer = Layer {
+        diff_id: digest.clone(),
+        digest,
+        size,
+        media_type: "application/vnd.oci.image.layer.v1.tar",
     };
-    let mut manifest = read_json(&blob(&busybox["digest"]));
-    let mut config = read_json(&blob(&manifest["config"]["digest"]));
-    let (layer, layer_size) = put_layer(layout, files, size);
-    config["rootfs"]["diff_ids"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!(layer));
-    let config_bytes = serde_json::to_vec(&config).unwrap();
-    manifest["config"]["digest"] = json!(put_blob(layout, &config_bytes));
-    manifest["config"]["size"] = json!(config_bytes.len());
-    manifest["layers"].as_array_mut().unwrap().push(json!({
-        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-        "digest": layer,
-        "size": layer_size,
-    }));
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let mut descriptor = busybox;
-    descriptor["digest"] = json!(put_blob(layout, &manifest_bytes));
-    descriptor["size"] = json!(manifest_bytes.len());
-    descriptor["annotations"]["org.opencontainers.image.ref.name"] = json!(name);
-    index["manifests"].as_array_mut().unwrap().push(descriptor);
-    fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    add_image_on_busybox(layout, name, layer);
 }
 
 /// A pod of one container `app` running `image`, with `probes` (YAML at

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod layers;
 pub mod tls;
 
 use serde_json::Value;
