@@ -197,7 +197,7 @@ fn the_node_policy_refuses_url_pods_what_static_pods_may_do() {
         &policy_pod("static-host", MOUNT, &host_path(&secret)),
     );
     agent.extra_config = format!(
-        "staticPodURL: http://127.0.0.1:{port}/pods.yaml\nhttpCheckFrequency: 1s\nnodePolicy:\n  allowedHostPaths: [{}]\n",
+        "staticPodURL: http://127.0.0.1:{port}/pods.yaml\nstaticPodURLAllowHTTP: true\nhttpCheckFrequency: 1s\nnodePolicy:\n  allowedHostPaths: [{}]\n",
         shared.display()
     );
     agent.start();
