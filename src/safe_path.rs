@@ -140,6 +140,18 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, rel: &Path, mode: Mode) -> io::Re
         .map_err(io::Error::from)
 }
 
+/// The directory `rel` below `root`, resolved as [`open_beneath`] does
+/// (a link leading out is `EXDEV`, and nothing is made outside), every
+/// missing directory on the way made with `mode`.
+pub fn mkdir_all_beneath(root: BorrowedFd<'_>, rel: &Path, mode: Mode) -> io::Result<OwnedFd> {
+    let walk = Walk {
+        links: Links::Beneath,
+        make_dirs: Some(mode),
+    };
+    walk.open(root, rel, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
+        .map_err(io::Error::from)
+}
+
 /// `/proc/self/fd/N`: a path naming exactly this fd's file, for a mount
 /// source that no later lookup can redirect.
 pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {

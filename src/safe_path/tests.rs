@@ -198,6 +198,31 @@ fn directories_are_made_inside_and_never_through_a_link_out() {
     assert!(mkdir_all_in_root(fd.as_fd(), &fine, mode).is_ok());
 }
 
+#[test]
+fn directories_made_beneath_follow_links_inside_and_stop_at_one_out() {
+    let t = Tree::new("mkdir-beneath");
+    symlink(t.0.display().to_string(), t.root().join("host")).unwrap();
+    symlink("../..", t.root().join("up")).unwrap();
+    fs::create_dir(t.root().join("real")).unwrap();
+    symlink("real", t.root().join("alias")).unwrap();
+    let fd = t.fd();
+    let mode = Mode::from_raw_mode(0o755);
+    for out in ["host/a/b", "up/a", "new/../../a", "/a"] {
+        let err = mkdir_all_beneath(fd.as_fd(), Path::new(out), mode).unwrap_err();
+        assert_eq!(errno(&err), Some(Errno::XDEV), "{out}");
+    }
+    assert!(!t.0.join("a").exists(), "made outside the root");
+    assert!(
+        !t.root().join(t.0.strip_prefix("/").unwrap()).exists(),
+        "made inside as if the root were / (in-root semantics)"
+    );
+    let made = mkdir_all_beneath(fd.as_fd(), Path::new("alias/x/y"), mode).unwrap();
+    assert_eq!(
+        rustix::fs::fstat(&made).unwrap().st_ino,
+        fs::metadata(t.root().join("real/x/y")).unwrap().ino()
+    );
+}
+
 /// A small tree of directories, files and hostile links, built from a
 /// seed, and a path made of its names.
 fn tree_and_path() -> impl Strategy<Value = (Vec<(u8, u8, u8)>, Vec<u8>)> {
