@@ -143,6 +143,7 @@ pub fn run(config: Config) -> Result<(), String> {
         host_ip,
         seccomp_default: config.seccomp_default,
         image_unpack_limit: config.image_unpack_limit,
+        allowed_host_paths: config.node_policy.allowed_host_paths.clone(),
     });
     let mut engine = Engine::new(EngineConfig {
         backoff: BackoffPolicy {

@@ -142,6 +142,33 @@ impl NodePolicy {
     }
 }
 
+/// Whether `pod` is a static pod from the local directory, which the
+/// policy does not apply to. The source annotation is picolet's own: every
+/// source sets it over whatever the pod said (src/source/static_pod.rs,
+/// src/source/api/mod.rs), and a pod without one is not trusted.
+pub fn trusted(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .get("kubernetes.io/config.source")
+        .is_some_and(|s| s == "file")
+}
+
+/// The outermost allowed prefix `path` lies under, as written, and the rest
+/// of the path below it: where a hostPath of a pod the policy applies to is
+/// resolved from at each start. The outermost, because no admitted pod can
+/// write above it, while a pod given an outer prefix could swap an inner
+/// one for a link.
+pub fn host_path_root(allowed: &[PathBuf], path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let path = normal(path)?;
+    let prefix = allowed
+        .iter()
+        .filter_map(|p| normal(p))
+        .filter(|p| path.starts_with(p))
+        .min_by_key(|p| p.components().count())?;
+    let rest = path.strip_prefix(&prefix).ok()?.to_path_buf();
+    Some((prefix, rest))
+}
+
 fn is_privileged(c: &Container) -> bool {
     c.security_context
         .as_ref()
@@ -333,6 +360,37 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_host_path_is_resolved_from_the_outermost_allowed_prefix() {
+        let allowed: Vec<PathBuf> = vec!["/srv/data/inner".into(), "/srv/data".into()];
+        let root = |p: &str| host_path_root(&allowed, Path::new(p));
+        // A pod given /srv/data could make /srv/data/inner a link: the
+        // inner prefix is no safe place to start from.
+        assert_eq!(
+            root("/srv/data/inner/x"),
+            Some(("/srv/data".into(), "inner/x".into()))
+        );
+        assert_eq!(root("/srv/data"), Some(("/srv/data".into(), "".into())));
+        assert_eq!(
+            root("/srv//data/./y/"),
+            Some(("/srv/data".into(), "y".into()))
+        );
+        assert_eq!(root("/srv/database"), None);
+        assert_eq!(root("/srv/data/../etc"), None);
+        assert_eq!(root("/etc"), None);
+    }
+
+    #[test]
+    fn only_static_pods_from_the_directory_are_trusted() {
+        let mut pod = host_path("/etc");
+        assert!(!trusted(&pod), "no source: not trusted");
+        let source = "kubernetes.io/config.source";
+        for (from, expected) in [("file", true), ("http", false), ("api", false)] {
+            pod.metadata.annotations.insert(source.into(), from.into());
+            assert_eq!(trusted(&pod), expected, "{from}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod fsutil;
 pub mod handler;
 pub mod history;
+pub mod host_path;
 pub mod layer;
 pub mod logs;
 pub mod monitor;
@@ -64,6 +65,9 @@ pub struct RuntimeConfig {
     pub seccomp_default: bool,
     /// `imageUnpackLimit` in bytes; `None`: half the free space.
     pub image_unpack_limit: Option<u64>,
+    /// `nodePolicy.allowedHostPaths`: where the hostPath volumes of pods
+    /// the policy applies to are resolved from (`host_path.rs`).
+    pub allowed_host_paths: Vec<PathBuf>,
 }
 
 /// A monitor the agent watches.

@@ -147,8 +147,11 @@ impl Runtime {
 
         let paths = &self.config.paths;
         let view = sandbox::view(paths, pod).map_err(|e| fail("CreateContainerError", e))?;
-        let volumes =
+        let mut volumes =
             sandbox::volume_paths(paths, pod).map_err(|e| fail("CreateContainerError", e))?;
+        // Before subPaths: a subPath of a hostPath lies below its pin.
+        super::host_path::prepare(paths, &self.config.allowed_host_paths, pod, &mut volumes)
+            .map_err(|e| fail("CreateContainerConfigError", e))?;
         super::subpath::prepare(&view.subpaths, &volumes, c)
             .map_err(|e| fail("CreateContainerConfigError", e))?;
         let id = container_id(instance);

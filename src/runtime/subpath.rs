@@ -110,7 +110,7 @@ fn open_beneath(root: &OwnedFd, sub: &Path) -> Result<OwnedFd, Cause> {
 
 /// Bind-mount the file or directory `found` at `at` (made to match its
 /// type), replacing an earlier pin there.
-fn pin(found: &OwnedFd, at: &Path) -> io::Result<()> {
+pub(super) fn pin(found: &OwnedFd, at: &Path) -> io::Result<()> {
     let is_dir = FileType::from_raw_mode(rustix::fs::fstat(found)?.st_mode).is_dir();
     unmount_all(at)?;
     if let Some(parent) = at.parent() {
@@ -143,7 +143,7 @@ fn make_target(at: &Path, is_dir: bool) -> io::Result<()> {
 }
 
 /// Detach every mount stacked at `at`; none is success.
-fn unmount_all(at: &Path) -> io::Result<()> {
+pub(super) fn unmount_all(at: &Path) -> io::Result<()> {
     // A bound on the loop: each round removes one mount or ends it.
     for _ in 0..64 {
         match rustix::mount::unmount(at, rustix::mount::UnmountFlags::DETACH) {
