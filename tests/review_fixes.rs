@@ -172,6 +172,8 @@ fn a_container_under_an_older_agents_id_is_adopted_and_stopped() {
     assert_eq!(container(&adopted, "c")["containerID"], "runc://uold-c-0");
     assert_eq!(restarts(&adopted, "c"), 0);
     assert!(agent.agent_log().contains("adopted container uold-c-0"));
+    // `picolet logs` finds the attempt in an old id too (it prints nothing).
+    assert_eq!(agent.logs("old", &[]), "");
 
     std::fs::remove_file(agent.manifests().join("old.yaml")).unwrap();
     wait_for_or_none(Duration::from_secs(30), || {

@@ -118,8 +118,10 @@ fn log_path(
             )
         })?
     };
+    // `<uid>_<container>_<attempt>`, or `-` from an agent before
+    // (src/runtime/paths.rs): the attempt follows the last separator.
     let attempt: u32 = id
-        .rsplit('-')
+        .rsplit(['_', '-'])
         .next()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("unexpected container ID {id:?}"))?;
