@@ -128,6 +128,7 @@ fn a_zero_size_limit_does_not_make_an_unlimited_tmpfs() {
         !container(p, "c")["state"]["terminated"].is_null()
     });
     let out = agent.logs("z", &[]);
+    assert!(out.contains(" /m tmpfs "), "no tmpfs at /m: {out}");
     assert!(!out.contains("size=0k"), "an unlimited tmpfs: {out}");
 }
 

@@ -70,6 +70,13 @@ pub fn mount_fs(
         .map_err(|e| io::Error::other(format!("mounting {fstype} at {}: {e}", target.display())))
 }
 
+/// The `,size=` option of a tmpfs limited to `bytes`: none for 0, which
+/// tmpfs takes as no limit at all (an emptyDir's `sizeLimit: 0` would give
+/// the pod the node's RAM; as the kubelet, only a limit above 0 is set).
+pub fn tmpfs_size(bytes: u64) -> Option<String> {
+    (bytes > 0).then(|| format!(",size={bytes}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +120,13 @@ mod tests {
         remove_tree(&dir.join("tree")).unwrap();
         assert!(!dir.join("tree").exists());
         fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_zero_size_sets_no_tmpfs_limit_at_all() {
+        assert_eq!(tmpfs_size(0), None);
+        assert_eq!(tmpfs_size(1).as_deref(), Some(",size=1"));
+        assert_eq!(tmpfs_size(64 << 20).as_deref(), Some(",size=67108864"));
     }
 
     #[test]
