@@ -63,7 +63,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// The log file of the newest instance (or, while none runs, of the last
 /// one), or with `-p` of the one before. Instances are named by their
-/// container ID, `<runtime>://<pod uid>-<container>-<attempt>`.
+/// container ID, `<runtime>://<pod uid>_<container>_<attempt>`.
 fn log_path(
     paths: &Paths,
     pod: &PodObject,
