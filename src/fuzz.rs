@@ -99,10 +99,7 @@ fn unpack_sandbox() -> (&'static Path, &'static Path) {
 fn fresh_root(base: &Path, outside: &Path) -> std::io::Result<rustix::fd::OwnedFd> {
     use std::os::unix::fs::symlink;
     let base_fd = crate::safe_path::open_dir(base)?;
-    crate::image::unpack::remove::remove_all(
-        rustix::fd::AsFd::as_fd(&base_fd),
-        OsStr::new("root"),
-    )?;
+    crate::fs_remove::remove_all(rustix::fd::AsFd::as_fd(&base_fd), OsStr::new("root"))?;
     let root = base.join("root");
     std::fs::create_dir(&root)?;
     symlink("/", root.join("abs"))?;

@@ -12,6 +12,7 @@ mod cgroup;
 mod cli;
 mod config;
 mod engine;
+mod fs_remove;
 mod host;
 mod image;
 mod logger;

@@ -233,7 +233,7 @@ fn state_run_and_log_files_are_private() {
     let config = agent
         .run_dir()
         .join("containers")
-        .join(format!("{uid}-c-0"))
+        .join(format!("{uid}_c_0"))
         .join("config.json");
     assert!(fs::read_to_string(&config)
         .unwrap()

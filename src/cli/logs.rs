@@ -63,7 +63,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// The log file of the newest instance (or, while none runs, of the last
 /// one), or with `-p` of the one before. Instances are named by their
-/// container ID, `<runtime>://<pod uid>-<container>-<attempt>`.
+/// container ID, `<runtime>://<pod uid>_<container>_<attempt>`.
 fn log_path(
     paths: &Paths,
     pod: &PodObject,
@@ -118,8 +118,10 @@ fn log_path(
             )
         })?
     };
+    // `<uid>_<container>_<attempt>`, or `-` from an agent before
+    // (src/runtime/paths.rs): the attempt follows the last separator.
     let attempt: u32 = id
-        .rsplit('-')
+        .rsplit(['_', '-'])
         .next()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("unexpected container ID {id:?}"))?;

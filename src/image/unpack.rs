@@ -5,7 +5,6 @@
 //! rootfs (see `apply`); the tar reader bounds every header (see `tar`).
 
 pub(crate) mod apply;
-pub(crate) mod remove;
 pub(crate) mod tar;
 pub(crate) mod tar_writer;
 
@@ -190,7 +189,7 @@ pub fn unpack_image(
         })
         .and_then(|()| finish(parent.as_fd(), root, &tmp, name).map_err(|e| dest_error(dest, e)));
     if !matches!(result, Ok(true)) {
-        if let Err(e) = remove::remove_all(parent.as_fd(), OsStr::new(&tmp)) {
+        if let Err(e) = crate::fs_remove::remove_all(parent.as_fd(), OsStr::new(&tmp)) {
             log::warn!("removing {}: {e}", tmp_path.display());
         }
     }
@@ -232,7 +231,7 @@ pub fn clean_leftovers(rootfs_dir: &Path) {
         log::warn!("{}: {e}", rootfs_dir.display());
     }
     for name in names {
-        match remove::remove_all(dir.as_fd(), &name) {
+        match crate::fs_remove::remove_all(dir.as_fd(), &name) {
             Ok(()) => log::info!(
                 "removed the interrupted unpack {}",
                 rootfs_dir.join(&name).display()

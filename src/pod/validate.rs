@@ -898,9 +898,9 @@ const MAX_UID: usize = 63;
 /// A pod UID given in a manifest or by a server. An API server makes UUIDs
 /// and the kubelet keeps a static pod's as given, unchecked; here it names
 /// the pod's directories (`<root>/pods/<uid>`, the log directory
-/// `<namespace>_<name>_<uid>`, container ids `<uid>-<container>-<n>`), so
+/// `<namespace>_<name>_<uid>`, container ids `<uid>_<container>_<n>`), so
 /// only ASCII alphanumerics and '-' are allowed: never `.`, `..`, '/' or
-/// NUL, and no '_', which separates the parts of a log directory's name.
+/// NUL, and no '_', which separates the parts of those names.
 pub fn pod_uid(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= MAX_UID

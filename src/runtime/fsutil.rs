@@ -1,7 +1,9 @@
 //! File-system teardown that is safe to repeat and never crosses a mount.
 
+use crate::fs_remove::Mounts;
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Detach whatever is mounted at `path`; nothing mounted is success.
@@ -18,56 +20,27 @@ pub fn unmount(path: &Path) -> io::Result<()> {
 
 /// Remove a tree, refusing to descend into anything mounted inside it (an
 /// overlay still mounted would otherwise lose its upper layer's files, and a
-/// bind mount of a volume or a host directory its content).
+/// bind mount of a volume or a host directory its content). The walk is by
+/// directory fd (src/fs_remove.rs): a container can make its layer or a
+/// volume deeper than any path string may be long.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
-    let (top, _) = match mount_of(path) {
-        Ok(m) => m,
+    let named =
+        |e: io::Error| io::Error::new(e.kind(), format!("removing {}: {e}", path.display()));
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(named(io::ErrorKind::InvalidInput.into()));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    // The error of open_dir names the parent.
+    let parent = match crate::safe_path::open_dir(parent) {
+        Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    remove_within(path, top)
-}
-
-/// Which mount a file is on: its device, and the mount's id where the
-/// kernel gives it (Linux 5.8), which also tells a bind mount of the same
-/// file system apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MountOf {
-    dev: u64,
-    mnt_id: Option<u64>,
-}
-
-/// The mount `path` (not followed) is on, and whether it is a directory.
-fn mount_of(path: &Path) -> io::Result<(MountOf, bool)> {
-    use rustix::fs::{statx, AtFlags, FileType, StatxFlags, CWD};
-    let wanted = StatxFlags::TYPE | StatxFlags::MNT_ID;
-    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, wanted)?;
-    let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
-    let has_id = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID);
-    let mount = MountOf {
-        dev,
-        mnt_id: has_id.then_some(st.stx_mnt_id),
-    };
-    let is_dir = FileType::from_raw_mode(st.stx_mode.into()) == FileType::Directory;
-    Ok((mount, is_dir))
-}
-
-fn remove_within(path: &Path, top: MountOf) -> io::Result<()> {
-    let (mount, is_dir) = mount_of(path)?;
-    if mount != top {
-        return Err(io::Error::other(format!(
-            "refusing to remove {}: a file system is mounted there",
-            path.display()
-        )));
-    }
-    if is_dir {
-        for entry in fs::read_dir(path)? {
-            remove_within(&entry?.path(), top)?;
-        }
-        fs::remove_dir(path)
-    } else {
-        fs::remove_file(path)
-    }
+    crate::fs_remove::remove(parent.as_fd(), name, Mounts::Stay).map_err(named)
 }
 
 /// `dir`, made if missing, with exactly `mode`: an existing one (an older
@@ -97,6 +70,13 @@ pub fn mount_fs(
         .map_err(|e| io::Error::other(format!("mounting {fstype} at {}: {e}", target.display())))
 }
 
+/// The `,size=` option of a tmpfs limited to `bytes`: none for 0, which
+/// tmpfs takes as no limit at all (an emptyDir's `sizeLimit: 0` would give
+/// the pod the node's RAM; as the kubelet, only a limit above 0 is set).
+pub fn tmpfs_size(bytes: u64) -> Option<String> {
+    (bytes > 0).then(|| format!(",size={bytes}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,11 +93,40 @@ mod tests {
         rustix::mount::mount_bind(dir.join("volume"), dir.join("tree/pin")).unwrap();
         let e = remove_tree(&dir.join("tree")).unwrap_err();
         unmount(&dir.join("tree/pin")).unwrap();
-        assert!(e.to_string().starts_with("refusing to remove"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("a file system is mounted at tree/pin"),
+            "{e}"
+        );
         assert_eq!(fs::read_to_string(dir.join("volume/data")).unwrap(), "kept");
         remove_tree(&dir.join("tree")).unwrap();
         assert!(!dir.join("tree").exists());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_tree_deeper_than_path_max_is_removed() {
+        use rustix::fs::{mkdirat, openat, Mode, OFlags};
+        let dir = std::env::temp_dir().join(format!("picolet-rmdeep-{}", std::process::id()));
+        let _ = remove_tree(&dir);
+        fs::create_dir_all(dir.join("tree")).unwrap();
+        let mut fd = crate::safe_path::open_dir(&dir.join("tree")).unwrap();
+        // 3000 levels of "a/": 6000 bytes, past PATH_MAX (4096).
+        for _ in 0..3000 {
+            mkdirat(&fd, "a", Mode::from_raw_mode(0o755)).unwrap();
+            fd = openat(&fd, "a", OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        remove_tree(&dir.join("tree")).unwrap();
+        assert!(!dir.join("tree").exists());
+        fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_zero_size_sets_no_tmpfs_limit_at_all() {
+        assert_eq!(tmpfs_size(0), None);
+        assert_eq!(tmpfs_size(1).as_deref(), Some(",size=1"));
+        assert_eq!(tmpfs_size(64 << 20).as_deref(), Some(",size=67108864"));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! Without a CNI there is no pod IP: probes connect to 127.0.0.1 in the
 //! pod's namespace (the host's for hostNetwork pods), or to `host` if set.
 
-use super::paths::container_id;
 use super::{sandbox, Runtime};
 use crate::engine::{InstanceRef, Observation};
 use crate::pod::{Container, ExecAction, Handler, HttpGetAction, IntOrString, Pod};
@@ -90,7 +89,7 @@ impl Runtime {
         cmd.arg("--root")
             .arg(self.config.paths.runc_root())
             .arg("exec")
-            .arg(container_id(instance))
+            .arg(self.runtime_id(instance))
             .args(&e.command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -106,6 +106,9 @@ pub struct Runtime {
     spare_network: Spare<OwnedFd>,
     /// A writable layer's directories for the next container.
     spare_layer: Spare<PathBuf>,
+    /// Instances found at recovery under an id other than `container_id`'s
+    /// (an older agent's `<uid>-<container>-<attempt>`), with that id.
+    found_ids: BTreeMap<InstanceRef, String>,
 }
 
 impl Runtime {
@@ -138,7 +141,17 @@ impl Runtime {
             burstable: BTreeMap::new(),
             spare_network: Spare::Unwanted,
             spare_layer: Spare::Unwanted,
+            found_ids: BTreeMap::new(),
         }
+    }
+
+    /// The runtime's id of an instance: the one recovery found it under,
+    /// else `container_id`'s.
+    fn runtime_id(&self, instance: &InstanceRef) -> String {
+        self.found_ids
+            .get(instance)
+            .cloned()
+            .unwrap_or_else(|| container_id(instance))
     }
 
     /// Record the pod on disk (`sandbox::record_durably`), or say loudly
@@ -206,7 +219,7 @@ impl Runtime {
                     StopSignal::Term => "TERM",
                     StopSignal::Kill => "KILL",
                 };
-                if let Err(e) = self.oci.kill(&container_id(&instance), sig) {
+                if let Err(e) = self.oci.kill(&self.runtime_id(&instance), sig) {
                     log::warn!("{e}");
                 }
                 vec![]

@@ -89,10 +89,15 @@ impl Paths {
     }
 }
 
-/// The runtime's id of one instance: `<pod uid>-<container>-<attempt>`.
+/// The runtime's id of one instance: `<pod uid>_<container>_<attempt>`.
+/// `_` is in neither a uid nor a container name (src/pod/validate.rs), so
+/// two instances never share an id; with `-`, pod `aaaa`'s container `b-c`
+/// and pod `aaaa-b`'s container `c` did, and one's start deleted the other.
+/// Agents before this one used `-`: recovery keeps the ids it finds
+/// (`Runtime::runtime_id`).
 pub fn container_id(instance: &InstanceRef) -> String {
     format!(
-        "{}-{}-{}",
+        "{}_{}_{}",
         instance.pod_uid, instance.container, instance.attempt
     )
 }
@@ -107,6 +112,27 @@ mod tests {
             run: "/run/picolet".into(),
             logs: "/var/log/pods".into(),
         }
+    }
+
+    #[test]
+    fn ids_of_different_instances_differ_even_when_names_hold_dashes() {
+        let instance = |uid: &str, container: &str, attempt| InstanceRef {
+            pod_uid: uid.into(),
+            container: container.into(),
+            attempt,
+        };
+        let a = container_id(&instance("aaaa", "b-c", 0));
+        let b = container_id(&instance("aaaa-b", "c", 0));
+        assert_eq!(a, "aaaa_b-c_0");
+        assert_eq!(b, "aaaa-b_c_0");
+        assert_ne!(
+            container_id(&instance("u-1", "c", 10)),
+            container_id(&instance("u", "1-c", 10))
+        );
+        assert_ne!(
+            container_id(&instance("u", "c-1", 0)),
+            container_id(&instance("u", "c", 10))
+        );
     }
 
     #[test]

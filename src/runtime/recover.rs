@@ -77,6 +77,9 @@ impl Runtime {
                 container: record.container.clone(),
                 attempt: record.attempt,
             };
+            if id != container_id(&instance) {
+                self.found_ids.insert(instance.clone(), id.clone());
+            }
             let exited = dir.join("exit.json").exists();
             let alive = process_start_time(record.monitor_pid) == Some(record.monitor_start);
             let started = read_json::<StartedRecord>(&dir.join("started.json"))
@@ -231,7 +234,7 @@ impl Runtime {
                 unrecorded: None,
             },
         );
-        log::info!("adopted container {}", container_id(instance));
+        log::info!("adopted container {}", self.runtime_id(instance));
         Ok(())
     }
 

@@ -320,7 +320,7 @@ fn prepare_volumes(paths: &Paths, pod: &Pod, facts: &PodFacts<'_>) -> io::Result
                 let mut options = String::from("mode=1777");
                 if let Some(limit) = &e.size_limit {
                     let bytes = quantity::bytes_of(limit).map_err(|m| ctx(&field, m))?;
-                    options.push_str(&format!(",size={bytes}"));
+                    options.extend(super::fsutil::tmpfs_size(bytes));
                 }
                 mount_fs(
                     "tmpfs",

@@ -5,7 +5,6 @@
 
 use super::fsutil::{remove_tree, unmount};
 use super::oci::OciRuntime;
-use super::paths::container_id;
 use super::paths::Paths;
 use super::records::{ExitRecord, InstanceRecord, StartedRecord};
 use super::{sandbox, Runtime, Watched};
@@ -93,7 +92,7 @@ impl Runtime {
         if let Some(pod) = w.unrecorded.take() {
             self.record_durably(&pod);
         }
-        let id = container_id(&w.instance);
+        let id = self.runtime_id(&w.instance);
         let (started_at, exit) = match self.config.paths.container_run(&id) {
             Ok(dir) => {
                 let (started_at, exit) = exit_from_records(&dir, Time::now());
@@ -127,7 +126,7 @@ impl Runtime {
             .flatten()
             .map(|r| r.image_id)
             .unwrap_or_default();
-        let container_id = self.status_id(&container_id(instance));
+        let container_id = self.status_id(&self.runtime_id(instance));
         let result = super::history::record_end(
             &self.config.paths,
             instance,
@@ -155,7 +154,7 @@ impl Runtime {
                 attempt,
                 ..newest.clone()
             };
-            let Ok(dir) = self.config.paths.container_run(&container_id(&old)) else {
+            let Ok(dir) = self.config.paths.container_run(&self.runtime_id(&old)) else {
                 continue;
             };
             if dir.exists() {
@@ -181,6 +180,7 @@ impl Runtime {
                 }
             }
         }
+        self.found_ids.retain(|instance, _| instance.pod_uid != uid);
         if let Err(e) = sandbox::remove(&paths, uid) {
             log::error!("pod {uid}: removing sandbox: {e}");
         }

@@ -4,8 +4,8 @@
 //! removed with `*at` calls relative to the parent's fd that follow no
 //! symlink. No host path string is ever built from an entry's name.
 
-use super::remove::remove_all;
 use super::tar::{Archive, Header, Kind, TarError};
+use crate::fs_remove::remove_all;
 use crate::safe_path::{fd_path, mkdir_all_in_root, open_in_root};
 use rustix::fs::{
     chownat, fchmod, fchown, fstat, linkat, mkdirat, mknodat, openat, statat, symlinkat, AtFlags,

@@ -1,13 +1,29 @@
 //! Removing a name and everything below it relative to a directory fd,
-//! following no symlink: whiteouts, entries that replace others, and failed
-//! or interrupted unpacks.
+//! following no symlink and one directory open at a time: image whiteouts,
+//! entries that replace others, failed or interrupted unpacks, and the
+//! runtime's teardown of layers and volumes (src/runtime/fsutil.rs), whose
+//! trees a container built and may have made deeper than PATH_MAX.
 
-use rustix::fs::{openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{
+    openat, statat, statx, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, StatxFlags,
+};
 use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Where a removal may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mounts {
+    /// Anywhere below `name` (a tree picolet made, such as an unpack).
+    Cross,
+    /// Only the mount `name` is on: a directory on another one is refused,
+    /// so that a still-mounted overlay keeps its upper layer and a bind
+    /// mount of a volume or a host directory its content.
+    Stay,
+}
 
 /// Remove `name` in `parent` (nothing if it does not exist); a directory is
 /// removed with its whole tree. A symlink is removed itself, never followed.
@@ -15,6 +31,11 @@ use std::os::unix::ffi::OsStrExt;
 /// One directory is open at a time, walking down by name and up by `..`: a
 /// layer can build a tree deeper than the fd limit or the stack allows.
 pub fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    remove(parent, name, Mounts::Cross)
+}
+
+/// [`remove_all`], with `mounts` saying whether it may cross a mount.
+pub fn remove(parent: BorrowedFd<'_>, name: &OsStr, mounts: Mounts) -> io::Result<()> {
     match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -26,10 +47,21 @@ pub fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     // The names below `name` down to the directory `dir` is.
     let mut below: Vec<OsString> = Vec::new();
     let mut dir = open_dir(parent, name)?;
+    let top = mount_of(dir.as_fd())?;
     loop {
         if let Some(sub) = unlink_files_until_subdir(dir.as_fd())? {
-            dir = open_dir(dir.as_fd(), &sub)?;
+            let next = open_dir(dir.as_fd(), &sub)?;
             below.push(sub);
+            if mounts == Mounts::Stay && mount_of(next.as_fd())? != top {
+                let at: PathBuf = std::iter::once(name)
+                    .chain(below.iter().map(|n| n.as_os_str()))
+                    .collect();
+                return Err(io::Error::other(format!(
+                    "a file system is mounted at {}",
+                    at.display()
+                )));
+            }
+            dir = next;
             continue;
         }
         let Some(done) = below.pop() else {
@@ -45,6 +77,24 @@ pub fn remove_all(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
         ignore_missing(unlinkat(up.as_fd(), &done, AtFlags::REMOVEDIR))?;
         dir = up;
     }
+}
+
+/// Which mount a directory is on: its device, and the mount's id where the
+/// kernel gives it (Linux 5.8), which also tells a bind mount of the same
+/// file system apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MountOf {
+    dev: u64,
+    mnt_id: Option<u64>,
+}
+
+fn mount_of(dir: BorrowedFd<'_>) -> io::Result<MountOf> {
+    let st = statx(dir, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+    let has_id = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID);
+    Ok(MountOf {
+        dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        mnt_id: has_id.then_some(st.stx_mnt_id),
+    })
 }
 
 fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
@@ -122,11 +172,7 @@ mod tests {
         drop(dir);
         // The fd limit is the process's: lowered in a child, not here.
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "image::unpack::remove::tests::remove_in_child",
-                "--ignored",
-            ])
+            .args(["--exact", "fs_remove::tests::remove_in_child", "--ignored"])
             .env(CHILD, &base)
             .output()
             .unwrap();
