@@ -14,6 +14,7 @@ mod config;
 mod engine;
 mod host;
 mod image;
+mod json;
 mod logger;
 mod pod;
 mod reactor;

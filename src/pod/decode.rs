@@ -41,11 +41,12 @@ fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
 
 /// Decode a whole manifest file. JSON when it starts with `{` (serde_json
 /// stops at 128 levels as it reads), YAML otherwise, bounded in depth and
-/// alias expansion before it is loaded (src/yaml.rs).
+/// alias expansion before it is loaded (src/yaml.rs); both bounded in the
+/// number of nodes (src/json.rs, src/yaml.rs).
 pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| error("", format!("not UTF-8: {e}")))?;
     let document: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| error("", format!("invalid JSON: {e}")))?
+        crate::json::from_slice(bytes).map_err(|e| error("", format!("invalid JSON: {e}")))?
     } else {
         crate::yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
     };
