@@ -221,11 +221,17 @@ mod tests {
             err.message,
             "invalid YAML: line 1 column 65: nested deeper than 64 levels"
         );
-        let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        let err = decode_manifest("{\"a\":".repeat(1000).as_bytes()).unwrap_err();
         assert!(
             err.message
                 .starts_with("invalid JSON: recursion limit exceeded"),
             "{err}"
+        );
+        // A megabyte of them is refused by its count before serde_json.
+        let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid JSON: byte 999995: more than 200000 values"
         );
     }
 }
