@@ -32,10 +32,12 @@ pub const MAX_ALIAS_EXPANSION: u64 = 1 << 20;
 /// Nodes (scalars, collections, aliases) a text may hold, YAML or JSON
 /// (src/json.rs). A flat 10 MiB list `[0,0,...]` is 5 million of them:
 /// yaml_serde took 819 MB and 3 s to load it, serde_json about 60 bytes a
-/// value. A large pod (5 containers of 40 env vars, probes, resources,
-/// mounts, volumes, managedFields from an API server) is about 2,000 nodes,
-/// so this is a List of 100 such pods; a flat list at the cap costs 40 MB
-/// to load from YAML, 13 MB from JSON (tests/decode_budget.rs).
+/// value. A large pod (5 containers, each with 41 env vars, 10 args, 3
+/// ports, 10 mounts, probes, resources, a security context; 10 volumes, 20
+/// labels and annotations) is 2,154 nodes in YAML (19 KB as JSON), a small
+/// one 25: this is a List of 90 such large pods, near the kubelet's 110
+/// pods a node, or 8,000 small ones. A flat list at the cap costs 40 MB to
+/// load from YAML, 13 MB from JSON (tests/decode_budget.rs).
 pub const MAX_NODES: u64 = 200_000;
 
 /// A decoded node's own size, about a `serde_json::Value` and its place in
