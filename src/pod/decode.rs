@@ -155,6 +155,28 @@ mod tests {
         assert_eq!(pods[0].pod.metadata.name, "j");
     }
 
+    /// A List of 90 large pods (5 containers of 80 env vars: about 2,100
+    /// nodes each) fits under the node cap of src/yaml.rs; 10 more do not.
+    #[test]
+    fn a_list_of_90_large_pods_is_within_the_node_cap() {
+        let env: String = (0..80)
+            .map(|i| format!("      - name: ENV_{i}\n        value: a value\n"))
+            .collect();
+        let containers: String = (0..5)
+            .map(|c| format!("    - name: c{c}\n      image: busybox\n      env:\n{env}"))
+            .collect();
+        let pod = |i| {
+            format!("- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p{i}\n  spec:\n    containers:\n{containers}")
+        };
+        let list = |n| {
+            let pods: String = (0..n).map(pod).collect();
+            format!("apiVersion: v1\nkind: List\nitems:\n{pods}")
+        };
+        assert_eq!(decode_manifest(list(90).as_bytes()).unwrap().len(), 90);
+        let err = decode_manifest(list(100).as_bytes()).unwrap_err();
+        assert!(err.message.ends_with("more than 200000 nodes"), "{err}");
+    }
+
     #[test]
     fn unknown_field_is_a_warning_with_its_path() {
         let yaml = POD.replace(
