@@ -109,16 +109,39 @@ fn fresh_root(base: &Path, outside: &Path) -> std::io::Result<rustix::fd::OwnedF
     crate::safe_path::open_dir(&root)
 }
 
-/// The raw stream with every non-zero block's checksum made right.
+/// The raw stream with each header's checksum made right, and nothing
+/// else changed: the walk takes headers as the reader does
+/// (src/image/unpack/tar.rs), up to the first zero block, stepping over the
+/// data blocks each declares (extension records, file content) by its size
+/// field; a PAX `size` record is not followed.
 fn with_checksums(raw: &[u8]) -> Vec<u8> {
+    use crate::image::unpack::tar::number;
     let mut data = raw.to_vec();
-    for block in data.chunks_exact_mut(512) {
+    let mut at = 0usize;
+    while let Some(block) = data.get_mut(at..at.saturating_add(512)) {
         if block.iter().all(|&b| b == 0) {
-            continue;
+            break;
         }
         block[148..156].fill(b' ');
         let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
         block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let has_data = match block[156] {
+            b'0' | b'7' | b'L' | b'K' | b'x' | b'g' => true,
+            // Pre-POSIX tar: a "regular file" named with a '/' is a directory.
+            0 => !block[..100]
+                .split(|&b| b == 0)
+                .next()
+                .is_some_and(|n| n.ends_with(b"/")),
+            _ => false,
+        };
+        let Some(size) = number(&block[124..136]) else {
+            break;
+        };
+        let size = if has_data { size } else { 0 };
+        at = usize::try_from(size.div_ceil(512))
+            .ok()
+            .and_then(|blocks| blocks.checked_add(1)?.checked_mul(512)?.checked_add(at))
+            .unwrap_or(usize::MAX);
     }
     data
 }
@@ -264,5 +287,54 @@ pub fn cri_log(data: &[u8]) {
     if let Ok(consumed) = crate::runtime::logs::print_from(data, timestamps, &mut out) {
         assert!(consumed <= data.len() as u64);
         assert!(out.len() <= data.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::unpack::tar::Archive;
+    use crate::image::unpack::tar_writer::TarBuilder;
+    use std::io::Read;
+
+    /// The review's input: a list whose item is not an object made
+    /// `api::decode` index a number by a key, which panics.
+    #[test]
+    fn an_api_list_of_numbers_is_not_a_panic() {
+        api_object(b"{\"items\":[0]}");
+        let err = crate::source::api::decode(&mut serde_json::json!(0)).unwrap_err();
+        assert_eq!(err, "a pod is a JSON object");
+    }
+
+    /// A GNU long name, then a file whose content fills blocks: with the
+    /// headers' checksums broken, `with_checksums` mends the headers and
+    /// leaves the name and the content as they were, so that long names
+    /// reach the unpacker in raw mode.
+    #[test]
+    fn checksums_are_fixed_in_headers_only() {
+        let long = "d/".repeat(300) + "f";
+        let body: Vec<u8> = (0..1300u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut raw = TarBuilder::new()
+            .entry(
+                b"././@LongLink",
+                b'L',
+                0o644,
+                b"",
+                format!("{long}\0").as_bytes(),
+            )
+            .entry(b"short", b'0', 0o644, b"", &body)
+            .finish();
+        // The headers: the L entry's at 0, the file's after 2 name blocks.
+        for header in [0, 3 * 512] {
+            raw[header + 148..header + 156].copy_from_slice(b"0000000\0");
+        }
+        let mended = with_checksums(&raw);
+        let mut archive = Archive::new(&mended[..], 4096);
+        let header = archive.next().unwrap().unwrap();
+        assert_eq!(header.path, long.as_bytes());
+        let mut content = Vec::new();
+        archive.contents().read_to_end(&mut content).unwrap();
+        assert_eq!(content, body);
+        assert!(archive.next().unwrap().is_none());
     }
 }

@@ -15,6 +15,7 @@ mod engine;
 mod fs_remove;
 mod host;
 mod image;
+mod json;
 mod logger;
 mod pod;
 mod reactor;

@@ -9,8 +9,8 @@
 //! [`check`]: one pass over libyaml's event stream, holding nothing but a
 //! stack as deep as the document and the expanded size of each anchor, that
 //! stops at the first level beyond [`MAX_DEPTH`] or the first alias that
-//! takes the expansion beyond [`MAX_ALIAS_EXPANSION`]. Only then does
-//! yaml_serde parse it.
+//! takes the expansion beyond [`MAX_ALIAS_EXPANSION`] or the node count
+//! beyond [`MAX_NODES`]. Only then does yaml_serde parse it.
 
 use libyaml_rs as sys;
 use std::collections::BTreeMap;
@@ -29,6 +29,17 @@ pub const MAX_DEPTH: usize = 64;
 /// laughs" document needs gigabytes. About 32,000 small nodes.
 pub const MAX_ALIAS_EXPANSION: u64 = 1 << 20;
 
+/// Nodes (scalars, collections, aliases) a text may hold, YAML or JSON
+/// (src/json.rs). A flat 10 MiB list `[0,0,...]` is 5 million of them:
+/// yaml_serde took 819 MB and 3 s to load it, serde_json about 60 bytes a
+/// value. A large pod (5 containers, each with 41 env vars, 10 args, 3
+/// ports, 10 mounts, probes, resources, a security context; 10 volumes, 20
+/// labels and annotations) is 2,154 nodes in YAML (19 KB as JSON), a small
+/// one 25: this is a List of 90 such large pods, near the kubelet's 110
+/// pods a node, or 8,000 small ones. A flat list at the cap costs 40 MB to
+/// load from YAML, 13 MB from JSON (tests/decode_budget.rs).
+pub const MAX_NODES: u64 = 200_000;
+
 /// A decoded node's own size, about a `serde_json::Value` and its place in
 /// its parent.
 const NODE_COST: u64 = 32;
@@ -41,6 +52,8 @@ pub enum YamlError {
     /// The alias at this position takes the expansion beyond
     /// [`MAX_ALIAS_EXPANSION`].
     AliasExpansion { line: u64, column: u64 },
+    /// The node at this position is one more than [`MAX_NODES`].
+    TooManyNodes { line: u64, column: u64 },
     /// libyaml could not start (out of memory).
     Parser,
     /// What yaml_serde says: syntax or type errors.
@@ -58,6 +71,10 @@ impl fmt::Display for YamlError {
                 f,
                 "line {line} column {column}: aliases expand to more than {MAX_ALIAS_EXPANSION} bytes (refused as an alias bomb)"
             ),
+            YamlError::TooManyNodes { line, column } => write!(
+                f,
+                "line {line} column {column}: more than {MAX_NODES} nodes"
+            ),
             YamlError::Parser => f.write_str("the YAML parser could not start"),
             YamlError::Invalid(message) => f.write_str(message),
         }
@@ -70,8 +87,9 @@ pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlErr
     serde_yaml::from_str(text).map_err(|e| YamlError::Invalid(e.to_string()))
 }
 
-/// Refuse a text nested deeper than [`MAX_DEPTH`] or whose aliases expand
-/// beyond [`MAX_ALIAS_EXPANSION`]. Syntax errors pass: the parser that
+/// Refuse a text nested deeper than [`MAX_DEPTH`], whose aliases expand
+/// beyond [`MAX_ALIAS_EXPANSION`] or that holds more than [`MAX_NODES`]
+/// nodes. Syntax errors pass: the parser that
 /// follows stops at the same place and names them.
 pub fn check(text: &[u8]) -> Result<(), YamlError> {
     let mut parser = Parser::new(text)?;
@@ -88,7 +106,7 @@ enum Event {
     /// A sequence or mapping begins.
     Start(Option<Vec<u8>>, Mark),
     End,
-    Scalar(Option<Vec<u8>>, u64),
+    Scalar(Option<Vec<u8>>, u64, Mark),
     Alias(Vec<u8>, Mark),
     Other,
 }
@@ -100,12 +118,14 @@ struct Mark {
 }
 
 /// The bounds' state: the open collections (their anchor and expanded size
-/// so far) and the expanded size of every anchor of the document.
+/// so far), the expanded size of every anchor of the document and the
+/// nodes of the whole text.
 #[derive(Default)]
 struct Walk {
     open: Vec<(Option<Vec<u8>>, u64)>,
     anchors: BTreeMap<Vec<u8>, u64>,
     added: u64,
+    nodes: u64,
 }
 
 impl Walk {
@@ -116,6 +136,7 @@ impl Walk {
                 self.added = 0;
             }
             Event::Start(anchor, mark) => {
+                self.count(mark)?;
                 if self.open.len() >= MAX_DEPTH {
                     return Err(YamlError::TooDeep {
                         line: mark.line + 1,
@@ -129,8 +150,12 @@ impl Walk {
                     self.node(anchor, size);
                 }
             }
-            Event::Scalar(anchor, len) => self.node(anchor, NODE_COST.saturating_add(len)),
+            Event::Scalar(anchor, len, mark) => {
+                self.count(mark)?;
+                self.node(anchor, NODE_COST.saturating_add(len));
+            }
             Event::Alias(name, mark) => {
+                self.count(mark)?;
                 // An unknown anchor is yaml_serde's error to report.
                 let size = self.anchors.get(&name).copied().unwrap_or(0);
                 self.added = self.added.saturating_add(size);
@@ -143,6 +168,18 @@ impl Walk {
                 self.node(None, size);
             }
             Event::Other => {}
+        }
+        Ok(())
+    }
+
+    /// One more node, at `mark`.
+    fn count(&mut self, mark: Mark) -> Result<(), YamlError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(YamlError::TooManyNodes {
+                line: mark.line + 1,
+                column: mark.column + 1,
+            });
         }
         Ok(())
     }
@@ -237,7 +274,7 @@ unsafe fn convert(raw: &sys::yaml_event_t) -> Event {
             }
             sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => Event::End,
             sys::YAML_SCALAR_EVENT => {
-                Event::Scalar(name(raw.data.scalar.anchor), raw.data.scalar.length)
+                Event::Scalar(name(raw.data.scalar.anchor), raw.data.scalar.length, mark)
             }
             sys::YAML_ALIAS_EVENT => {
                 Event::Alias(name(raw.data.alias.anchor).unwrap_or_default(), mark)
@@ -334,6 +371,20 @@ mod tests {
                 line: 1,
                 column: MAX_DEPTH as u64 + 1
             })
+        );
+    }
+
+    #[test]
+    fn a_text_of_more_nodes_than_the_cap_is_refused_at_the_first_one_beyond() {
+        // The mapping, two keys, `1` and the list: 5 nodes and the items.
+        let list = |n: u64| format!("a: 1\nb: [{}]\n", vec!["0"; n as usize].join(","));
+        let at_cap = list(MAX_NODES - 5);
+        assert_eq!(check(at_cap.as_bytes()), Ok(()));
+        let beyond = list(MAX_NODES - 4);
+        let column = 5 + 2 * (MAX_NODES - 5);
+        assert_eq!(
+            check(beyond.as_bytes()),
+            Err(YamlError::TooManyNodes { line: 2, column })
         );
     }
 

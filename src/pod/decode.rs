@@ -41,11 +41,12 @@ fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
 
 /// Decode a whole manifest file. JSON when it starts with `{` (serde_json
 /// stops at 128 levels as it reads), YAML otherwise, bounded in depth and
-/// alias expansion before it is loaded (src/yaml.rs).
+/// alias expansion before it is loaded (src/yaml.rs); both bounded in the
+/// number of nodes (src/json.rs, src/yaml.rs).
 pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| error("", format!("not UTF-8: {e}")))?;
     let document: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| error("", format!("invalid JSON: {e}")))?
+        crate::json::from_slice(bytes).map_err(|e| error("", format!("invalid JSON: {e}")))?
     } else {
         crate::yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
     };
@@ -154,6 +155,28 @@ mod tests {
         assert_eq!(pods[0].pod.metadata.name, "j");
     }
 
+    /// A List of 90 large pods (5 containers of 80 env vars: about 2,100
+    /// nodes each) fits under the node cap of src/yaml.rs; 10 more do not.
+    #[test]
+    fn a_list_of_90_large_pods_is_within_the_node_cap() {
+        let env: String = (0..80)
+            .map(|i| format!("      - name: ENV_{i}\n        value: a value\n"))
+            .collect();
+        let containers: String = (0..5)
+            .map(|c| format!("    - name: c{c}\n      image: busybox\n      env:\n{env}"))
+            .collect();
+        let pod = |i| {
+            format!("- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p{i}\n  spec:\n    containers:\n{containers}")
+        };
+        let list = |n| {
+            let pods: String = (0..n).map(pod).collect();
+            format!("apiVersion: v1\nkind: List\nitems:\n{pods}")
+        };
+        assert_eq!(decode_manifest(list(90).as_bytes()).unwrap().len(), 90);
+        let err = decode_manifest(list(100).as_bytes()).unwrap_err();
+        assert!(err.message.ends_with("more than 200000 nodes"), "{err}");
+    }
+
     #[test]
     fn unknown_field_is_a_warning_with_its_path() {
         let yaml = POD.replace(
@@ -220,11 +243,17 @@ mod tests {
             err.message,
             "invalid YAML: line 1 column 65: nested deeper than 64 levels"
         );
-        let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        let err = decode_manifest("{\"a\":".repeat(1000).as_bytes()).unwrap_err();
         assert!(
             err.message
                 .starts_with("invalid JSON: recursion limit exceeded"),
             "{err}"
+        );
+        // A megabyte of them is refused by its count before serde_json.
+        let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid JSON: byte 999995: more than 200000 values"
         );
     }
 }

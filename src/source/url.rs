@@ -321,10 +321,17 @@ fn redirect_target(
         .get("location")
         .and_then(|v| v.to_str().ok())
         .ok_or("a redirect without a Location")?;
-    let next = resolve(from, location)
-        .filter(|u| origin(u).is_some())
+    follow(from, location, allow_http)
+}
+
+/// Where a redirect from `from` to `location` leads, if it may be followed:
+/// an http(s) URL, plain HTTP only with the opt-in. The scheme is compared
+/// as `origin` lowercases it: `HTTP://` is plain HTTP too.
+fn follow(from: &str, location: &str, allow_http: bool) -> Result<String, String> {
+    let (next, scheme) = resolve(from, location)
+        .and_then(|u| origin(&u).map(|(scheme, _, _)| (u, scheme)))
         .ok_or_else(|| format!("a redirect to {location:?}, not an http(s) URL"))?;
-    if next.starts_with("http://") && !allow_http {
+    if scheme == "http" && !allow_http {
         return Err(format!(
             "a redirect to {next}: plain HTTP needs staticPodURLAllowHTTP: true"
         ));
@@ -390,5 +397,25 @@ mod tests {
         assert_eq!(r("other.yaml"), "https://a.example:8443/dir/other.yaml");
         assert_ne!(origin(&r("//b.example/p")), origin(base));
         assert_eq!(origin(&r("other.yaml")), origin(base));
+    }
+
+    #[test]
+    fn a_redirect_to_plain_http_in_any_case_needs_the_opt_in() {
+        let from = "https://a.example/pods.yaml";
+        for location in [
+            "http://127.0.0.1:1/real.yaml",
+            "HTTP://127.0.0.1:1/real.yaml",
+            "Http://127.0.0.1:1/real.yaml",
+        ] {
+            match follow(from, location, false) {
+                Err(e) => assert!(e.contains("needs staticPodURLAllowHTTP"), "{e}"),
+                Ok(next) => panic!("{location} followed to {next}"),
+            }
+            assert_eq!(follow(from, location, true).as_deref(), Ok(location));
+        }
+        assert_eq!(
+            follow(from, "HTTPS://b.example/p", false).as_deref(),
+            Ok("HTTPS://b.example/p")
+        );
     }
 }

@@ -442,7 +442,7 @@ fn verify_checksum(block: &[u8; BLOCK], name: &str) -> Result<(), TarError> {
 /// A numeric field: octal digits (space or NUL padded), or GNU's base-256
 /// (high bit set) for values that do not fit. `None` if malformed or
 /// negative.
-fn number(field: &[u8]) -> Option<u64> {
+pub(crate) fn number(field: &[u8]) -> Option<u64> {
     if field.first().is_some_and(|b| b & 0x80 != 0) {
         if field[0] & 0x40 != 0 {
             return None; // negative

@@ -3,6 +3,7 @@
 //! by line. TLS is verified unless the kubeconfig says otherwise.
 
 use super::kubeconfig::Connection;
+use crate::json::JsonError;
 use crate::source::pem_certificates;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -291,8 +292,12 @@ impl WatchStream {
 
 /// One line of a watch stream as JSON.
 pub fn decode_event(line: &[u8]) -> Result<Value, StreamError> {
-    serde_json::from_slice(line)
-        .map_err(|e| StreamError::Dropped(format!("a watch event that is not JSON: {e}")))
+    crate::json::from_slice(line).map_err(|e| {
+        StreamError::Dropped(match e {
+            JsonError::Invalid(e) => format!("a watch event that is not JSON: {e}"),
+            e => format!("a watch event refused: {e}"),
+        })
+    })
 }
 
 /// Read an answer of at most [`MAX_RESPONSE`] bytes; a successful one must be
@@ -333,12 +338,15 @@ pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, String> {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(bytes) {
+        match crate::json::from_slice(bytes) {
             Ok(v) => v,
-            Err(e) if (200..300).contains(&status) => {
+            Err(JsonError::Invalid(e)) if (200..300).contains(&status) => {
                 return Err(format!(
                     "HTTP {status} with an answer that is not JSON: {e}"
                 ))
+            }
+            Err(e) if (200..300).contains(&status) => {
+                return Err(format!("HTTP {status} with an answer refused: {e}"))
             }
             Err(_) => Value::Null,
         }

@@ -550,11 +550,13 @@ impl NodeSync {
 /// is an error), its defaults; namespace, name and UID as the server gave
 /// them.
 pub(crate) fn decode(object: &mut Value) -> Result<Pod, String> {
-    object["apiVersion"] = json!("v1");
-    object["kind"] = json!("Pod");
-    if let Some(m) = object.as_object_mut() {
-        m.remove("status");
-    }
+    // Indexing a Value that is not an object by a key panics.
+    let Some(m) = object.as_object_mut() else {
+        return Err("a pod is a JSON object".into());
+    };
+    m.insert("apiVersion".into(), json!("v1"));
+    m.insert("kind".into(), json!("Pod"));
+    m.remove("status");
     let decoded = decode_pod(object).map_err(|e| e.to_string())?;
     let mut pod = decoded.pod;
     // The UID names the pod's directories; `check` accepts an empty one only
