@@ -32,6 +32,8 @@ use std::path::{Component, Path, PathBuf};
 
 /// The longest name one directory entry may have on Linux.
 const NAME_MAX: usize = 255;
+/// The longest path the kernel takes, its NUL included.
+const PATH_MAX: usize = 4096;
 /// Symlinks followed while resolving one path: Linux's own limit.
 const MAX_LINKS: usize = 40;
 /// Directories one walk holds open at once (each level keeps its fd, so
@@ -217,6 +219,10 @@ impl Walk {
         // As the kernel: a path with NUL cannot be a C string at all.
         if rel.as_os_str().as_bytes().contains(&0) {
             return Err(Errno::INVAL);
+        }
+        // As the kernel: a path of PATH_MAX bytes or more is never looked up.
+        if rel.as_os_str().len() >= PATH_MAX {
+            return Err(Errno::NAMETOOLONG);
         }
         // As RESOLVE_BENEATH: an absolute path starts outside.
         if self.links == Links::Beneath && rel.is_absolute() {

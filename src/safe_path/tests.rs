@@ -168,6 +168,10 @@ fn a_final_link_is_refused_under_nofollow_and_loops_end() {
         // Found by the fuzz target: a NUL fails before any lookup.
         let nul = open("missing/\n1\0", OFlags::RDONLY).unwrap_err();
         assert_eq!(errno(&nul), Some(Errno::INVAL), "walk={walk}");
+        // Found by the fuzz target: a path of PATH_MAX bytes or more.
+        let long = "a/../".repeat(820);
+        let e = open(&long, OFlags::RDONLY).unwrap_err();
+        assert_eq!(errno(&e), Some(Errno::NAMETOOLONG), "walk={walk}");
         // O_CREAT through a final link to the host makes the file inside.
         let made = open("evil-new", OFlags::WRONLY | OFlags::CREATE);
         assert!(made.is_ok(), "walk={walk}: {made:?}");
