@@ -162,7 +162,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut source =
         ManifestDir::open(&config.static_pod_path, &config.node_name).map_err(|e| e.to_string())?;
     let source_token = reactor.register(source.fd()).map_err(|e| e.to_string())?;
-    // Only a configured URL starts the one extra thread (DESIGN.md decision 1).
+    // Only a configured URL starts the one extra thread (docs/design.md, decision 1).
     let mut url_source = match config.manifest_url.clone() {
         None => None,
         Some(url) => Some(
@@ -299,7 +299,7 @@ struct Sources<'a> {
 }
 
 /// The pods of every source; a name already taken by an earlier source is
-/// ignored, as a later duplicate is (rule 68). The directory's pods are
+/// ignored, as a later duplicate is. The directory's pods are
 /// trusted; the URL's are subject to the node policy.
 /// Log directories are read only for pods the engine does not hold yet: for
 /// the others the starting restart counts are never used.

@@ -1,4 +1,4 @@
-//! The cgroup v2 manager (DESIGN.md decision 4): detection, picolet's
+//! The cgroup v2 manager (docs/design.md, decision 4): detection, picolet's
 //! subtree laid out like the kubelet's cgroupfs driver, pod cgroups and their
 //! values, stats, and cleanup.
 //!

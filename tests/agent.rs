@@ -363,7 +363,7 @@ fn version_names_picolet_and_the_runtime() {
 
 #[test]
 fn after_a_reboot_never_pods_stay_done_and_others_initialize_again() {
-    // Rules 53 and 72, with the run dir wiped as a reboot wipes tmpfs.
+    // A reboot, with the run dir wiped as a reboot wipes tmpfs.
     let mut agent = Agent::new("reboot");
     agent.start();
     let marks = agent.dir.join("marks");

@@ -107,7 +107,7 @@ fn kubectl_manages_pods_on_a_picolet_node() {
         l["spec"]["renewTime"] != first
     });
 
-    // The static pod's mirror (rule 70): on the server, not run twice.
+    // The static pod's mirror: on the server, not run twice.
     let mirror_name = format!("stat-{NODE}");
     let mirror = server.wait(&["pod", &mirror_name], "a running mirror", 30, |p| {
         phase_is(p, "Running")
@@ -188,7 +188,7 @@ fn kubectl_manages_pods_on_a_picolet_node() {
     assert_eq!(unhealthy, 1, "a repeat posted as a new event");
     server.kubectl_ok(&["delete", "pod", "flaky", "--timeout=60s"]);
 
-    // A deletion's own grace period rules (rule 40): a pod that ignores
+    // A deletion's own grace period rules: a pod that ignores
     // SIGTERM and whose spec gives it 60 s is killed after the 2 s that
     // kubectl asked, within kubectl's 20 s wait.
     server.create(
@@ -458,7 +458,7 @@ fn watches_dropped_or_expired_an_outage_and_a_reboot_offline_restart_nothing() {
             .map(|n| restarts(&local_pod(agent, n).unwrap(), "c"))
             .collect()
     };
-    // Rule 72: after a reboot the containers start again, counted.
+    // After a reboot the containers start again, counted.
     let counts_after_reboot = counts(&agent);
     assert!(
         counts_after_reboot.iter().all(|&c| c == 1),

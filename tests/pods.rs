@@ -198,7 +198,7 @@ fn crash_loop_back_off_follows_the_configured_sequence() {
         .windows(2)
         .map(|w| ((w[1] - w[0]) * 1000.0) as u128)
         .collect();
-    // Rule 24 with 1 s / 4 s: 0, 1, 2, 4, 4 s after each exit (exits are instant).
+    // Back-off with 1 s / 4 s: 0, 1, 2, 4, 4 s after each exit (exits are instant).
     let expected_ms = [0, 1000, 2000, 4000, 4000];
     for (gap, want) in gaps_ms.iter().zip(expected_ms) {
         assert!(
@@ -626,7 +626,7 @@ spec:
 
 #[test]
 fn a_manifest_re_added_unchanged_is_the_same_pod_and_counts_on() {
-    // Rule 69 with rule 30: same content, same UID; the restart count goes
+    // Same content, same UID; the restart count goes
     // on from the highest <n>.log in its log directory.
     let mut agent = Agent::new("readd");
     agent.start();

@@ -1,5 +1,5 @@
 //! CrashLoopBackOff bookkeeping, as client-go's `flowcontrol.Backoff` keeps it
-//! for the kubelet (kubelet-semantics rules 22-26): per (pod, container, image)
+//! for the kubelet (README, "Lifecycle semantics"): per (pod, container, image)
 //! entries, doubling from `initial` to `max`, no jitter, and an entry expires
 //! when the latest exit is more than 2 x max after the last restart decision.
 
@@ -23,7 +23,7 @@ impl Default for BackoffPolicy {
     }
 }
 
-/// Identifies one back-off sequence: an image change starts a new one (rule 22).
+/// Identifies one back-off sequence: an image change starts a new one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BackoffKey {
     pub pod_uid: String,

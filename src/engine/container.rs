@@ -14,7 +14,7 @@ pub enum Role {
     /// A plain init container: runs to completion, in order, before the rest.
     Init,
     /// A native sidecar (init container with `restartPolicy: Always`): starts
-    /// in init order, keeps running, restarts on any exit (rules 1, 4, 13).
+    /// in init order, keeps running, restarts on any exit.
     Sidecar,
     Regular,
 }
@@ -24,11 +24,11 @@ pub enum Role {
 pub enum ExitKind {
     /// The process exited or was signalled.
     Normal,
-    /// The kernel's OOM killer ended it (reason `OOMKilled`, rule 63).
+    /// The kernel's OOM killer ended it (reason `OOMKilled`).
     OomKilled,
     /// The runtime created it but could not start its process (reason `StartError`).
     StartError,
-    /// It vanished from the runtime without a recorded exit (rule 32).
+    /// It vanished from the runtime without a recorded exit.
     Unknown,
 }
 
@@ -84,7 +84,7 @@ impl Finished {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     /// A kubelet waiting reason; `None` means the default (`ContainerCreating`
-    /// or `PodInitializing`, rule 59).
+    /// or `PodInitializing`).
     pub reason: Option<String>,
     pub message: Option<String>,
     /// Not to be started before this time (back-off).
@@ -119,12 +119,12 @@ pub enum Hook {
     Done,
 }
 
-/// Where a container's stop stands (rules 41-44), named for what it waits for.
+/// Where a container's stop stands, named for what it waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopStage {
     /// Waiting for the preStop hook, at most until the grace deadline.
     PreStop(Hook),
-    /// A sidecar waiting for the containers it must outlive (rule 42).
+    /// A sidecar waiting for the containers it must outlive.
     AwaitTurn,
     /// SIGTERM sent; SIGKILL at `kill_at`.
     Signalled { kill_at: Time },
@@ -161,20 +161,20 @@ impl Running {
         self.probes.iter_mut().find(|w| w.kind == kind)
     }
 
-    /// Started (rule 37): running and the startup probe, if any, succeeded.
+    /// Started: running and the startup probe, if any, succeeded.
     pub fn started(&self) -> bool {
         self.probe(ProbeKind::Startup)
             .is_none_or(|w| w.result == Some(true))
     }
 
     /// Started and its postStart hook returned: what a sidecar needs before
-    /// the next init container starts (rule 6), and a regular container before
-    /// the next one (rule 7).
+    /// the next init container starts, and a regular container before
+    /// the next one.
     pub fn start_complete(&self) -> bool {
         self.started() && self.post_start == Hook::Done
     }
 
-    /// Ready (rule 37): started, and the readiness probe, if any, succeeded.
+    /// Ready: started, and the readiness probe, if any, succeeded.
     pub fn ready(&self) -> bool {
         self.started()
             && self
@@ -328,7 +328,7 @@ impl ContainerMachine {
         }
     }
 
-    /// Ready (rule 37): a running, started container whose readiness probe
+    /// Ready: a running, started container whose readiness probe
     /// (if any) succeeded; a plain init container once it exited 0.
     pub fn ready(&self) -> bool {
         match self.role {

@@ -133,7 +133,7 @@ pub enum Observation {
 }
 
 /// A pod the sources want, with the restart count each of its containers
-/// starts from (from the log directory, rule 30).
+/// starts from (from the log directory).
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub pod: Arc<Pod>,
@@ -143,7 +143,7 @@ pub struct Desired {
     pub refused: Option<(String, String)>,
 }
 
-/// A pod the runtime found on disk at start-up (rules 71, 72).
+/// A pod the runtime found on disk at start-up.
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub pod: Arc<Pod>,
@@ -151,7 +151,7 @@ pub struct Recovered {
     pub sandbox: RecoveredSandbox,
     pub instances: Vec<RecoveredInstance>,
     /// The restart count each container continues from when no recorded
-    /// instance says more (the log directory, rule 30).
+    /// instance says more (the log directory).
     pub first_attempts: BTreeMap<String, u32>,
 }
 
@@ -188,7 +188,7 @@ pub struct EngineConfig {
 #[derive(Debug)]
 pub struct Engine {
     pods: BTreeMap<String, PodMachine>,
-    /// Replacements waiting for the old pod of the same name to stop (rule 69).
+    /// Replacements waiting for the old pod of the same name to stop.
     waiting: Vec<Desired>,
     actions: VecDeque<Action>,
     events: VecDeque<PodEvent>,
@@ -216,7 +216,7 @@ impl Engine {
     }
 
     /// Adopt what a previous run left running: nothing is restarted, restart
-    /// counts are kept, completed init containers are not re-run (rule 71).
+    /// counts are kept, completed init containers are not re-run.
     pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
         for r in recovered {
             let pod = r.pod.clone();
@@ -275,7 +275,7 @@ impl Engine {
 
     /// The full set of pods the sources want now. Pods not in it are stopped
     /// gracefully; a pod replacing one of the same name starts once the old
-    /// one fully stopped (rule 69).
+    /// one fully stopped.
     pub fn set_desired(&mut self, desired: Vec<Desired>, now: Time) {
         let wanted: BTreeMap<String, Desired> = desired
             .into_iter()
@@ -521,7 +521,7 @@ impl Engine {
 
 impl Exit {
     /// The exit of an instance that vanished without a recorded status
-    /// (rule 32): exit 137, reason `ContainerStatusUnknown`.
+    ///: exit 137, reason `ContainerStatusUnknown`.
     pub fn unknown(finished_at: Time) -> Exit {
         Exit {
             code: 137,
@@ -534,7 +534,7 @@ impl Exit {
 }
 
 /// Fresh probe workers for an adopted instance: after an agent restart the
-/// kubelet's workers start over too, each after a spread delay (rule 33).
+/// kubelet's workers start over too, each after a spread delay.
 fn probe_workers(
     pod: &Pod,
     container: &str,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The kubelet's floor for the time between SIGTERM and SIGKILL (rule 41).
+/// The kubelet's floor for the time between SIGTERM and SIGKILL.
 const MIN_STOP_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub enum Sandbox {
 pub enum StopCause {
     /// Its manifest is gone or replaced: forget it when everything stopped.
     Deleted,
-    /// It completed on its own with this terminal phase (rule 45).
+    /// It completed on its own with this terminal phase.
     Completed(PodPhase),
 }
 
@@ -51,7 +51,7 @@ pub enum Lifecycle {
         grace: Duration,
         since: Time,
     },
-    /// Terminal (Succeeded or Failed) and kept for its status (rule 52).
+    /// Terminal (Succeeded or Failed) and kept for its status.
     Finished(PodPhase),
     /// Deleted and fully stopped: the engine drops it.
     Gone,
@@ -153,7 +153,7 @@ pub struct PodMachine {
     /// Why admission refused the pod: (reason, message).
     pub rejection: Option<(String, String)>,
     /// The sandbox was lost (a reboot) and the init sequence runs again:
-    /// until it completes the pod counts as not initialized (rule 53).
+    /// until it completes the pod counts as not initialized.
     pub reinit: bool,
 }
 
@@ -202,7 +202,7 @@ impl PodMachine {
         self.pod.container(name)
     }
 
-    /// Rule 56 / rule 11: initialized once any regular container ran, or every
+    /// Initialized once any regular container ran, or every
     /// plain init container completed successfully and every sidecar started.
     pub fn initialized(&self) -> bool {
         let mut regular_ran = false;
@@ -232,7 +232,7 @@ impl PodMachine {
     }
 
     /// The terminal phase if the pod is done: every regular container exited
-    /// and none is due to restart under the policy (rules 17, 51).
+    /// and none is due to restart under the policy.
     pub fn completed_phase(&self) -> Option<PodPhase> {
         let policy = self.policy();
         if policy == RestartPolicy::Always {
@@ -260,7 +260,7 @@ impl PodMachine {
         })
     }
 
-    /// After a reboot (rule 72): a Never pod that ran is terminal; any other
+    /// After a reboot: a Never pod that ran is terminal; any other
     /// runs its init sequence again from the first, then its regular
     /// containers, restart counts growing on.
     pub fn sandbox_lost(&mut self) {
@@ -310,7 +310,7 @@ impl PodMachine {
         }
     }
 
-    /// Begin graceful termination of the whole pod (rules 40-41, 45) with
+    /// Begin graceful termination of the whole pod with
     /// the pod's own grace period.
     pub fn begin_stop(&mut self, cause: StopCause, cx: &mut Cx) {
         let grace = Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64);
@@ -318,7 +318,7 @@ impl PodMachine {
     }
 
     /// Begin termination, or shorten it, so that it ends `grace` from now at
-    /// the latest: once termination started its grace only goes down (rule 40).
+    /// the latest: once termination started its grace only goes down.
     pub fn stop_within(&mut self, cause: StopCause, grace: Duration, cx: &mut Cx) {
         let (grace, since) = match self.lifecycle {
             Lifecycle::Stopping {
@@ -373,7 +373,7 @@ impl PodMachine {
         self.sync_regular(cx);
     }
 
-    /// Drive init containers and sidecars in spec order (rules 5, 6, 9, 13):
+    /// Drive init containers and sidecars in spec order:
     /// the next starts when a plain one exited 0 or a sidecar is started.
     /// True once all are through.
     fn sync_init(&mut self, cx: &mut Cx) -> bool {
@@ -404,10 +404,10 @@ impl PodMachine {
         true
     }
 
-    /// Once initialized: keep sidecars running whatever the policy (rule 13),
+    /// Once initialized: keep sidecars running whatever the policy,
     /// start or restart regular containers one at a time, each start
-    /// including its postStart hook (rules 7, 19, 23), then see whether the
-    /// pod completed; sidecars never keep it alive (rules 17, 45).
+    /// including its postStart hook, then see whether the
+    /// pod completed; sidecars never keep it alive.
     fn sync_regular(&mut self, cx: &mut Cx) {
         let policy = self.policy();
         for i in 0..self.containers.len() {
@@ -523,7 +523,7 @@ impl PodMachine {
     }
 
     /// A probe attempt ended: count it, and act on a flipped result
-    /// (rules 14, 15, 20, 35).
+    ///.
     fn probe_outcome(&mut self, i: usize, kind: ProbeKind, success: bool, cx: &mut Cx) {
         let name = self.containers[i].name.clone();
         let probe_grace = self
@@ -557,7 +557,7 @@ impl PodMachine {
         }
     }
 
-    /// A restart is due: start now, or wait in CrashLoopBackOff (rules 23-24).
+    /// A restart is due: start now, or wait in CrashLoopBackOff.
     fn restart_or_back_off(&mut self, i: usize, cx: &mut Cx) {
         let c = &self.containers[i];
         let Some(finished) = c.finished() else { return };
@@ -773,7 +773,7 @@ impl PodMachine {
             Purpose::PostStart if r.post_start == (Hook::Running { run }) => {
                 r.post_start = Hook::Done;
                 if let Err(e) = result {
-                    // Rule 8: a failed postStart kills the container; the
+                    // A failed postStart kills the container; the
                     // restart policy decides what follows.
                     let text = format!("PostStartHook failed: {e}");
                     let uid = owner.pod_uid.clone();
@@ -857,7 +857,7 @@ impl PodMachine {
 
     /// Begin stopping one running container with `grace`: its preStop hook
     /// first (when grace > 0), then, for a sidecar in a stopping pod, its
-    /// turn, then SIGTERM and SIGKILL (rules 41-44).
+    /// turn, then SIGTERM and SIGKILL.
     fn stop_container(&mut self, i: usize, grace: Duration, cx: &mut Cx) {
         let name = self.containers[i].name.clone();
         let pre_stop = self
@@ -953,7 +953,7 @@ impl PodMachine {
         }
     }
 
-    /// Rule 42: a sidecar's SIGTERM waits until every regular container and
+    /// A sidecar's SIGTERM waits until every regular container and
     /// every sidecar declared after it has exited.
     fn sidecar_turn(&self, i: usize) -> bool {
         self.containers.iter().enumerate().all(|(j, c)| {
@@ -962,7 +962,7 @@ impl PodMachine {
         })
     }
 
-    /// Stop every live instance together (rules 41, 43), then finish once
+    /// Stop every live instance together, then finish once
     /// none is live. `deadline` is the end of the pod's grace period.
     fn drive_stop(&mut self, cause: StopCause, deadline: Time, cx: &mut Cx) {
         for c in &mut self.containers {
@@ -979,7 +979,7 @@ impl PodMachine {
             }
         }
         // A sidecar's turn may have come with another's exit; a shortened
-        // grace (rule 40) pulls every deadline in.
+        // grace pulls every deadline in.
         for i in 0..self.containers.len() {
             let Some(stop) = self.containers[i]
                 .running_mut()

@@ -1,4 +1,4 @@
-//! Probe workers (kubelet-semantics rules 33-39): one per (container
+//! Probe workers (README, "Lifecycle semantics"): one per (container
 //! instance, probe type), with the kubelet's initial results, thresholds and
 //! timing. A worker only decides *when* to probe and what a result means;
 //! running the probe is the runtime's.
@@ -27,7 +27,7 @@ impl ProbeKind {
 impl ProbeKind {
     /// Does this probe run now? Startup until the container started;
     /// liveness and readiness once it started; only readiness while the pod
-    /// terminates (rules 34, 39).
+    /// terminates.
     pub fn active(self, started: bool, pod_stopping: bool) -> bool {
         match self {
             ProbeKind::Startup => !started && !pod_stopping,
@@ -51,7 +51,7 @@ pub struct ProbeWorker {
     /// The attempt in flight: its run id and when it times out.
     pub in_flight: Option<(u64, Time)>,
     /// A final startup result or a liveness failure: nothing more for this
-    /// instance (rule 35).
+    /// instance.
     pub finished: bool,
     period: Duration,
     timeout: Duration,
@@ -87,7 +87,7 @@ impl ProbeWorker {
     }
 
     /// After an agent restart the kubelet's workers first wait a random time
-    /// in [0, period) (rule 33), spreading probes of adopted containers. The
+    /// in [0, period), spreading probes of adopted containers. The
     /// engine has no randomness of its own: the spread is derived from the
     /// container ID, so that it is stable and testable.
     pub fn spread_first_attempt(&mut self, now: Time, container_id: &str) {
@@ -113,7 +113,7 @@ impl ProbeWorker {
     }
 
     /// Is an attempt due now? Attempts before `initialDelaySeconds` after
-    /// the container's start are skipped, one period at a time (rule 33).
+    /// the container's start are skipped, one period at a time.
     pub fn due(&mut self, now: Time, started_at: Time) -> bool {
         let Some(at) = self.next_at else { return false };
         if self.finished || self.in_flight.is_some() || now < at {

@@ -293,7 +293,7 @@ fn upstream_terminate_sidecars_simultaneously_if_prestop_does_not_exit() {
 
 #[test]
 fn a_waiting_sidecar_is_signalled_when_the_grace_runs_out() {
-    // Rule 44: grace 10 s; main ignores SIGTERM; the sidecar waiting for it
+    // Grace 10 s; main ignores SIGTERM; the sidecar waiting for it
     // gets SIGTERM at 10 s with the 2 s minimum, then SIGKILL.
     let mut sim = sim();
     sim.script("main", &[Script::IgnoreTerm]);
@@ -326,7 +326,6 @@ fn a_waiting_sidecar_is_signalled_when_the_grace_runs_out() {
 
 #[test]
 fn deleting_during_initialization_does_not_wait_for_unstarted_sidecars() {
-    // Rule 47.
     let mut sim = sim();
     sim.script("init", &[Script::IgnoreTerm]);
     let yaml = format!(
@@ -354,7 +353,7 @@ fn deleting_during_initialization_does_not_wait_for_unstarted_sidecars() {
 
 #[test]
 fn a_server_deletion_uses_its_grace_and_a_marked_pod_never_starts() {
-    // Rule 40: the deletion grace wins over terminationGracePeriodSeconds,
+    // The deletion grace wins over terminationGracePeriodSeconds,
     // and a second, shorter one shortens it.
     let mut sim = sim();
     sim.script("main", &[Script::IgnoreTerm]);
@@ -523,7 +522,6 @@ fn a_hanging_probe_times_out_as_a_failure() {
 
 #[test]
 fn a_failing_sidecar_startup_probe_restarts_it_and_holds_initialization() {
-    // Rule 14.
     let mut sim = sim();
     let yaml = format!(
         "{HEAD}  terminationGracePeriodSeconds: 1\n  initContainers:\n{}  containers:\n{}",
@@ -558,8 +556,8 @@ fn a_failing_sidecar_startup_probe_restarts_it_and_holds_initialization() {
 #[test]
 fn post_start_blocks_the_next_container_and_a_failure_restarts() {
     // lifecycle_hook.go: postStart runs with the main process; the next
-    // regular container starts after it returned (rule 7); a failure kills
-    // the container and the restart policy applies (rule 8).
+    // regular container starts after it returned; a failure kills
+    // the container and the restart policy applies.
     let mut sim = sim();
     let hook = "    lifecycle:\n      postStart:\n        exec:\n          command: [hook]\n";
     let yaml = format!(
@@ -624,7 +622,6 @@ fn pre_stop_that_outlasts_the_grace_is_cancelled() {
 
 #[test]
 fn readiness_keeps_running_during_termination_and_liveness_stops() {
-    // Rule 39.
     let mut sim = sim();
     sim.script("c", &[Script::IgnoreTerm]);
     let probes = "    livenessProbe:\n      exec:\n        command: [alive]\n      periodSeconds: 1\n    readinessProbe:\n      exec:\n        command: [ready]\n      periodSeconds: 1\n";
@@ -649,7 +646,6 @@ fn readiness_keeps_running_during_termination_and_liveness_stops() {
 
 #[test]
 fn init_failure_in_a_never_pod_stops_running_sidecars() {
-    // Rule 9.
     let mut sim = sim();
     sim.script("init", &[Script::Exit { secs: 2, code: 1 }]);
     let yaml = format!(
@@ -821,7 +817,7 @@ fn invariants_hold_for_random_pods() {
 
 #[test]
 fn adopted_probes_start_after_a_spread_delay() {
-    // Rule 33: after an agent restart each worker waits within [0, period).
+    // After an agent restart each worker waits within [0, period).
     let mut sim = sim();
     let probe =
         "    readinessProbe:\n      exec:\n        command: [ready]\n      periodSeconds: 10\n";
@@ -880,7 +876,6 @@ fn ended(container: &str, attempt: u32, code: i32, at: Time) -> RecoveredInstanc
 
 #[test]
 fn after_a_reboot_a_never_pod_that_ran_stays_terminal() {
-    // Rule 72.
     let mut sim = sim();
     let p = pod(&format!(
         "{HEAD}  restartPolicy: Never\n  containers:\n{}",
@@ -905,7 +900,7 @@ fn after_a_reboot_a_never_pod_that_ran_stays_terminal() {
 
 #[test]
 fn after_a_reboot_init_containers_run_again_and_restart_counts_grow() {
-    // Rules 53 and 72: Pending until re-initialized; init from the first.
+    // Pending until re-initialized; init from the first.
     let mut sim = sim();
     sim.script("init", &[Script::Exit { secs: 2, code: 0 }]);
     let p = pod(&format!(

@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn crash_loop_cadence_matches_the_kubelet() {
-        // Rule 24: a container exiting instantly starts at 0, 0, 10, 30, 70, 150, 310 s.
+        // A container exiting instantly starts at 0, 0, 10, 30, 70, 150, 310 s.
         let mut sim = Sim::new(kubelet_backoff());
         sim.script("c", &[Script::Exit { secs: 0, code: 1 }]);
         let p = pod(&manifest("web", "Always", &["c"], &[]));
@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(
             status.phase,
             PodPhase::Running,
-            "rule 51: Always pod in back-off is Running"
+            "Always pod in back-off is Running"
         );
     }
 

@@ -1,5 +1,5 @@
 //! Pod status exactly as the kubelet computes it: container statuses, phase
-//! (`getPhase`, rules 48-53) and conditions (rules 54-58).
+//! (`getPhase`) and conditions.
 
 use super::container::Role;
 use super::pod::{Lifecycle, PodMachine, Sandbox};
@@ -17,7 +17,7 @@ impl PodMachine {
             "PodInitializing"
         };
         // initContainerStatuses lists plain init containers and sidecars
-        // together, in spec order (rule 59).
+        // together, in spec order.
         let mut init = Vec::new();
         let mut sidecar = Vec::new();
         let mut regular = Vec::new();
@@ -33,7 +33,7 @@ impl PodMachine {
         }
         let phase = match self.lifecycle {
             Lifecycle::Finished(phase) => phase,
-            // Rule 53: after a lost sandbox the pod is Pending until initialized.
+            // After a lost sandbox the pod is Pending until initialized.
             _ if self.reinit => PodPhase::Pending,
             _ => phase(
                 self.pod.spec.restart_policy,
@@ -99,7 +99,7 @@ impl PodMachine {
         };
 
         let sandbox_ready = self.sandbox == Sandbox::Ready;
-        // Rule 56: plain init containers not Ready, sidecars not Started.
+        // Plain init containers not Ready, sidecars not Started.
         let incomplete: Vec<&str> = self
             .containers
             .iter()
@@ -122,7 +122,7 @@ impl PodMachine {
                 ))
         };
 
-        // Rule 57: sidecars and regular containers.
+        // Sidecars and regular containers.
         let unready: Vec<&str> = self
             .containers
             .iter()

@@ -1,4 +1,4 @@
-//! API defaults (kubelet-semantics rule 3), applied once after decoding so that
+//! API defaults (README, "Lifecycle semantics"), applied once after decoding so that
 //! everything downstream reads plain values.
 
 use super::{Pod, PullPolicy};

@@ -154,7 +154,7 @@ pub fn cpu_quota(millicores: u64) -> u64 {
     (millicores.saturating_mul(CPU_PERIOD) / 1000).max(1000)
 }
 
-/// oom_score_adj of a container (rule 64): Guaranteed -997, BestEffort 1000,
+/// oom_score_adj of a container: Guaranteed -997, BestEffort 1000,
 /// Burstable 1000 - 1000 * request / capacity clamped to [3, 999]; a sidecar
 /// gets no more than the smallest regular container's.
 pub fn oom_score_adj(pod: &Pod, c: &Container, memory_capacity: u64) -> i64 {

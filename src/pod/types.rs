@@ -40,7 +40,7 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
     /// The grace period of a graceful deletion, which wins over the pod's
-    /// own (rule 40).
+    /// own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_grace_period_seconds: Option<i64>,
     /// A static pod needs a fixed name; `generateName` is rejected by validation.
@@ -589,12 +589,12 @@ pub struct HostPathSource {
 }
 
 impl Pod {
-    /// `namespace/name`, the key under which two manifests conflict (rule 68).
+    /// `namespace/name`, the key under which two manifests conflict.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.metadata.namespace, self.metadata.name)
     }
 
-    /// The deletion grace if set, else `terminationGracePeriodSeconds` (rule 40).
+    /// The deletion grace if set, else `terminationGracePeriodSeconds`.
     pub fn grace_period_seconds(&self) -> i64 {
         self.metadata
             .deletion_grace_period_seconds

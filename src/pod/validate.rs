@@ -383,7 +383,7 @@ fn validate_seccomp(p: &crate::pod::SeccompProfile, path: &str, errors: &mut Err
     }
 }
 
-/// A probe: one handler, sane timings, thresholds as the API requires (rule 3).
+/// A probe: one handler, sane timings, thresholds as the API requires.
 fn validate_probe(p: &Probe, path: &str, field: &str, c: &Container, errors: &mut Errors) {
     if p.grpc.is_some() {
         errors.unsupported(format!("{path}.grpc"));

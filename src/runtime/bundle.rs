@@ -250,7 +250,7 @@ pub fn build(
 /// The container's own limits, as the kubelet gives them to the runtime:
 /// cpu shares from the request (runc turns them into cpu.weight on cgroup
 /// v2), a cfs quota from the cpu limit, memory.max from the memory limit, and
-/// memory.oom.group=1 so that an OOM kill takes the whole container (rule 63).
+/// memory.oom.group=1 so that an OOM kill takes the whole container.
 fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
     use crate::pod::resources::{amounts, cpu_quota, cpu_shares, CPU_PERIOD};
     use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder};

@@ -3,7 +3,7 @@
 //! ended (`sandbox::record_durably`), and `history.json`, updated
 //! when an instance ends. A reboot empties the run dir; this is what tells
 //! the next agent that a pod ran, how its containers ended and how far their
-//! restart counts went (rules 53, 72).
+//! restart counts went.
 
 use super::paths::Paths;
 use super::records::{EndedInstance, ExitRecord, PodHistory};

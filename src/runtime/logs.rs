@@ -31,7 +31,7 @@ pub fn pod_log_dir(log_dir: &Path, namespace: &str, name: &str, uid: &str) -> io
     super::paths::join(log_dir, &format!("{namespace}_{name}_{uid}"))
 }
 
-/// The highest `<n>.log` in a container's log directory, if any (rule 30).
+/// The highest `<n>.log` in a container's log directory, if any.
 pub fn last_attempt(container_dir: &Path) -> Option<u32> {
     fs::read_dir(container_dir)
         .ok()?

@@ -1,5 +1,5 @@
 //! The per-container monitor (`picolet monitor ...`), a mode of the same
-//! binary in the spirit of conmon (DESIGN.md decision 2).
+//! binary in the spirit of conmon (docs/design.md, decision 2).
 //!
 //! It makes itself a child subreaper, runs `<runtime> run --detach` with two
 //! pipes as the container's stdout and stderr, tells the agent the container
@@ -168,7 +168,7 @@ fn supervise(args: &MonitorArgs) -> io::Result<()> {
 
     let (code, signal) = reap(pid)?;
     // The runtime keeps the container's cgroup until `delete`: its
-    // memory.events still tells whether the OOM killer acted (rule 63).
+    // memory.events still tells whether the OOM killer acted.
     let oom_killed = args
         .cgroup_dir
         .as_deref()

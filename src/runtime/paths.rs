@@ -1,4 +1,4 @@
-//! Where everything lives, split by durability (DESIGN.md decision 5):
+//! Where everything lives, split by durability (docs/design.md, decision 5):
 //! `run` (tmpfs) holds runtime state, `root` what must survive a reboot,
 //! `logs` the CRI logs.
 //!

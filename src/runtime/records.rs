@@ -1,5 +1,5 @@
 //! The small files that let a restarted agent find its containers again
-//! (DESIGN.md decision 2). Each is written atomically by one party.
+//! (docs/design.md, decision 2). Each is written atomically by one party.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ pub struct ExitRecord {
 }
 
 /// `<root>/pods/<uid>/history.json`, by the agent: what must survive a
-/// reboot to keep the kubelet's semantics (rules 30, 53, 72): when the pod
+/// reboot to keep the kubelet's semantics: when the pod
 /// was created and how each container's last instances ended. Written only
 /// when an instance ends.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub struct EndedInstance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<u64>,
     pub exit: ExitRecord,
-    /// It vanished without a recorded exit (rule 32).
+    /// It vanished without a recorded exit.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unknown: bool,
 }

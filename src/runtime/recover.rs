@@ -1,5 +1,5 @@
 //! Start-up: find what a previous run left, re-attach to live monitors
-//! (rule 71), and clean up whatever no pod owns.
+//!, and clean up whatever no pod owns.
 
 use super::fsutil::remove_tree;
 use super::logs::{last_attempt, pod_log_dir};
@@ -104,7 +104,7 @@ impl Runtime {
                 None
             };
             let recovered = recovered.unwrap_or_else(|| {
-                // Ended while we were away, or its monitor is gone (rule 32).
+                // Ended while we were away, or its monitor is gone.
                 let (started_at, exit) = if exited {
                     exit_from_records(&dir, now)
                 } else {
@@ -239,7 +239,7 @@ impl Runtime {
     }
 
     /// The restart count each container of a new pod starts from: one past the
-    /// highest `<n>.log` already in its log directory (rule 30).
+    /// highest `<n>.log` already in its log directory.
     pub fn first_attempts(&self, pod: &Pod) -> BTreeMap<String, u32> {
         let m = &pod.metadata;
         let Ok(dir) = pod_log_dir(&self.config.paths.logs, &m.namespace, &m.name, &m.uid) else {

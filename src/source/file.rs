@@ -1,5 +1,5 @@
 //! Static pods from a manifest directory, read as the kubelet reads it
-//! (rules 65-69), driven by inotify: regular files not starting with '.', no
+//!, driven by inotify: regular files not starting with '.', no
 //! subdirectories, at most 10 MiB each; UID from the content, node name and
 //! path; the API name `<name>-<node>`.
 //!
@@ -219,7 +219,7 @@ impl ManifestDir {
         static_pod::decode(bytes, Origin::File, &location, &self.node_name, now)
     }
 
-    /// The pods wanted now, the later of two same-named pods ignored (rule 68).
+    /// The pods wanted now, the later of two same-named pods ignored.
     pub fn pods(&mut self) -> Vec<Arc<Pod>> {
         let mut by_name: BTreeMap<String, (PathBuf, Arc<Pod>)> = BTreeMap::new();
         self.conflicts.clear();

@@ -1,7 +1,7 @@
 //! Static pods from a manifest URL (the kubelet's `staticPodURL`, with
 //! `staticPodURLHeader` and `httpCheckFrequency`), for fleets.
 //!
-//! Blocking HTTP runs on one dedicated thread (DESIGN.md decision 1), started
+//! Blocking HTTP runs on one dedicated thread (docs/design.md, decision 1), started
 //! only when a URL is configured: it polls with `If-None-Match`, every
 //! interval with jitter, and hands each new document to the core through a
 //! channel and a wake-up pipe in the core's epoll set. The core decodes and
@@ -186,7 +186,7 @@ fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
     let mut tls = TlsConfig::builder()
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
     // Explicit roots always: ureq's built-in WebPki roots panic when their
-    // feature is off (DESIGN.md), and a panic here would take the agent down.
+    // feature is off (README, "Dependencies and their cost"), and a panic here would take the agent down.
     let system = Path::new(SYSTEM_CA_BUNDLE);
     let ca_file = config
         .ca_file

@@ -79,7 +79,7 @@ impl ApiClient {
                     return Err("certificate-authority: no certificate in it".into());
                 }
                 // Explicit roots always: ureq's default panics without its
-                // WebPki feature (DESIGN.md).
+                // WebPki feature (README, "Dependencies and their cost").
                 tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
             }
             None if connection.server.starts_with("https://")

@@ -1,6 +1,6 @@
 //! Node mode: picolet as a node of a Kubernetes cluster, from a kubeconfig.
 //!
-//! Two threads talk to the API server (DESIGN.md decision 1, stretched by
+//! Two threads talk to the API server (docs/design.md, decision 1, stretched by
 //! one: a blocking client cannot hold a watch open and write on the same
 //! connection): the [`watch::PodReflector`] keeps the set of pods bound to
 //! this node, and the [`writer::Writer`] sends the Node, its Lease, pod
@@ -41,7 +41,7 @@ use std::time::Duration;
 /// unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The annotation that marks a mirror pod (rule 70).
+/// The annotation that marks a mirror pod.
 const MIRROR: &str = "kubernetes.io/config.mirror";
 const SOURCE: &str = "kubernetes.io/config.source";
 const HASH: &str = "kubernetes.io/config.hash";
@@ -131,7 +131,7 @@ pub struct Assigned {
 struct Mirror {
     uid: String,
     hash: String,
-    /// Someone deleted it: remove it now and create it again (rule 70).
+    /// Someone deleted it: remove it now and create it again.
     deleted: bool,
 }
 
@@ -389,7 +389,7 @@ impl NodeSync {
 
     /// After the engine moved: report statuses that changed, delete pods that
     /// finished their graceful deletion, and keep a mirror pod for every
-    /// static pod (rule 70).
+    /// static pod.
     pub fn report(&mut self, engine: &Engine) {
         let now = (engine.generation(), self.version);
         if self.reported == Some(now) {
