@@ -13,7 +13,7 @@
 
 use super::bundle::VolumePaths;
 use super::paths::{join, Paths};
-use super::subpath::{pin, unmount_all};
+use super::subpath::pin;
 use crate::pod::policy::{host_path_root, trusted};
 use crate::pod::Pod;
 use crate::safe_path;
@@ -153,17 +153,9 @@ fn check_type(found: &OwnedFd, kind: &str) -> Result<(), Cause> {
     }
 }
 
-/// Unmount every pin below `pins` and remove the directory.
+/// Unmount every pin below `pins` (`<volume>`) and remove the directory.
 pub fn remove_all(pins: &Path) -> io::Result<()> {
-    let entries = match fs::read_dir(pins) {
-        Ok(list) => list,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        unmount_all(&entry?.path())?;
-    }
-    super::fsutil::remove_tree(pins)
+    super::subpath::remove_pins(pins, 1)
 }
 
 #[cfg(test)]

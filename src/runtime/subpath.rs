@@ -166,21 +166,28 @@ pub(super) fn unmount_all(at: &Path) -> io::Result<()> {
 /// Unmount every pin below `subpaths` (`<volume>/<container>/<index>`) and
 /// remove the tree.
 pub fn remove_all(subpaths: &Path) -> io::Result<()> {
-    let entries = |dir: &Path| -> io::Result<Vec<PathBuf>> {
-        match fs::read_dir(dir) {
-            Ok(list) => list.map(|e| e.map(|e| e.path())).collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(e),
+    remove_pins(subpaths, 3)
+}
+
+/// Unmount every pin `depth` levels below `dir`, then remove the tree: the
+/// pins of subPaths and of hostPaths (`host_path.rs`) alike.
+pub(super) fn remove_pins(dir: &Path, depth: usize) -> io::Result<()> {
+    fn unmount_at(dir: &Path, depth: usize) -> io::Result<()> {
+        if depth == 0 {
+            return unmount_all(dir);
         }
-    };
-    for volume in entries(subpaths)? {
-        for container in entries(&volume)? {
-            for pinned in entries(&container)? {
-                unmount_all(&pinned)?;
-            }
+        let entries = match fs::read_dir(dir) {
+            Ok(list) => list,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            unmount_at(&entry?.path(), depth - 1)?;
         }
+        Ok(())
     }
-    super::fsutil::remove_tree(subpaths)
+    unmount_at(dir, depth)?;
+    super::fsutil::remove_tree(dir)
 }
 
 #[cfg(test)]
