@@ -20,11 +20,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with_mode(path, bytes, PRIVATE)
 }
 
-/// As `write_atomic`: credentials and what the API server assigned.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_with_mode(path, bytes, PRIVATE)
-}
-
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");

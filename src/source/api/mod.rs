@@ -25,7 +25,7 @@ use crate::pod::policy::{NodePolicy, FROM_API};
 use crate::pod::status::PodStatus;
 use crate::pod::validate::check;
 use crate::pod::{defaults, Pod};
-use crate::state::{create_private_dir, write_private};
+use crate::state::{create_private_dir, write_atomic};
 use crate::time::Time;
 use asked::{Asked, Listed};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -370,7 +370,7 @@ impl NodeSync {
         if bytes == self.saved_bytes {
             return;
         }
-        match write_private(&self.saved, &bytes) {
+        match write_atomic(&self.saved, &bytes) {
             Ok(()) => self.saved_bytes = bytes,
             Err(e) => log::error!("saving the assigned pods: {e}"),
         }

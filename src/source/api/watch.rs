@@ -10,7 +10,7 @@ use crate::pod::refs::object_uses;
 use crate::pod::validate::{dns1123_label, dns1123_subdomain};
 use crate::pod::Pod;
 use crate::source::jitter::{Jitter, RetryBackoff};
-use crate::state::{create_private_dir, write_private};
+use crate::state::{create_private_dir, write_atomic};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -201,7 +201,7 @@ impl PodReflector {
                         let saved = file
                             .parent()
                             .map_or(Ok(()), create_private_dir)
-                            .and_then(|()| write_private(&file, &bytes));
+                            .and_then(|()| write_atomic(&file, &bytes));
                         match saved {
                             Ok(()) => {
                                 fetched.insert(key);
