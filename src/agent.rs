@@ -8,43 +8,23 @@
 use crate::cgroup::Cgroups;
 use crate::config::{CgroupMode, Config};
 use crate::engine::backoff::BackoffPolicy;
-use crate::engine::{Desired, Engine, EngineConfig, EventType, PodEvent};
+use crate::engine::{Desired, Engine, EngineConfig, EventType, PodEvent, PodReport, Snapshot};
 use crate::pod::policy::{NodePolicy, FROM_URL};
 use crate::pod::status::{PodList, PodObject};
+use crate::published::{AgentInfo, ManifestError, AGENT_FILE, CGROUP_MOUNT, ERRORS_FILE};
 use crate::reactor::Reactor;
 use crate::runtime::oci;
 use crate::runtime::paths::Paths;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::signals::Signals;
 use crate::source::api::{Assigned, NodeInputs, NodeSync};
-use crate::source::file::{ManifestDir, ManifestError};
+use crate::source::file::ManifestDir;
 use crate::source::url::ManifestUrl;
 use crate::state::{write_atomic, write_json};
 use crate::time::Time;
-use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// `<run>/agent.json`: how the running agent was started, for `get pods`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentInfo {
-    pub node_name: String,
-    pub pid: u32,
-    pub version: String,
-    pub runtime: PathBuf,
-    /// `off` when running without resource limits.
-    pub cgroups: String,
-    pub log_dir: PathBuf,
-}
-
-/// `<run>/manifest-errors.json`.
-pub const ERRORS_FILE: &str = "manifest-errors.json";
-pub const AGENT_FILE: &str = "agent.json";
-
-/// Where the cgroup v2 hierarchy is mounted.
-pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 
 pub fn run(config: Config) -> Result<(), String> {
     // First, before anything could start a thread.
@@ -208,9 +188,9 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         let mut errors = source.errors();
         errors.extend(url_source.iter().flat_map(ManifestUrl::errors));
-        status.write_if_changed(&paths, &engine, &errors);
+        status.write_if_changed(&paths, engine.snapshot(), &errors);
         if let Some(node) = node_sync.as_mut() {
-            node.report(&engine);
+            node.report(engine.snapshot());
         }
 
         runtime.prepare();
@@ -353,7 +333,7 @@ struct StatusWriter {
 }
 
 impl StatusWriter {
-    fn write_if_changed(&mut self, paths: &Paths, engine: &Engine, errors: &[ManifestError]) {
+    fn write_if_changed(&mut self, paths: &Paths, engine: Snapshot<'_>, errors: &[ManifestError]) {
         if self
             .seen
             .as_ref()
@@ -362,13 +342,17 @@ impl StatusWriter {
             return;
         }
         let items: Vec<PodObject> = engine
-            .statuses()
-            .map(|(pod, mut status)| {
+            .pods()
+            .map(|report| {
+                let PodReport {
+                    pod,
+                    mut status,
+                    deleting_since,
+                } = report;
                 let mut metadata = pod.metadata.clone();
                 metadata.creation_timestamp =
                     status.start_time.clone().map(serde_json::Value::String);
-                metadata.deletion_timestamp =
-                    engine.deleting_since(&metadata.uid).map(Time::rfc3339);
+                metadata.deletion_timestamp = deleting_since.map(Time::rfc3339);
                 let name = pod.full_name();
                 if let Some(e) = errors.iter().find(|e| e.pods.contains(&name)) {
                     status.message = Some(format!(

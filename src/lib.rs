@@ -18,6 +18,7 @@ mod image;
 mod json;
 mod logger;
 mod pod;
+mod published;
 mod reactor;
 mod runtime;
 mod safe_path;

@@ -4,7 +4,7 @@
 use super::args::parse;
 use super::{client_paths, read_pods};
 use crate::pod::status::{PodList, PodObject};
-use crate::source::file::ManifestError;
+use crate::published::{ManifestError, ERRORS_FILE};
 use crate::time::Time;
 use std::io::Write;
 
@@ -27,11 +27,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("pods {name:?} not found"));
         }
     }
-    let errors: Vec<ManifestError> =
-        crate::state::read_json(&paths.run.join(crate::agent::ERRORS_FILE))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+    let errors: Vec<ManifestError> = crate::state::read_json(&paths.run.join(ERRORS_FILE))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut out = std::io::stdout().lock();
     let text = match p.value("output") {
         Some("json") => serde_json::to_string_pretty(&list).map_err(|e| e.to_string())? + "\n",

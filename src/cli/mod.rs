@@ -7,6 +7,7 @@ pub mod get;
 pub mod logs;
 pub mod top;
 
+use crate::published::{AgentInfo, AGENT_FILE};
 use crate::runtime::paths::Paths;
 use std::path::PathBuf;
 
@@ -40,10 +41,10 @@ pub fn version() {
 
 /// The agent's directories as a client finds them: the run dir, and the rest
 /// from the agent's own record there.
-pub fn client_paths(run_dir: Option<&str>) -> Result<(Paths, crate::agent::AgentInfo), String> {
+pub fn client_paths(run_dir: Option<&str>) -> Result<(Paths, AgentInfo), String> {
     let run = PathBuf::from(run_dir.unwrap_or("/run/picolet"));
-    let info_path = run.join(crate::agent::AGENT_FILE);
-    let info: crate::agent::AgentInfo = crate::state::read_json(&info_path)
+    let info_path = run.join(AGENT_FILE);
+    let info: AgentInfo = crate::state::read_json(&info_path)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             format!(

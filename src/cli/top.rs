@@ -6,6 +6,7 @@ use super::args::parse;
 use super::{client_paths, read_pods};
 use crate::cgroup::usage;
 use crate::pod::status::PodObject;
+use crate::published::CGROUP_MOUNT;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         targets.push((
             pod.metadata.name.clone(),
             None,
-            cgroup_dir(crate::agent::CGROUP_MOUNT, root, pod, None),
+            cgroup_dir(CGROUP_MOUNT, root, pod, None),
         ));
         if p.switch("containers") {
             for c in pod
@@ -56,7 +57,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .chain(&pod.status.container_statuses)
             {
                 if let (Some(id), Some(_)) = (&c.container_id, &c.state.running) {
-                    let dir = cgroup_dir(crate::agent::CGROUP_MOUNT, root, pod, Some(id));
+                    let dir = cgroup_dir(CGROUP_MOUNT, root, pod, Some(id));
                     targets.push((pod.metadata.name.clone(), Some(c.name.clone()), dir));
                 }
             }

@@ -472,12 +472,6 @@ impl Engine {
         self.pods.get(uid).map(|p| &p.pod)
     }
 
-    /// Changes whenever a status may have changed: a caller that publishes
-    /// statuses can skip computing them while it stays the same.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// Does the engine hold this pod (running, stopping or finished)?
     pub fn holds(&self, uid: &str) -> bool {
         self.pods.contains_key(uid)
@@ -493,6 +487,12 @@ impl Engine {
             } => Some(since),
             _ => None,
         }
+    }
+
+    /// A read-only view for the reporters (the status file, the API server):
+    /// they read what the engine holds and never drive it.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot { engine: self }
     }
 
     /// Run `f` on one pod with a context, then drop the pod if it is gone and
@@ -557,4 +557,42 @@ fn probe_workers(
         Some(w)
     })
     .collect()
+}
+
+/// What a reporter sees of the engine: the pods it holds and their statuses.
+#[derive(Clone, Copy)]
+pub struct Snapshot<'a> {
+    engine: &'a Engine,
+}
+
+/// One pod as a reporter sees it.
+pub struct PodReport<'a> {
+    pub pod: &'a Arc<Pod>,
+    /// The status now, computed when the report is made.
+    pub status: PodStatus,
+    /// When its deletion began, if it is being deleted.
+    pub deleting_since: Option<Time>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Changes whenever a status may have changed: a reporter can skip its
+    /// work while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.engine.generation
+    }
+
+    /// Every pod the engine holds, with its status now.
+    pub fn pods(&self) -> impl Iterator<Item = PodReport<'a>> + 'a {
+        let engine = self.engine;
+        engine.pods.values().map(move |p| PodReport {
+            pod: &p.pod,
+            status: p.status(),
+            deleting_since: engine.deleting_since(&p.pod.metadata.uid),
+        })
+    }
+
+    /// Does the engine hold this pod (running, stopping or finished)?
+    pub fn holds(&self, uid: &str) -> bool {
+        self.engine.holds(uid)
+    }
 }

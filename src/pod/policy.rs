@@ -7,8 +7,7 @@
 //! are the operator's own and are not subject to it, as with the kubelet.
 
 use crate::pod::validate::capability_name;
-use crate::pod::{Container, Pod};
-use crate::runtime::bundle::DEFAULT_CAPS;
+use crate::pod::{Container, Pod, DEFAULT_CAPS};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 

@@ -6,6 +6,7 @@
 
 use crate::image::config::Process as ImageProcess;
 use crate::pod::validate::{capability_name, CAPABILITIES};
+use crate::pod::DEFAULT_CAPS;
 use crate::pod::{Container, Pod};
 use crate::runtime::seccomp::{self, Choice};
 use oci_spec::runtime::{
@@ -14,24 +15,6 @@ use oci_spec::runtime::{
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-/// containerd's default capability set, which Kubernetes pods get.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// The pod-level things a container joins, all prepared by the sandbox.
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ impl Paths {
 
     /// The PodList `picolet get pods` reads.
     pub fn status_file(&self) -> PathBuf {
-        self.run.join("pods.json")
+        self.run.join(crate::published::STATUS_FILE)
     }
 
     pub fn pod_run(&self, uid: &str) -> io::Result<PathBuf> {

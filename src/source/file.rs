@@ -39,14 +39,7 @@ struct FileState {
     error: Option<String>,
 }
 
-/// A manifest problem to show: the file, and the pods it concerns.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ManifestError {
-    pub file: PathBuf,
-    /// API names (`namespace/name`) of the last good pods still running.
-    pub pods: Vec<String>,
-    pub message: String,
-}
+use crate::published::ManifestError;
 
 /// Which manifests inotify said changed.
 #[derive(Debug, PartialEq, Eq)]

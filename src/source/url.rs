@@ -9,10 +9,10 @@
 //! root dir, so that after a reboot with the server unreachable the device
 //! runs the same pods at once.
 
-use super::file::ManifestError;
 use super::jitter::Jitter;
 use super::static_pod::{self, Origin};
 use crate::pod::Pod;
+use crate::published::ManifestError;
 use crate::state::write_atomic;
 use crate::time::Time;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -19,7 +19,7 @@ pub mod node;
 pub mod watch;
 pub mod writer;
 
-use crate::engine::{Engine, EventType, PodEvent};
+use crate::engine::{EventType, PodEvent, PodReport, Snapshot};
 use crate::pod::decode::decode_pod;
 use crate::pod::policy::{NodePolicy, FROM_API};
 use crate::pod::status::PodStatus;
@@ -390,14 +390,19 @@ impl NodeSync {
     /// After the engine moved: report statuses that changed, delete pods that
     /// finished their graceful deletion, and keep a mirror pod for every
     /// static pod.
-    pub fn report(&mut self, engine: &Engine) {
+    pub fn report(&mut self, engine: Snapshot<'_>) {
         let now = (engine.generation(), self.version);
         if self.reported == Some(now) {
             return;
         }
         self.reported = Some(now);
         let mut statics = BTreeMap::new();
-        for (pod, status) in engine.statuses() {
+        for PodReport {
+            pod,
+            status,
+            deleting_since,
+        } in engine.pods()
+        {
             let key = PodKey::of(pod);
             let is_static = pod
                 .metadata
@@ -405,7 +410,7 @@ impl NodeSync {
                 .get(SOURCE)
                 .is_some_and(|s| s != "api");
             let uid = if is_static {
-                if engine.deleting_since(&pod.metadata.uid).is_none() {
+                if deleting_since.is_none() {
                     statics.insert(key.clone(), pod.clone());
                 }
                 match self.mirrors.get(&key) {

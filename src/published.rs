@@ -1,0 +1,41 @@
+//! The run directory's published files and their schema: what the agent
+//! writes for the client commands (`get`, `logs`, `top`) to read. The agent,
+//! the sources and the CLI import this module, and the CLI imports nothing of
+//! the agent.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `<run>/agent.json`: how the running agent was started ([`AgentInfo`]).
+pub const AGENT_FILE: &str = "agent.json";
+
+/// `<run>/manifest-errors.json`: the manifests that failed ([`ManifestError`]).
+pub const ERRORS_FILE: &str = "manifest-errors.json";
+
+/// `<run>/pods.json`: the PodList of every pod the agent holds.
+pub const STATUS_FILE: &str = "pods.json";
+
+/// Where the cgroup v2 hierarchy is mounted.
+pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+/// How the running agent was started, for the client commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub node_name: String,
+    pub pid: u32,
+    pub version: String,
+    pub runtime: PathBuf,
+    /// `off` when running without resource limits.
+    pub cgroups: String,
+    pub log_dir: PathBuf,
+}
+
+/// A manifest problem to show: the file, and the pods it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// API names (`namespace/name`) of the last good pods still running.
+    pub pods: Vec<String>,
+    pub message: String,
+}
