@@ -94,7 +94,7 @@ pub struct Config {
     /// The manifest URL source, when `staticPodURL` is set.
     pub manifest_url: Option<crate::source::url::UrlConfig>,
     /// Node mode, when a kubeconfig is given.
-    pub node: Option<crate::source::api::NodeConfig>,
+    pub node: Option<crate::node::NodeConfig>,
     /// What pods from the manifest URL and the API server may do here.
     pub node_policy: crate::pod::policy::NodePolicy,
     pub seccomp_default: bool,
@@ -195,7 +195,7 @@ impl Config {
         let node = merged
             .kubeconfig
             .clone()
-            .map(|kubeconfig| crate::source::api::NodeConfig {
+            .map(|kubeconfig| crate::node::NodeConfig {
                 kubeconfig,
                 policy: node_policy.clone(),
                 allow_insecure: merged.allow_insecure_kubeconfig == Some(true),

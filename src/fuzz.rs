@@ -248,7 +248,7 @@ pub fn manifest(data: &[u8]) {
 /// Bytes as an API server's answer: the list body and one watch line, each
 /// object then decoded as node mode takes a pod (src/source/api/mod.rs).
 pub fn api_object(data: &[u8]) {
-    use crate::source::api::client::{decode_event, decode_reply};
+    use crate::apiserver::client::{decode_event, decode_reply};
     let mut objects = Vec::new();
     if let Ok(reply) = decode_reply(200, data) {
         if let Some(items) = reply.body.get("items").and_then(|i| i.as_array()) {
@@ -303,7 +303,7 @@ mod tests {
     fn an_api_list_of_numbers_is_not_a_panic() {
         api_object(b"{\"items\":[0]}");
         let err = crate::source::api::decode(&mut serde_json::json!(0)).unwrap_err();
-        assert_eq!(err, "a pod is a JSON object");
+        assert_eq!(err, crate::source::api::DecodeError::NotAnObject);
     }
 
     /// A GNU long name, then a file whose content fills blocks: with the

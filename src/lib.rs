@@ -7,6 +7,7 @@
 //! public: the compiler still finds dead code.
 
 mod agent;
+mod apiserver;
 mod base64;
 mod cgroup;
 mod cli;
@@ -15,8 +16,10 @@ mod engine;
 mod fs_remove;
 mod host;
 mod image;
+mod jitter;
 mod json;
 mod logger;
+mod node;
 mod pod;
 mod published;
 mod reactor;
@@ -26,6 +29,7 @@ mod signals;
 mod source;
 mod state;
 mod time;
+mod tls;
 mod yaml;
 
 pub mod fuzz;
@@ -113,5 +117,5 @@ fn run(args: &[String]) -> Result<(), String> {
         ..config::ConfigFile::default()
     };
     let config = config::Config::load(p.value("config").map(std::path::Path::new), &flags)?;
-    agent::run(config)
+    agent::run(config).map_err(|e| e.to_string())
 }

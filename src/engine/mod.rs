@@ -463,6 +463,7 @@ impl Engine {
     }
 
     /// Every pod the engine holds, with its status now.
+    #[cfg(test)]
     pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
         self.pods.values().map(|p| (&p.pod, p.status()))
     }

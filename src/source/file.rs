@@ -91,7 +91,7 @@ impl ManifestDir {
     /// Consume pending inotify events: which manifests they concern, if any.
     /// Events for hidden files (an editor's or `kubectl`'s temporary file
     /// before its rename) concern none.
-    pub fn drain_events(&mut self) -> Option<Changed> {
+    fn drain_events(&mut self) -> Option<Changed> {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
         let mut names = BTreeSet::new();
         let mut everything = false;
@@ -116,9 +116,21 @@ impl ManifestDir {
         }
     }
 
+    /// Take inotify's events and read again what they concern; true if
+    /// any manifest may have changed.
+    pub fn drain(&mut self, now: Time) -> bool {
+        match self.drain_events() {
+            Some(changed) => {
+                self.rescan(&changed, now);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Read what changed again; a file whose stamp did not change is not
     /// read, a content seen before is not decoded.
-    pub fn rescan(&mut self, changed: &Changed, now: Time) {
+    fn rescan(&mut self, changed: &Changed, now: Time) {
         match changed {
             Changed::Everything => self.scan(now),
             Changed::Files(names) => {

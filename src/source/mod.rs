@@ -1,19 +1,9 @@
-//! Sources turn the outside world into a set of desired pods. They never
-//! start anything.
+//! Sources turn the outside world into a set of desired pods: the manifest
+//! directory (file.rs), the manifest URL (url.rs), and the pods the API
+//! server binds to this node (api/). They never start anything and never
+//! report: the agent hands their pods to the engine.
 
 pub mod api;
 pub mod file;
-pub mod jitter;
 pub mod static_pod;
 pub mod url;
-
-/// The certificates of a PEM file (CA roots, a client chain); other items
-/// are skipped.
-pub fn pem_certificates(pem: &[u8]) -> Vec<ureq::tls::Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect()
-}

@@ -9,8 +9,8 @@
 //! root dir, so that after a reboot with the server unreachable the device
 //! runs the same pods at once.
 
-use super::jitter::Jitter;
 use super::static_pod::{self, Origin};
+use crate::jitter::Jitter;
 use crate::pod::Pod;
 use crate::published::ManifestError;
 use crate::state::write_atomic;
@@ -50,7 +50,46 @@ pub struct UrlConfig {
 /// What the poller thread tells the core.
 enum Fetched {
     Document(Vec<u8>),
-    Failed(String),
+    Failed(FetchError),
+}
+
+/// Why a fetch of the manifest URL failed; the last good version keeps
+/// running.
+#[derive(Debug)]
+enum FetchError {
+    /// Connecting, TLS, or a timeout.
+    Transport(ureq::Error),
+    TooManyRedirects,
+    NoLocation,
+    /// A redirect to something that is not an http(s) URL.
+    NotHttp(String),
+    /// A redirect to plain HTTP without `staticPodURLAllowHTTP`.
+    PlainHttp(String),
+    Read(std::io::Error),
+    /// Over [`MAX_DOCUMENT`] bytes.
+    TooLarge,
+    /// An answer other than 200, 304 or a redirect.
+    Status(u16),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Transport(e) => e.fmt(f),
+            FetchError::TooManyRedirects => write!(f, "more than {MAX_REDIRECTS} redirects"),
+            FetchError::NoLocation => f.write_str("a redirect without a Location"),
+            FetchError::NotHttp(location) => {
+                write!(f, "a redirect to {location:?}, not an http(s) URL")
+            }
+            FetchError::PlainHttp(next) => write!(
+                f,
+                "a redirect to {next}: plain HTTP needs staticPodURLAllowHTTP: true"
+            ),
+            FetchError::Read(e) => write!(f, "reading the document: {e}"),
+            FetchError::TooLarge => write!(f, "the document is larger than {MAX_DOCUMENT} bytes"),
+            FetchError::Status(code) => write!(f, "the server answered HTTP {code}"),
+        }
+    }
 }
 
 pub struct ManifestUrl {
@@ -121,7 +160,8 @@ impl ManifestUrl {
         while let Ok(fetched) = self.from.try_recv() {
             match fetched {
                 Fetched::Document(bytes) => changed |= self.accept(bytes, now, true),
-                Fetched::Failed(message) => {
+                Fetched::Failed(error) => {
+                    let message = error.to_string();
                     if self.error.as_deref() != Some(message.as_str()) {
                         log::warn!(
                             "manifest URL {}: {message}; the last good version keeps running",
@@ -200,7 +240,7 @@ fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
     if let Some(ca) = ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", ca.display())))?;
-        let roots = super::pem_certificates(&pem);
+        let roots = crate::tls::pem_certificates(&pem);
         if roots.is_empty() {
             return Err(io::Error::other(format!(
                 "{}: no certificate",
@@ -250,9 +290,7 @@ fn fetch(agent: &ureq::Agent, config: &UrlConfig, etag: &mut Option<String>) -> 
         }
         redirects += 1;
         if redirects > MAX_REDIRECTS {
-            return Some(Fetched::Failed(format!(
-                "more than {MAX_REDIRECTS} redirects"
-            )));
+            return Some(Fetched::Failed(FetchError::TooManyRedirects));
         }
         match redirect_target(&url, &response, config.allow_http) {
             Ok(next) => url = next,
@@ -274,17 +312,17 @@ fn fetch(agent: &ureq::Agent, config: &UrlConfig, etag: &mut Option<String>) -> 
                 .take(MAX_DOCUMENT + 1)
                 .read_to_end(&mut body);
             match read {
-                Err(e) => Some(Fetched::Failed(format!("reading the document: {e}"))),
-                Ok(_) if body.len() as u64 > MAX_DOCUMENT => Some(Fetched::Failed(format!(
-                    "the document is larger than {MAX_DOCUMENT} bytes"
-                ))),
+                Err(e) => Some(Fetched::Failed(FetchError::Read(e))),
+                Ok(_) if body.len() as u64 > MAX_DOCUMENT => {
+                    Some(Fetched::Failed(FetchError::TooLarge))
+                }
                 Ok(_) => {
                     *etag = tag;
                     Some(Fetched::Document(body))
                 }
             }
         }
-        code => Some(Fetched::Failed(format!("the server answered HTTP {code}"))),
+        code => Some(Fetched::Failed(FetchError::Status(code))),
     }
 }
 
@@ -295,7 +333,7 @@ fn request(
     config: &UrlConfig,
     url: &str,
     etag: Option<&str>,
-) -> Result<ureq::http::Response<ureq::Body>, String> {
+) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
     let mut request = agent.get(url);
     if origin(url).is_some() && origin(url) == origin(&config.url) {
         for (name, values) in &config.headers {
@@ -307,7 +345,7 @@ fn request(
     if let Some(tag) = etag {
         request = request.header("If-None-Match", tag);
     }
-    request.call().map_err(|e| e.to_string())
+    request.call().map_err(FetchError::Transport)
 }
 
 /// Where a redirect from `from` leads; plain HTTP only if allowed.
@@ -315,26 +353,24 @@ fn redirect_target(
     from: &str,
     response: &ureq::http::Response<ureq::Body>,
     allow_http: bool,
-) -> Result<String, String> {
+) -> Result<String, FetchError> {
     let location = response
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .ok_or("a redirect without a Location")?;
+        .ok_or(FetchError::NoLocation)?;
     follow(from, location, allow_http)
 }
 
 /// Where a redirect from `from` to `location` leads, if it may be followed:
 /// an http(s) URL, plain HTTP only with the opt-in. The scheme is compared
 /// as `origin` lowercases it: `HTTP://` is plain HTTP too.
-fn follow(from: &str, location: &str, allow_http: bool) -> Result<String, String> {
+fn follow(from: &str, location: &str, allow_http: bool) -> Result<String, FetchError> {
     let (next, scheme) = resolve(from, location)
         .and_then(|u| origin(&u).map(|(scheme, _, _)| (u, scheme)))
-        .ok_or_else(|| format!("a redirect to {location:?}, not an http(s) URL"))?;
+        .ok_or_else(|| FetchError::NotHttp(location.to_string()))?;
     if scheme == "http" && !allow_http {
-        return Err(format!(
-            "a redirect to {next}: plain HTTP needs staticPodURLAllowHTTP: true"
-        ));
+        return Err(FetchError::PlainHttp(next));
     }
     Ok(next)
 }
@@ -408,14 +444,16 @@ mod tests {
             "Http://127.0.0.1:1/real.yaml",
         ] {
             match follow(from, location, false) {
-                Err(e) => assert!(e.contains("needs staticPodURLAllowHTTP"), "{e}"),
-                Ok(next) => panic!("{location} followed to {next}"),
+                Err(e @ FetchError::PlainHttp(_)) => {
+                    assert!(e.to_string().contains("needs staticPodURLAllowHTTP"), "{e}")
+                }
+                other => panic!("{location}: {other:?}"),
             }
-            assert_eq!(follow(from, location, true).as_deref(), Ok(location));
+            assert_eq!(follow(from, location, true).ok().as_deref(), Some(location));
         }
         assert_eq!(
-            follow(from, "HTTPS://b.example/p", false).as_deref(),
-            Ok("HTTPS://b.example/p")
+            follow(from, "HTTPS://b.example/p", false).ok().as_deref(),
+            Some("HTTPS://b.example/p")
         );
     }
 }

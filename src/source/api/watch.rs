@@ -4,12 +4,12 @@
 //! the last version seen; 410 Gone lists again; failures back off with
 //! jitter. After every change the whole set goes to the core.
 
-use super::client::{ApiClient, StreamError};
 use super::FromServer;
+use crate::apiserver::client::{ApiClient, Reply, RequestError, StreamError};
+use crate::jitter::{Jitter, RetryBackoff};
 use crate::pod::refs::object_uses;
 use crate::pod::validate::{dns1123_label, dns1123_subdomain};
 use crate::pod::Pod;
-use crate::source::jitter::{Jitter, RetryBackoff};
 use crate::state::{create_private_dir, write_atomic};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +30,36 @@ pub struct PodReflector {
     pub wake: std::fs::File,
 }
 
+/// Why listing or watching failed; the reflector backs off and tries again.
+#[derive(Debug)]
+enum WatchError {
+    /// No answer.
+    Request(RequestError),
+    /// The server refused the list or the watch.
+    Refused(&'static str, Reply),
+    /// An event longer than the client reads.
+    TooLong(StreamError),
+    /// An ERROR event other than 410 Gone, with the server's message.
+    Event(String),
+}
+
+impl From<RequestError> for WatchError {
+    fn from(e: RequestError) -> WatchError {
+        WatchError::Request(e)
+    }
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::Request(e) => e.fmt(f),
+            WatchError::Refused(what, reply) => write!(f, "{what}: {}", reply.message()),
+            WatchError::TooLong(e) => write!(f, "watching pods: {e}"),
+            WatchError::Event(message) => write!(f, "pod watch error: {message}"),
+        }
+    }
+}
+
 /// Why a watch ended.
 enum Ended {
     /// Normally (timeout) or dropped: watch again from the last version.
@@ -46,8 +76,8 @@ impl PodReflector {
         loop {
             let (mut pods, mut version) = match self.list(&selector) {
                 Ok(listed) => listed,
-                Err(message) => {
-                    if !self.send(FromServer::Unreachable(message)) {
+                Err(e) => {
+                    if !self.send(FromServer::Unreachable(e.to_string())) {
                         return;
                     }
                     std::thread::sleep(backoff.failed());
@@ -70,8 +100,8 @@ impl PodReflector {
                 match self.watch(&path, &mut pods, &mut version) {
                     Ok(Ended::Resume) => backoff.reset(),
                     Ok(Ended::Expired) => break,
-                    Err(message) => {
-                        if !self.send(FromServer::Unreachable(message)) {
+                    Err(e) => {
+                        if !self.send(FromServer::Unreachable(e.to_string())) {
                             return;
                         }
                         std::thread::sleep(backoff.failed());
@@ -88,10 +118,10 @@ impl PodReflector {
         sent
     }
 
-    fn list(&self, selector: &str) -> Result<(BTreeMap<String, Value>, String), String> {
+    fn list(&self, selector: &str) -> Result<(BTreeMap<String, Value>, String), WatchError> {
         let reply = self.client.get(&format!("/api/v1/pods?{selector}"))?;
         if !reply.ok() {
-            return Err(format!("listing pods: {}", reply.message()));
+            return Err(WatchError::Refused("listing pods", reply));
         }
         let version = resource_version(&reply.body).to_string();
         let pods = reply
@@ -110,11 +140,11 @@ impl PodReflector {
         path: &str,
         pods: &mut BTreeMap<String, Value>,
         version: &mut String,
-    ) -> Result<Ended, String> {
+    ) -> Result<Ended, WatchError> {
         let mut stream = match self.client.watch(path)? {
             Ok(stream) => stream,
             Err(reply) if reply.status == 410 => return Ok(Ended::Expired),
-            Err(reply) => return Err(format!("watching pods: {}", reply.message())),
+            Err(reply) => return Err(WatchError::Refused("watching pods", reply)),
         };
         loop {
             let event = match stream.next_event() {
@@ -126,7 +156,7 @@ impl PodReflector {
                     return Ok(Ended::Resume);
                 }
                 // The same event would come again at once: back off.
-                Err(e @ StreamError::TooLong) => return Err(format!("watching pods: {e}")),
+                Err(e @ StreamError::TooLong) => return Err(WatchError::TooLong(e)),
             };
             let object = &event["object"];
             match event.get("type").and_then(Value::as_str) {
@@ -155,7 +185,7 @@ impl PodReflector {
                 }
                 _ => {
                     let message = object.get("message").and_then(Value::as_str).unwrap_or("");
-                    return Err(format!("pod watch error: {message}"));
+                    return Err(WatchError::Event(message.to_string()));
                 }
             }
             *version = resource_version(object).to_string();
@@ -232,6 +262,22 @@ fn resource_version(object: &Value) -> &str {
     object["metadata"]["resourceVersion"].as_str().unwrap_or("")
 }
 
+/// A ConfigMap or Secret name the API server could not have made.
+#[derive(Debug)]
+enum BadObjectName {
+    Namespace(String),
+    Name(String),
+}
+
+impl std::fmt::Display for BadObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadObjectName::Namespace(e) => write!(f, "namespace: {e}"),
+            BadObjectName::Name(e) => write!(f, "name: {e}"),
+        }
+    }
+}
+
 /// The request path and the file of a ConfigMap or Secret a pod names. The
 /// pod is the server's, not validated yet: its names go into a request
 /// path and a file name only when the API server itself could have made
@@ -241,9 +287,9 @@ fn object_location(
     plural: &str,
     namespace: &str,
     name: &str,
-) -> Result<(String, PathBuf), String> {
-    dns1123_label(namespace).map_err(|e| format!("namespace: {e}"))?;
-    dns1123_subdomain(name).map_err(|e| format!("name: {e}"))?;
+) -> Result<(String, PathBuf), BadObjectName> {
+    dns1123_label(namespace).map_err(|e| BadObjectName::Namespace(e.to_string()))?;
+    dns1123_subdomain(name).map_err(|e| BadObjectName::Name(e.to_string()))?;
     let path = format!("/api/v1/namespaces/{namespace}/{plural}/{name}");
     Ok((
         path,
@@ -256,7 +302,7 @@ fn object_location(
 
 #[cfg(test)]
 mod tests {
-    use super::object_location;
+    use super::{object_location, BadObjectName};
     use std::path::Path;
 
     #[test]
@@ -274,12 +320,11 @@ mod tests {
             ("default", ""),
         ] {
             let e = object_location(objects, "secrets", namespace, name).unwrap_err();
-            let field = if namespace == "default" {
-                "name: "
-            } else {
-                "namespace: "
+            let right_field = match e {
+                BadObjectName::Name(_) => namespace == "default",
+                BadObjectName::Namespace(_) => namespace != "default",
             };
-            assert!(e.starts_with(field), "{namespace:?}/{name:?}: {e}");
+            assert!(right_field, "{namespace:?}/{name:?}: {e}");
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct Connection {
     pub token: Option<Token>,
 }
 
+/// A bearer token, inline or from a file.
 #[derive(Clone)]
 pub enum Token {
     Inline(String),
@@ -32,13 +33,32 @@ pub enum Token {
     File(PathBuf),
 }
 
+/// The kubeconfig's tokenFile could not be read.
+#[derive(Debug)]
+pub struct TokenError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tokenFile {}: {}", self.path.display(), self.error)
+    }
+}
+
+impl std::error::Error for TokenError {}
+
 impl Token {
-    pub fn value(&self) -> Result<String, String> {
+    /// The token now (a file is read each time).
+    pub fn value(&self) -> Result<String, TokenError> {
         match self {
             Token::Inline(t) => Ok(t.clone()),
             Token::File(path) => std::fs::read_to_string(path)
                 .map(|t| t.trim().to_string())
-                .map_err(|e| format!("tokenFile {}: {e}", path.display())),
+                .map_err(|error| TokenError {
+                    path: path.clone(),
+                    error,
+                }),
         }
     }
 }
@@ -104,84 +124,61 @@ struct Context {
     user: String,
 }
 
+/// Why a kubeconfig cannot be used; every kind names the file.
+#[derive(Debug)]
+pub enum KubeconfigError {
+    Read(PathBuf, std::io::Error),
+    /// Larger than [`MAX_KUBECONFIG`].
+    TooLarge(PathBuf),
+    /// Not YAML, or YAML over picolet's bounds (src/yaml.rs).
+    Yaml(PathBuf, String),
+    /// A field missing, inconsistent or refused.
+    Field {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+}
+
+impl fmt::Display for KubeconfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubeconfigError::Read(path, e) => write!(f, "{}: {e}", path.display()),
+            KubeconfigError::TooLarge(path) => {
+                write!(f, "{}: larger than {MAX_KUBECONFIG} bytes", path.display())
+            }
+            KubeconfigError::Yaml(path, e) => write!(f, "{}: {e}", path.display()),
+            KubeconfigError::Field {
+                path,
+                field,
+                problem,
+            } => write!(f, "{}: {field}: {problem}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for KubeconfigError {}
+
+/// The current context's cluster and user.
+struct Selected<'a> {
+    cluster: &'a Cluster,
+    user: &'a User,
+}
+
 /// Read `path` into a [`Connection`]; errors name the file and the field.
 /// `insecure-skip-tls-verify: true` is refused unless `allow_insecure`
 /// (`allowInsecureKubeconfig`).
-pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, String> {
-    let at = |field: &str, m: &dyn fmt::Display| format!("{}: {field}: {m}", path.display());
+pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, KubeconfigError> {
     let text = read_bounded(path)?;
     warn_if_readable_by_others(path);
-    let config: Kubeconfig =
-        crate::yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let context = match config
-        .contexts
-        .iter()
-        .find(|c| c.name == config.current_context)
-    {
-        Some(c) => &c.item,
-        None if config.current_context.is_empty() => {
-            return Err(at("current-context", &"not set"));
-        }
-        None => {
-            return Err(at(
-                "current-context",
-                &format!("no context named {:?}", config.current_context),
-            ))
-        }
-    };
-    let cluster = config
-        .clusters
-        .iter()
-        .find(|c| c.name == context.cluster)
-        .map(|c| &c.item)
-        .ok_or_else(|| {
-            at(
-                "contexts[].context.cluster",
-                &format!("no cluster named {:?}", context.cluster),
-            )
-        })?;
+    let config: Kubeconfig = crate::yaml::from_str(&text)
+        .map_err(|e| KubeconfigError::Yaml(path.to_path_buf(), e.to_string()))?;
     let default_user = User::default();
-    let user = match config.users.iter().find(|u| u.name == context.user) {
-        Some(u) => &u.item,
-        None if context.user.is_empty() => &default_user,
-        None => {
-            return Err(at(
-                "contexts[].context.user",
-                &format!("no user named {:?}", context.user),
-            ))
-        }
-    };
-    if !cluster.server.starts_with("https://") && !cluster.server.starts_with("http://") {
-        return Err(at(
-            "clusters[].cluster.server",
-            &format!("{:?} is not an http(s) URL", cluster.server),
-        ));
-    }
-    if cluster.insecure_skip_tls_verify && !allow_insecure {
-        return Err(at(
-            "clusters[].cluster.insecure-skip-tls-verify",
-            &"true: the API server's identity would not be verified, and anyone on the way could act as it; give certificate-authority[-data] instead, or set allowInsecureKubeconfig: true in picolet's configuration",
-        ));
-    }
-    let read = |field: &str,
-                file: &Option<PathBuf>,
-                data: &Option<String>|
-     -> Result<Option<Vec<u8>>, String> {
-        if let Some(data) = data {
-            return base64::decode(data)
-                .map(Some)
-                .map_err(|m| at(&format!("{field}-data"), &m));
-        }
-        match file {
-            None => Ok(None),
-            Some(f) => {
-                let f = dir.join(f);
-                std::fs::read(&f)
-                    .map(Some)
-                    .map_err(|e| at(field, &format!("{}: {e}", f.display())))
-            }
-        }
+    let Selected { cluster, user } = select(&config, &default_user).map_err(|e| e.at(path))?;
+    check_cluster(cluster, allow_insecure).map_err(|e| e.at(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let read = |field, file: &Option<PathBuf>, data: &Option<String>| {
+        credential(dir, field, file, data).map_err(|e| e.at(path))
     };
     let ca_pem = read(
         "certificate-authority",
@@ -198,16 +195,18 @@ pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, String> {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         (Some(_), None) => {
-            return Err(at(
+            let e = FieldError::new(
                 "users[].user.client-key",
-                &"required with client-certificate",
-            ))
+                "required with client-certificate",
+            );
+            return Err(e.at(path));
         }
         (None, Some(_)) => {
-            return Err(at(
+            let e = FieldError::new(
                 "users[].user.client-certificate",
-                &"required with client-key",
-            ))
+                "required with client-key",
+            );
+            return Err(e.at(path));
         }
     };
     let token = match (&user.token, &user.token_file) {
@@ -224,19 +223,110 @@ pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, String> {
     })
 }
 
+/// A field's problem, before the file is known to name.
+struct FieldError {
+    field: String,
+    problem: String,
+}
+
+impl FieldError {
+    fn new(field: &str, problem: impl fmt::Display) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+
+    fn at(self, path: &Path) -> KubeconfigError {
+        KubeconfigError::Field {
+            path: path.to_path_buf(),
+            field: self.field,
+            problem: self.problem,
+        }
+    }
+}
+
+/// The current context's cluster and user (no user is a user without
+/// credentials).
+fn select<'a>(config: &'a Kubeconfig, default_user: &'a User) -> Result<Selected<'a>, FieldError> {
+    let wanted = &config.current_context;
+    let context = match config.contexts.iter().find(|c| c.name == *wanted) {
+        Some(c) => &c.item,
+        None if wanted.is_empty() => return Err(FieldError::new("current-context", "not set")),
+        None => {
+            let problem = format!("no context named {wanted:?}");
+            return Err(FieldError::new("current-context", problem));
+        }
+    };
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .map(|c| &c.item)
+        .ok_or_else(|| {
+            let problem = format!("no cluster named {:?}", context.cluster);
+            FieldError::new("contexts[].context.cluster", problem)
+        })?;
+    let user = match config.users.iter().find(|u| u.name == context.user) {
+        Some(u) => &u.item,
+        None if context.user.is_empty() => default_user,
+        None => {
+            let problem = format!("no user named {:?}", context.user);
+            return Err(FieldError::new("contexts[].context.user", problem));
+        }
+    };
+    Ok(Selected { cluster, user })
+}
+
+/// The server is an http(s) URL, and TLS verification is on unless the
+/// agent allows a kubeconfig to turn it off.
+fn check_cluster(cluster: &Cluster, allow_insecure: bool) -> Result<(), FieldError> {
+    if !cluster.server.starts_with("https://") && !cluster.server.starts_with("http://") {
+        let problem = format!("{:?} is not an http(s) URL", cluster.server);
+        return Err(FieldError::new("clusters[].cluster.server", problem));
+    }
+    if cluster.insecure_skip_tls_verify && !allow_insecure {
+        return Err(FieldError::new(
+            "clusters[].cluster.insecure-skip-tls-verify",
+            "true: the API server's identity would not be verified, and anyone on the way could act as it; give certificate-authority[-data] instead, or set allowInsecureKubeconfig: true in picolet's configuration",
+        ));
+    }
+    Ok(())
+}
+
+/// A credential given inline (`<field>-data`, base64) or as a file relative
+/// to the kubeconfig's directory.
+fn credential(
+    dir: &Path,
+    field: &str,
+    file: &Option<PathBuf>,
+    data: &Option<String>,
+) -> Result<Option<Vec<u8>>, FieldError> {
+    if let Some(data) = data {
+        return base64::decode(data)
+            .map(Some)
+            .map_err(|m| FieldError::new(&format!("{field}-data"), m));
+    }
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let file = dir.join(file);
+    std::fs::read(&file)
+        .map(Some)
+        .map_err(|e| FieldError::new(field, format!("{}: {e}", file.display())))
+}
+
 /// The file, at most [`MAX_KUBECONFIG`] bytes of UTF-8.
-fn read_bounded(path: &Path) -> Result<String, String> {
+fn read_bounded(path: &Path) -> Result<String, KubeconfigError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let read = |e| KubeconfigError::Read(path.to_path_buf(), e);
+    let file = std::fs::File::open(path).map_err(read)?;
     let mut text = String::new();
     file.take(MAX_KUBECONFIG + 1)
         .read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(read)?;
     if text.len() as u64 > MAX_KUBECONFIG {
-        return Err(format!(
-            "{}: larger than {MAX_KUBECONFIG} bytes",
-            path.display()
-        ));
+        return Err(KubeconfigError::TooLarge(path.to_path_buf()));
     }
     Ok(text)
 }
@@ -299,6 +389,12 @@ mod tests {
         );
         let e = load(&p, false).unwrap_err();
         assert!(
+            matches!(&e, KubeconfigError::Field { path, field, .. }
+                if *path == p && field == "contexts[].context.cluster"),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(
             e.contains("kubeconfig: contexts[].context.cluster: no cluster named \"nope\""),
             "{e}"
         );
@@ -310,7 +406,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("picolet-kc3-{}", std::process::id()));
         let p = write(&dir, &"# padding\n".repeat(200_000));
         let e = load(&p, false).unwrap_err();
-        assert!(e.ends_with("kubeconfig: larger than 1048576 bytes"), "{e}");
+        assert!(
+            matches!(&e, KubeconfigError::TooLarge(path) if *path == p),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("kubeconfig: larger than 1048576 bytes"),
+            "{e}"
+        );
         let mut bomb = format!("a0: &a0 [{}]\n", vec!["lol"; 100].join(","));
         for l in 1..4 {
             let refs = vec![format!("*a{}", l - 1); 100].join(",");
@@ -318,6 +422,11 @@ mod tests {
         }
         let p = write(&dir, &bomb);
         let e = load(&p, false).unwrap_err();
+        assert!(
+            matches!(&e, KubeconfigError::Yaml(path, _) if *path == p),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(
             e.starts_with(&format!("{}: line 3 column", p.display())) && e.contains("alias bomb"),
             "{e}"
@@ -333,6 +442,12 @@ mod tests {
             "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {server: 'https://a:1', insecure-skip-tls-verify: true}\n",
         );
         let e = load(&p, false).unwrap_err();
+        assert!(
+            matches!(&e, KubeconfigError::Field { field, .. }
+                if field == "clusters[].cluster.insecure-skip-tls-verify"),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(
             e.starts_with(&format!(
                 "{}: clusters[].cluster.insecure-skip-tls-verify: true: ",

@@ -5,10 +5,11 @@
 //! rate-limited events. What fails stays queued and is retried with back-off;
 //! the core never waits for any of it.
 
-use super::client::{ApiClient, Patch};
-use super::node::{self, Condition, NodeFacts, Pressures};
-use super::{PodKey, ToServer};
-use crate::source::jitter::RetryBackoff;
+use super::facts::{self, Condition, NodeFacts, Pressures};
+use super::ToServer;
+use crate::apiserver::client::{ApiClient, Patch, Reply, RequestError};
+use crate::apiserver::PodKey;
+use crate::jitter::RetryBackoff;
 use crate::time::Time;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -26,6 +27,35 @@ const EVENT_REFILL: Duration = Duration::from_secs(300);
 /// after 12 failed tries and queues at most 1,000).
 const QUEUED_EVENTS: usize = 100;
 
+/// Why a step of the writer's sync failed; it is retried with back-off.
+#[derive(Debug)]
+enum SyncError {
+    /// No answer.
+    Request(RequestError),
+    /// The server answered with an error status.
+    Refused(Reply),
+    /// The Node the server answered with has no uid.
+    NoUid,
+}
+
+impl From<RequestError> for SyncError {
+    fn from(e: RequestError) -> SyncError {
+        SyncError::Request(e)
+    }
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::Request(e) => e.fmt(f),
+            SyncError::Refused(reply) => f.write_str(&reply.message()),
+            SyncError::NoUid => f.write_str("the server's Node has no uid"),
+        }
+    }
+}
+
+/// The writer thread: its client, this node's facts, and the core's
+/// messages.
 pub struct Writer {
     pub client: ApiClient,
     pub facts: NodeFacts,
@@ -202,7 +232,7 @@ impl Writer {
         let mut ok = true;
         if now >= node.lease_due {
             match self.renew_lease(node, now) {
-                Ok(()) => node.lease_due = now + node::LEASE_RENEW,
+                Ok(()) => node.lease_due = now + facts::LEASE_RENEW,
                 Err(message) => {
                     log::warn!("renewing the node lease: {message}");
                     ok = false;
@@ -220,7 +250,7 @@ impl Writer {
         ok
     }
 
-    fn register(&self, node: &mut NodeState, now: Time) -> Result<String, String> {
+    fn register(&self, node: &mut NodeState, now: Time) -> Result<String, SyncError> {
         node.conditions = Pressures::read(&self.root).conditions(&node.conditions, now);
         let object = self.facts.node(&node.conditions, now);
         let reply = self.client.post("/api/v1/nodes", &object)?;
@@ -232,7 +262,7 @@ impl Writer {
                 let patch = json!({"metadata": {"labels": object["metadata"]["labels"]}});
                 let reply = self.client.patch(&path, Patch::Merge, &patch)?;
                 if !reply.ok() {
-                    return Err(reply.message());
+                    return Err(SyncError::Refused(reply));
                 }
                 let status = self.client.patch(
                     &format!("{path}/status"),
@@ -240,17 +270,17 @@ impl Writer {
                     &json!({"status": object["status"]}),
                 )?;
                 if !status.ok() {
-                    return Err(status.message());
+                    return Err(SyncError::Refused(status));
                 }
                 reply.body["metadata"]["uid"].as_str().map(str::to_string)
             }
-            _ => return Err(reply.message()),
+            _ => return Err(SyncError::Refused(reply)),
         };
         node.status_sent = Some(now);
-        uid.ok_or_else(|| "the server's Node has no uid".to_string())
+        uid.ok_or(SyncError::NoUid)
     }
 
-    fn renew_lease(&self, node: &mut NodeState, now: Time) -> Result<(), String> {
+    fn renew_lease(&self, node: &mut NodeState, now: Time) -> Result<(), SyncError> {
         let path = format!(
             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{}",
             self.facts.name
@@ -262,39 +292,39 @@ impl Writer {
                 match reply.status {
                     200 => reply.body,
                     404 => {
-                        let fresh = node::lease(&self.facts.name, node.uid.as_deref(), now);
+                        let fresh = facts::lease(&self.facts.name, node.uid.as_deref(), now);
                         let created = self.client.post(
                             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
                             &fresh,
                         )?;
                         if !created.ok() {
-                            return Err(created.message());
+                            return Err(SyncError::Refused(created));
                         }
                         node.lease = Some(created.body);
                         return Ok(());
                     }
-                    _ => return Err(reply.message()),
+                    _ => return Err(SyncError::Refused(reply)),
                 }
             }
         };
         lease["spec"]["renewTime"] = json!(now.rfc3339_micros());
         lease["spec"]["holderIdentity"] = json!(self.facts.name);
-        lease["spec"]["leaseDurationSeconds"] = json!(node::LEASE_DURATION_SECONDS);
+        lease["spec"]["leaseDurationSeconds"] = json!(facts::LEASE_DURATION_SECONDS);
         let reply = self.client.put(&path, &lease)?;
         if !reply.ok() {
             // A conflict or a vanished lease: read it again next time.
-            return Err(reply.message());
+            return Err(SyncError::Refused(reply));
         }
         node.lease = Some(reply.body);
         Ok(())
     }
 
     /// PATCH the Node status when a condition changed, or every 5 minutes.
-    fn report_node(&self, node: &mut NodeState, now: Time) -> Result<(), String> {
+    fn report_node(&self, node: &mut NodeState, now: Time) -> Result<(), SyncError> {
         let conditions = Pressures::read(&self.root).conditions(&node.conditions, now);
         let stale = node
             .status_sent
-            .is_none_or(|t| now.saturating_sub(t) >= node::STATUS_REPORT);
+            .is_none_or(|t| now.saturating_sub(t) >= facts::STATUS_REPORT);
         if conditions == node.conditions && !stale {
             return Ok(());
         }
@@ -302,7 +332,7 @@ impl Writer {
         let patch = json!({"status": self.facts.status(&conditions, now)});
         let reply = self.client.patch(&path, Patch::Merge, &patch)?;
         if !reply.ok() {
-            return Err(reply.message());
+            return Err(SyncError::Refused(reply));
         }
         node.conditions = conditions;
         node.status_sent = Some(now);
@@ -318,7 +348,7 @@ impl Writer {
         now: Time,
     ) -> bool {
         let mut ok = true;
-        let mut done = |result: Result<super::client::Reply, String>, what: &str| -> bool {
+        let mut done = |result: Result<Reply, RequestError>, what: &str| -> bool {
             match result {
                 Ok(r) if r.ok() => true,
                 // Gone, or another object by now: nothing left to do.
@@ -394,7 +424,7 @@ impl Writer {
         mut event: Value,
         budget: &mut EventBudget,
         now: Time,
-    ) -> Result<(), String> {
+    ) -> Result<(), SyncError> {
         budget.forget_stale(now);
         let object = &event["involvedObject"];
         let pod_uid = object["uid"].as_str().unwrap_or("").to_string();
@@ -436,7 +466,7 @@ impl Writer {
             .client
             .post(&format!("/api/v1/namespaces/{namespace}/events"), &event)?;
         if !reply.ok() && reply.status != 409 {
-            return Err(reply.message());
+            return Err(SyncError::Refused(reply));
         }
         budget.posted.insert(
             repeat_key,

@@ -2,9 +2,9 @@
 //! requests with the kubeconfig's credentials, and watch streams read line
 //! by line. TLS is verified unless the kubeconfig says otherwise.
 
-use super::kubeconfig::Connection;
+use super::kubeconfig::{Connection, TokenError};
 use crate::json::JsonError;
-use crate::source::pem_certificates;
+use crate::tls::pem_certificates;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -51,9 +51,116 @@ impl Reply {
     }
 }
 
+/// The kinds of PATCH the client sends.
 #[derive(Debug, Clone, Copy)]
 pub enum Patch {
     Merge,
+}
+
+/// Why the client could not be made: the kubeconfig's TLS material.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TlsError {
+    /// The certificate-authority holds no certificate.
+    NoCaCertificate,
+    /// HTTPS with no certificate-authority and no system bundle.
+    NoRoots,
+    NoClientCertificate,
+    NoClientKey,
+    /// rustls refused the client key.
+    ClientKey(String),
+    /// rustls refused the client certificate (a v1 certificate, a key that
+    /// does not match).
+    ClientCertificate(String),
+    /// rustls's protocol versions.
+    Provider(String),
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsError::NoCaCertificate => f.write_str("certificate-authority: no certificate in it"),
+            TlsError::NoRoots => write!(
+                f,
+                "no certificate-authority in the kubeconfig and no {SYSTEM_CA_BUNDLE}"
+            ),
+            TlsError::NoClientCertificate => {
+                f.write_str("client-certificate: no certificate in it")
+            }
+            TlsError::NoClientKey => f.write_str("client-key: no private key in it"),
+            TlsError::ClientKey(e) => write!(f, "client-key: {e}"),
+            TlsError::ClientCertificate(e) => write!(f, "client-certificate: not usable: {e}"),
+            TlsError::Provider(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// Why a request got no usable answer.
+#[derive(Debug)]
+pub enum RequestError {
+    /// The kubeconfig's tokenFile could not be read.
+    Token(TokenError),
+    /// Connecting, TLS, sending, or a timeout.
+    Transport(ureq::Error),
+    /// The body could not be serialized.
+    Encode(serde_json::Error),
+    /// The answer could not be taken in.
+    Answer {
+        method: &'static str,
+        endpoint: String,
+        problem: AnswerError,
+    },
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Token(e) => e.fmt(f),
+            RequestError::Transport(e) => e.fmt(f),
+            RequestError::Encode(e) => e.fmt(f),
+            RequestError::Answer {
+                method,
+                endpoint,
+                problem,
+            } => write!(f, "{method} {endpoint}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Why an answer's body was refused.
+#[derive(Debug)]
+pub enum AnswerError {
+    /// Over [`MAX_RESPONSE`] bytes.
+    TooLarge,
+    Read(std::io::Error),
+    /// A success whose body is not JSON.
+    NotJson {
+        status: u16,
+        error: String,
+    },
+    /// A success whose JSON is over the parser's bounds (src/json.rs).
+    Refused {
+        status: u16,
+        error: String,
+    },
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerError::TooLarge => write!(f, "the answer is larger than {MAX_RESPONSE} bytes"),
+            AnswerError::Read(e) => write!(f, "reading the answer: {e}"),
+            AnswerError::NotJson { status, error } => {
+                write!(f, "HTTP {status} with an answer that is not JSON: {error}")
+            }
+            AnswerError::Refused { status, error } => {
+                write!(f, "HTTP {status} with an answer refused: {error}")
+            }
+        }
+    }
 }
 
 impl ApiClient {
@@ -64,7 +171,7 @@ impl ApiClient {
         connection: Connection,
         timeout: Duration,
         longest: Duration,
-    ) -> Result<ApiClient, String> {
+    ) -> Result<ApiClient, TlsError> {
         use ureq::tls::{ClientCert, PemItem, RootCerts, TlsConfig};
         let mut tls = TlsConfig::builder()
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
@@ -76,7 +183,7 @@ impl ApiClient {
             Some(pem) => {
                 let roots = pem_certificates(&pem);
                 if roots.is_empty() {
-                    return Err("certificate-authority: no certificate in it".into());
+                    return Err(TlsError::NoCaCertificate);
                 }
                 // Explicit roots always: ureq's default panics without its
                 // WebPki feature (README, "Dependencies and their cost").
@@ -85,9 +192,7 @@ impl ApiClient {
             None if connection.server.starts_with("https://")
                 && !connection.insecure_skip_verify =>
             {
-                return Err(format!(
-                    "no certificate-authority in the kubeconfig and no {SYSTEM_CA_BUNDLE}"
-                ));
+                return Err(TlsError::NoRoots);
             }
             None => {}
         }
@@ -108,8 +213,8 @@ impl ApiClient {
                     check_client_identity(&chain, &key)?;
                     tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
                 }
-                (true, _) => return Err("client-certificate: no certificate in it".into()),
-                (_, None) => return Err("client-key: no private key in it".into()),
+                (true, _) => return Err(TlsError::NoClientCertificate),
+                (_, None) => return Err(TlsError::NoClientKey),
             }
         }
         let config = ureq::Agent::config_builder()
@@ -127,18 +232,22 @@ impl ApiClient {
         })
     }
 
+    /// The server's URL, to name in messages.
     pub fn server(&self) -> &str {
         &self.connection.server
     }
 
-    fn authorization(&self) -> Result<Option<String>, String> {
+    fn authorization(&self) -> Result<Option<String>, RequestError> {
         match &self.connection.token {
             None => Ok(None),
-            Some(t) => t.value().map(|v| Some(format!("Bearer {v}"))),
+            Some(t) => t
+                .value()
+                .map(|v| Some(format!("Bearer {v}")))
+                .map_err(RequestError::Token),
         }
     }
 
-    fn call_get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
+    fn call_get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, RequestError> {
         let mut request = self.agent.get(format!("{}{path}", self.connection.server));
         if let Some(auth) = self.authorization()? {
             request = request.header("Authorization", auth);
@@ -146,10 +255,11 @@ impl ApiClient {
         request
             .header("Accept", "application/json")
             .call()
-            .map_err(|e| e.to_string())
+            .map_err(RequestError::Transport)
     }
 
-    pub fn get(&self, path: &str) -> Result<Reply, String> {
+    /// GET a JSON object.
+    pub fn get(&self, path: &str) -> Result<Reply, RequestError> {
         reply(self.call_get(path)?, "GET", &self.endpoint(path))
     }
 
@@ -158,15 +268,18 @@ impl ApiClient {
         format!("{}{path}", self.connection.server)
     }
 
-    pub fn post(&self, path: &str, body: &Value) -> Result<Reply, String> {
+    /// POST (create) an object.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Reply, RequestError> {
         self.send("POST", path, "application/json", body)
     }
 
-    pub fn put(&self, path: &str, body: &Value) -> Result<Reply, String> {
+    /// PUT (replace) an object.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Reply, RequestError> {
         self.send("PUT", path, "application/json", body)
     }
 
-    pub fn patch(&self, path: &str, kind: Patch, body: &Value) -> Result<Reply, String> {
+    /// PATCH an object.
+    pub fn patch(&self, path: &str, kind: Patch, body: &Value) -> Result<Reply, RequestError> {
         let content_type = match kind {
             Patch::Merge => "application/merge-patch+json",
         };
@@ -174,19 +287,19 @@ impl ApiClient {
     }
 
     /// DELETE with a `DeleteOptions` body (grace period, preconditions).
-    pub fn delete(&self, path: &str, options: &Value) -> Result<Reply, String> {
+    pub fn delete(&self, path: &str, options: &Value) -> Result<Reply, RequestError> {
         self.send("DELETE", path, "application/json", options)
     }
 
     fn send(
         &self,
-        method: &str,
+        method: &'static str,
         path: &str,
         content_type: &str,
         body: &Value,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, RequestError> {
         let url = format!("{}{path}", self.connection.server);
-        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(body).map_err(RequestError::Encode)?;
         let auth = self.authorization()?;
         let with_headers = |mut r: ureq::RequestBuilder<ureq::typestate::WithBody>| {
             if let Some(auth) = &auth {
@@ -202,7 +315,7 @@ impl ApiClient {
             _ => with_headers(self.agent.delete(&url).force_send_body()),
         };
         reply(
-            request.send(&bytes[..]).map_err(|e| e.to_string())?,
+            request.send(&bytes[..]).map_err(RequestError::Transport)?,
             method,
             &url,
         )
@@ -210,7 +323,7 @@ impl ApiClient {
 
     /// Open a watch: on 200, its events one JSON object per line; otherwise
     /// the error reply.
-    pub fn watch(&self, path: &str) -> Result<Result<WatchStream, Reply>, String> {
+    pub fn watch(&self, path: &str) -> Result<Result<WatchStream, Reply>, RequestError> {
         let response = self.call_get(path)?;
         if response.status().as_u16() != 200 {
             return reply(response, "GET", &self.endpoint(path)).map(Err);
@@ -227,23 +340,24 @@ impl ApiClient {
 fn check_client_identity(
     chain: &[ureq::tls::Certificate<'static>],
     key: &ureq::tls::PrivateKey<'static>,
-) -> Result<(), String> {
+) -> Result<(), TlsError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = chain
         .iter()
         .map(|c| CertificateDer::from(c.der().to_vec()))
         .collect();
-    let key =
-        PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| format!("client-key: {e}"))?;
+    let key = PrivateKeyDer::try_from(key.der().to_vec())
+        .map_err(|e| TlsError::ClientKey(e.to_string()))?;
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TlsError::Provider(e.to_string()))?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_client_auth_cert(certs, key)
         .map(drop)
-        .map_err(|e| format!("client-certificate: not usable: {e}"))
+        .map_err(|e| TlsError::ClientCertificate(e.to_string()))
 }
 
+/// An open watch: its events, one JSON object per line.
 pub struct WatchStream {
     reader: BufReader<Box<dyn Read + Send>>,
     line: Vec<u8>,
@@ -304,9 +418,14 @@ pub fn decode_event(line: &[u8]) -> Result<Value, StreamError> {
 /// JSON (an empty body is `Null`). Errors name the method and endpoint.
 fn reply(
     mut response: ureq::http::Response<ureq::Body>,
-    method: &str,
+    method: &'static str,
     endpoint: &str,
-) -> Result<Reply, String> {
+) -> Result<Reply, RequestError> {
+    let answer = |problem| RequestError::Answer {
+        method,
+        endpoint: endpoint.to_string(),
+        problem,
+    };
     let status = response.status().as_u16();
     // A declared length says it at once, before any of it is read.
     let declared = response
@@ -314,9 +433,7 @@ fn reply(
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_RESPONSE) {
-        return Err(format!(
-            "{method} {endpoint}: the answer is larger than {MAX_RESPONSE} bytes"
-        ));
+        return Err(answer(AnswerError::TooLarge));
     }
     let mut bytes = Vec::new();
     response
@@ -324,16 +441,16 @@ fn reply(
         .as_reader()
         .take(MAX_RESPONSE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{method} {endpoint}: reading the answer: {e}"))?;
-    decode_reply(status, &bytes).map_err(|e| format!("{method} {endpoint}: {e}"))
+        .map_err(|e| answer(AnswerError::Read(e)))?;
+    decode_reply(status, &bytes).map_err(answer)
 }
 
 /// An answer's body as the API client takes it: at most [`MAX_RESPONSE`]
 /// bytes; JSON when the status is a success (an error page from a proxy
 /// need not be).
-pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, String> {
+pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, AnswerError> {
     if bytes.len() as u64 > MAX_RESPONSE {
-        return Err(format!("the answer is larger than {MAX_RESPONSE} bytes"));
+        return Err(AnswerError::TooLarge);
     }
     let body = if bytes.is_empty() {
         Value::Null
@@ -341,12 +458,12 @@ pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, String> {
         match crate::json::from_slice(bytes) {
             Ok(v) => v,
             Err(JsonError::Invalid(e)) if (200..300).contains(&status) => {
-                return Err(format!(
-                    "HTTP {status} with an answer that is not JSON: {e}"
-                ))
+                let error = e.to_string();
+                return Err(AnswerError::NotJson { status, error });
             }
             Err(e) if (200..300).contains(&status) => {
-                return Err(format!("HTTP {status} with an answer refused: {e}"))
+                let error = e.to_string();
+                return Err(AnswerError::Refused { status, error });
             }
             Err(_) => Value::Null,
         }
@@ -357,7 +474,7 @@ pub fn decode_reply(status: u16, bytes: &[u8]) -> Result<Reply, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::api::kubeconfig::Connection;
+    use crate::apiserver::kubeconfig::Connection;
     use std::io::Write;
     use std::net::TcpListener;
 
@@ -398,8 +515,13 @@ mod tests {
         // Without a length (to the end of the connection): read, then refused.
         let url = serve_once("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), body);
         let e = client(url.clone()).get("/api/v1/pods").unwrap_err();
+        assert!(
+            matches!(&e, RequestError::Answer { method: "GET", endpoint, problem: AnswerError::TooLarge }
+                if *endpoint == format!("{url}/api/v1/pods")),
+            "{e:?}"
+        );
         assert_eq!(
-            e,
+            e.to_string(),
             format!("GET {url}/api/v1/pods: the answer is larger than {MAX_RESPONSE} bytes")
         );
         // With a length: refused before reading.
@@ -410,7 +532,18 @@ mod tests {
         let url = serve_once(head, Vec::new());
         let e = client(url.clone()).get("/api/v1/pods").unwrap_err();
         assert!(
-            e.ends_with("the answer is larger than 16777216 bytes"),
+            matches!(
+                &e,
+                RequestError::Answer {
+                    problem: AnswerError::TooLarge,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("the answer is larger than 16777216 bytes"),
             "{e}"
         );
     }
@@ -419,7 +552,12 @@ mod tests {
     fn a_successful_answer_must_be_json() {
         let e = decode_reply(200, b"<html>").unwrap_err();
         assert!(
-            e.starts_with("HTTP 200 with an answer that is not JSON"),
+            matches!(e, AnswerError::NotJson { status: 200, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("HTTP 200 with an answer that is not JSON"),
             "{e}"
         );
         let proxy_error = decode_reply(502, b"<html>bad gateway</html>").unwrap();

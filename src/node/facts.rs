@@ -2,6 +2,7 @@
 //! allocatable, nodeInfo, addresses, conditions) and its Lease heartbeat in
 //! `kube-node-lease`, as the kubelet registers and renews them.
 
+use super::NodeInputs;
 use crate::time::Time;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -34,14 +35,7 @@ pub struct NodeFacts {
 impl NodeFacts {
     /// Read the facts of this machine; `root` is the state directory whose
     /// filesystem is the node's ephemeral storage.
-    pub fn gather(
-        name: &str,
-        cpu: (u64, u64),
-        memory: (u64, u64),
-        root: &Path,
-        runtime: &Path,
-        server: &str,
-    ) -> NodeFacts {
+    pub fn gather(inputs: &NodeInputs<'_>, server: &str) -> NodeFacts {
         let read = |p: &str| {
             std::fs::read_to_string(p)
                 .map(|s| s.trim().to_string())
@@ -54,17 +48,17 @@ impl NodeFacts {
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_else(|| "Linux".into());
         NodeFacts {
-            name: name.to_string(),
-            cpu,
-            memory,
+            name: inputs.node_name.to_string(),
+            cpu: inputs.cpu,
+            memory: inputs.memory,
             max_pods: 110,
-            ephemeral_storage: rustix::fs::statvfs(root)
+            ephemeral_storage: rustix::fs::statvfs(inputs.root)
                 .map(|s| s.f_blocks * s.f_frsize)
                 .unwrap_or(0),
             kernel: uname.release().to_string_lossy().into_owned(),
             os_image,
             arch: go_arch(),
-            runtime_version: runtime_version(runtime),
+            runtime_version: runtime_version(inputs.runtime),
             machine_id: read("/etc/machine-id"),
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             internal_ip: crate::host::local_ip_towards(server),

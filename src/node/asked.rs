@@ -3,7 +3,8 @@
 //! only for pods the server still lists, so that a node that runs for months
 //! holds nothing of the pods it ran before.
 
-use super::PodKey;
+use crate::apiserver::PodKey;
+use crate::source::api::Listing;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,13 +14,6 @@ pub struct Asked {
     statuses: BTreeMap<PodKey, (String, Value)>,
     /// UIDs of pods and mirror pods whose deletion was asked.
     deletions: BTreeSet<String>,
-}
-
-/// The pods in the server's last list: keys and UIDs.
-#[derive(Default)]
-pub struct Listed {
-    pub keys: BTreeSet<PodKey>,
-    pub uids: BTreeSet<String>,
 }
 
 impl Asked {
@@ -42,12 +36,13 @@ impl Asked {
         self.deletions.insert(uid.to_string())
     }
 
+    /// Was the deletion of the pod `uid` asked?
     pub fn deletion_asked(&self, uid: &str) -> bool {
         self.deletions.contains(uid)
     }
 
     /// Forget the pods the server no longer lists.
-    pub fn keep_only(&mut self, listed: &Listed) {
+    pub fn keep_only(&mut self, listed: &Listing) {
         self.statuses.retain(|key, _| listed.keys.contains(key));
         self.deletions.retain(|uid| listed.uids.contains(uid));
     }
@@ -86,7 +81,7 @@ mod tests {
             asked.status(&key(name), uid, &running);
             asked.deletion(uid);
         }
-        let mut listed = Listed::default();
+        let mut listed = Listing::default();
         listed.keys.insert(key("a"));
         listed.uids.insert("ua".into());
         asked.keep_only(&listed);
