@@ -186,7 +186,7 @@ impl ApiClient {
                     return Err(TlsError::NoCaCertificate);
                 }
                 // Explicit roots always: ureq's default panics without its
-                // WebPki feature (README, "Dependencies and their cost").
+                // WebPki feature (bench/README.md, "Dependencies and their cost").
                 tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
             }
             None if connection.server.starts_with("https://")

@@ -1,5 +1,5 @@
-//! What turns a decoded pod into a static pod, whatever its source (rules
-//! 65-67): validation, API defaults, the API name `<name>-<node>`, a UID from
+//! What turns a decoded pod into a static pod, whatever its source
+//! (docs/lifecycle.md, "Static pods"): validation, API defaults, the API name `<name>-<node>`, a UID from
 //! the content, the node name and the origin, the kubelet's annotations and
 //! toleration.
 

@@ -226,7 +226,7 @@ fn http_agent(config: &UrlConfig) -> io::Result<ureq::Agent> {
     let mut tls = TlsConfig::builder()
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
     // Explicit roots always: ureq's built-in WebPki roots panic when their
-    // feature is off (README, "Dependencies and their cost"), and a panic here would take the agent down.
+    // feature is off (bench/README.md, "Dependencies and their cost"), and a panic here would take the agent down.
     let system = Path::new(SYSTEM_CA_BUNDLE);
     let ca_file = config
         .ca_file
