@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Jitter(u64);
 
 impl Jitter {
+    /// A generator seeded from the clock and the pid: nodes started
+    /// together spread apart.
     pub fn seeded() -> Jitter {
         Jitter(Time::now().0 ^ u64::from(std::process::id()) << 20 | 1)
     }
@@ -45,6 +47,7 @@ impl RetryBackoff {
     const INITIAL: Duration = Duration::from_millis(800);
     const MAX: Duration = Duration::from_secs(30);
 
+    /// A back-off at its first, shortest delay.
     pub fn new() -> RetryBackoff {
         RetryBackoff {
             next: Self::INITIAL,
@@ -52,6 +55,7 @@ impl RetryBackoff {
         }
     }
 
+    /// After a success: the next failure waits the shortest delay again.
     pub fn reset(&mut self) {
         self.next = Self::INITIAL;
     }

@@ -23,6 +23,7 @@ pub const MAX_RESPONSE: u64 = 16 << 20;
 /// 1.5 MiB, in its envelope.
 pub const MAX_EVENT: u64 = 2 << 20;
 
+/// A blocking client of one API server, with its credentials.
 pub struct ApiClient {
     agent: ureq::Agent,
     connection: Connection,
@@ -36,6 +37,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A 2xx status.
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }

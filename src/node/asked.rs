@@ -8,6 +8,7 @@ use crate::source::api::Listing;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What was asked of the writer, by pod.
 #[derive(Default)]
 pub struct Asked {
     /// By pod: the UID and the status last sent.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 /// The kubelet's lease: renewed every 10 s, valid for 40 s.
 pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// The lease's validity, in the Lease object's unit.
 pub const LEASE_DURATION_SECONDS: u64 = 40;
 /// A Node status is sent on change, and at least this often.
 pub const STATUS_REPORT: Duration = Duration::from_secs(300);
@@ -86,6 +87,8 @@ impl NodeFacts {
         })
     }
 
+    /// The Node's status: capacity, allocatable, conditions, addresses and
+    /// nodeInfo.
     pub fn status(&self, conditions: &[Condition], now: Time) -> Value {
         let resources = |cpu: u64, memory: u64| {
             json!({
@@ -157,6 +160,7 @@ pub struct Pressures {
 }
 
 impl Pressures {
+    /// Read memory, disk (`root`'s filesystem) and PID pressure now.
     pub fn read(root: &Path) -> Pressures {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let available_kib = meminfo

@@ -169,6 +169,8 @@ impl EventBudget {
 }
 
 impl Writer {
+    /// The thread's loop: take the core's messages, sync, retry failures
+    /// with back-off; ends when the core is gone.
     pub fn run(self) {
         let mut queue = Queue::default();
         let mut node = NodeState {

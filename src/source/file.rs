@@ -50,6 +50,7 @@ pub enum Changed {
     Everything,
 }
 
+/// The manifest directory, watched by inotify, with the pods its files hold.
 pub struct ManifestDir {
     dir: PathBuf,
     node_name: String,
@@ -84,6 +85,7 @@ impl ManifestDir {
         })
     }
 
+    /// The inotify fd, for the core's epoll set.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
     }

@@ -92,6 +92,8 @@ impl std::fmt::Display for FetchError {
     }
 }
 
+/// The manifest URL: the poller thread's core side, with the last good
+/// document's pods.
 pub struct ManifestUrl {
     url: String,
     node_name: String,
@@ -148,6 +150,7 @@ impl ManifestUrl {
         Ok(source)
     }
 
+    /// The wake-up pipe the poller writes to, for the core's epoll set.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
@@ -203,10 +206,12 @@ impl ManifestUrl {
         }
     }
 
+    /// The pods of the last good document.
     pub fn pods(&self) -> Vec<Arc<Pod>> {
         self.pods.clone()
     }
 
+    /// The last fetch's or document's problem, if any.
     pub fn errors(&self) -> Vec<ManifestError> {
         self.error
             .iter()

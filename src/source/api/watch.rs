@@ -21,6 +21,8 @@ use std::time::Duration;
 /// Watches are ended by the server after 5 to 10 minutes, as reflectors ask.
 pub const WATCH_SECONDS: u64 = 300;
 
+/// The watch thread: its client, the node, the object cache and the way
+/// back to the core.
 pub struct PodReflector {
     pub client: ApiClient,
     pub node: String,
@@ -69,6 +71,8 @@ enum Ended {
 }
 
 impl PodReflector {
+    /// The thread's loop: list, watch, list again after 410; ends when the
+    /// core is gone.
     pub fn run(mut self) {
         let mut backoff = RetryBackoff::new();
         let mut jitter = Jitter::seeded();
