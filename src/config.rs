@@ -3,6 +3,8 @@
 //! `configs/picolet.yaml` documents every key.
 
 use serde::Deserialize;
+use std::error::Error;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,17 +106,24 @@ pub struct Config {
 
 impl Config {
     /// Defaults, then the file (if any), then `flags` (already parsed).
-    pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, String> {
+    pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, ConfigError> {
         let from_file = match file {
             None => ConfigFile::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                crate::yaml::check(text.as_bytes())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                crate::yaml::check(text.as_bytes()).map_err(|source| ConfigError::Yaml {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 let de = serde_yaml::Deserializer::from_str(&text);
-                serde_path_to_error::deserialize(de)
-                    .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?
+                serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Decode {
+                    path: path.to_path_buf(),
+                    key: e.path().to_string(),
+                    source: e.into_inner(),
+                })?
             }
         };
         let pick = |f: &ConfigFile| f.clone();
@@ -130,23 +139,25 @@ impl Config {
             })
             .to_lowercase();
         crate::pod::validate::dns1123_subdomain(&node_name)
-            .map_err(|m| format!("nodeName: {m}"))?;
+            .map_err(ConfigError::invalid("nodeName"))?;
         let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
-        let duration =
-            |field: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
-                v.as_deref()
-                    .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
-                    .unwrap_or(Ok(Duration::from_secs(default)))
-            };
+        let duration = |key: &'static str,
+                        v: &Option<String>,
+                        default: u64|
+         -> Result<Duration, ConfigError> {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|source| ConfigError::Duration { key, source }))
+                .unwrap_or(Ok(Duration::from_secs(default)))
+        };
         let log_max_size = match &merged.container_log_max_size {
             Some(s) => crate::pod::quantity::parse_bytes(s)
-                .map_err(|m| format!("containerLogMaxSize: {m}"))?,
+                .map_err(ConfigError::invalid("containerLogMaxSize"))?,
             None => 10 << 20,
         };
         let image_unpack_limit = match &merged.image_unpack_limit {
             Some(s) => Some(
                 crate::pod::quantity::parse_bytes(s)
-                    .map_err(|m| format!("imageUnpackLimit: {m}"))?,
+                    .map_err(ConfigError::invalid("imageUnpackLimit"))?,
             ),
             None => None,
         };
@@ -159,28 +170,24 @@ impl Config {
             let Some(r) = r else { continue };
             if let Some(cpu) = &r.cpu {
                 reserved_cpu = crate::pod::quantity::parse_millicores(cpu)
-                    .map_err(|m| format!("{field}.cpu: {m}"))?
+                    .map_err(ConfigError::invalid(format!("{field}.cpu")))?
                     .saturating_add(reserved_cpu);
             }
             if let Some(memory) = &r.memory {
                 reserved_memory = crate::pod::quantity::parse_bytes(memory)
-                    .map_err(|m| format!("{field}.memory: {m}"))?
+                    .map_err(ConfigError::invalid(format!("{field}.memory")))?
                     .saturating_add(reserved_memory);
             }
         }
         let manifest_url = match &merged.static_pod_url {
             None => None,
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                return Err(format!(
-                    "staticPodURL: {url:?} is not an http:// or https:// URL"
-                ))
+                return Err(ConfigError::UrlScheme { url: url.clone() })
             }
             Some(url)
                 if url.starts_with("http://") && merged.static_pod_url_allow_http != Some(true) =>
             {
-                return Err(format!(
-                    "staticPodURL: {url:?} is plain HTTP: anyone on the way could read and change the pods and the staticPodURLHeader; use https://, or set staticPodURLAllowHTTP: true"
-                ))
+                return Err(ConfigError::PlainHttp { url: url.clone() })
             }
             Some(url) => Some(crate::source::url::UrlConfig {
                 allow_http: merged.static_pod_url_allow_http == Some(true),
@@ -191,7 +198,9 @@ impl Config {
             }),
         };
         let node_policy = merged.node_policy.clone().unwrap_or_default();
-        node_policy.check()?;
+        node_policy
+            .check()
+            .map_err(|source| ConfigError::NodePolicy(source.into()))?;
         let node = merged
             .kubeconfig
             .clone()
@@ -238,13 +247,10 @@ impl Config {
             )?,
         };
         if config.log_max_files < 2 {
-            return Err("containerLogMaxFiles: must be at least 2, as the kubelet requires".into());
+            return Err(ConfigError::LogMaxFiles);
         }
         if config.backoff_initial.is_zero() || config.backoff_initial > config.backoff_max {
-            return Err(
-                "crashLoopBackOff: the initial period must be positive and at most the maximum"
-                    .into(),
-            );
+            return Err(ConfigError::BackOffOrder);
         }
         Ok(config)
     }
@@ -289,11 +295,11 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
 }
 
 /// A Go duration: `300s`, `5m`, `1m30s`, `500ms`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     while !rest.is_empty() {
         let split = rest
@@ -302,7 +308,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let (number, tail) = rest.split_at(split);
         let value: f64 = number
             .parse()
-            .map_err(|_| format!("{text:?} is not a duration"))?;
+            .map_err(|_| DurationError::NotANumber { text: text.into() })?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(tail.len());
@@ -312,13 +318,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => value,
             "m" => value * 60.0,
             "h" => value * 3600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    text: text.into(),
+                    unit: unit.into(),
+                })
+            }
         };
         total = Duration::try_from_secs_f64(secs)
             .ok()
             .and_then(|d| total.checked_add(d))
             .filter(|t| *t <= MAX_DURATION)
-            .ok_or_else(|| format!("{text:?}: out of range (Go's limit is about 292 years)"))?;
+            .ok_or_else(|| DurationError::OutOfRange { text: text.into() })?;
         rest = next;
     }
     Ok(total)
@@ -327,6 +338,141 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The longest Go duration (int64 nanoseconds); later sums and doublings
 /// of a configured duration stay far from `Duration`'s own overflow.
 const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// Why the configuration cannot be used, named by the config file and its
+/// key (a flag sets the same key as the file would).
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The config file is YAML picolet refuses before decoding (src/yaml.rs).
+    Yaml {
+        path: PathBuf,
+        source: crate::yaml::YamlError,
+    },
+    /// A key of the config file is unknown, or its value has the wrong type.
+    Decode {
+        path: PathBuf,
+        /// Where in the file, as `crashLoopBackOff.maxContainerRestartPeriod`.
+        key: String,
+        source: serde_yaml::Error,
+    },
+    /// A value the pod layer's parsers refuse (a name, a quantity).
+    Invalid {
+        key: String,
+        /// The parser's own error, whatever its type.
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// A value that is not a Go duration.
+    Duration {
+        key: &'static str,
+        source: DurationError,
+    },
+    /// `staticPodURL` is neither http:// nor https://.
+    UrlScheme { url: String },
+    /// `staticPodURL` is plain HTTP without `staticPodURLAllowHTTP: true`.
+    PlainHttp { url: String },
+    /// `nodePolicy` fails its own checks; the error names the key.
+    NodePolicy(Box<dyn Error + Send + Sync>),
+    /// `containerLogMaxFiles` below 2, which the kubelet refuses too.
+    LogMaxFiles,
+    /// The first back-off is zero or longer than the longest.
+    BackOffOrder,
+}
+
+impl ConfigError {
+    /// For `map_err`: the pod layer's error about the value of `key`.
+    fn invalid<E: Into<Box<dyn Error + Send + Sync>>>(
+        key: impl Into<String>,
+    ) -> impl FnOnce(E) -> ConfigError {
+        let key = key.into();
+        move |source| ConfigError::Invalid {
+            key,
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            ConfigError::Yaml { path, source } => write!(f, "{}: {source}", path.display()),
+            ConfigError::Decode { path, key, source } => {
+                write!(f, "{}: {key}: {source}", path.display())
+            }
+            ConfigError::Invalid { key, source } => write!(f, "{key}: {source}"),
+            ConfigError::Duration { key, source } => write!(f, "{key}: {source}"),
+            ConfigError::UrlScheme { url } => write!(
+                f,
+                "staticPodURL: {url:?} is not an http:// or https:// URL"
+            ),
+            ConfigError::PlainHttp { url } => write!(
+                f,
+                "staticPodURL: {url:?} is plain HTTP: anyone on the way could read and change the pods and the staticPodURLHeader; use https://, or set staticPodURLAllowHTTP: true"
+            ),
+            ConfigError::NodePolicy(source) => write!(f, "{source}"),
+            ConfigError::LogMaxFiles => {
+                f.write_str("containerLogMaxFiles: must be at least 2, as the kubelet requires")
+            }
+            ConfigError::BackOffOrder => f.write_str(
+                "crashLoopBackOff: the initial period must be positive and at most the maximum",
+            ),
+        }
+    }
+}
+
+impl Error for ConfigError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Decode { source, .. } => Some(source),
+            ConfigError::Invalid { source, .. } | ConfigError::NodePolicy(source) => {
+                Some(source.as_ref())
+            }
+            ConfigError::Duration { source, .. } => Some(source),
+            // YamlError is not a std::error::Error; its text is in Display.
+            ConfigError::Yaml { .. }
+            | ConfigError::UrlScheme { .. }
+            | ConfigError::PlainHttp { .. }
+            | ConfigError::LogMaxFiles
+            | ConfigError::BackOffOrder => None,
+        }
+    }
+}
+
+/// Why a text is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    /// Nothing but white space.
+    Empty,
+    /// A number that does not parse, as in `1.2.3s`.
+    NotANumber { text: String },
+    /// A unit other than ms, s, m and h, or none (`10`).
+    UnknownUnit { text: String, unit: String },
+    /// Longer than Go's duration allows ([`MAX_DURATION`]).
+    OutOfRange { text: String },
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurationError::Empty => f.write_str("empty duration"),
+            DurationError::NotANumber { text } => write!(f, "{text:?} is not a duration"),
+            DurationError::UnknownUnit { text, unit } => {
+                write!(f, "{text:?}: unknown unit {unit:?} (ms, s, m, h)")
+            }
+            DurationError::OutOfRange { text } => {
+                write!(f, "{text:?}: out of range (Go's limit is about 292 years)")
+            }
+        }
+    }
+}
+
+impl Error for DurationError {}
 
 #[cfg(test)]
 mod tests {
@@ -367,13 +513,19 @@ mod tests {
         assert_eq!(c.node_policy.allowed_capabilities, ["NET_ADMIN"]);
         assert!(c.node_policy.allow_host_pid && !c.node_policy.allow_host_ipc);
         let err = load("nodePolicy:\n  allowedHostPaths: [/data, data]\n").unwrap_err();
+        assert!(matches!(err, ConfigError::NodePolicy(_)), "{err:?}");
         assert!(
-            err.starts_with("nodePolicy.allowedHostPaths[1]: \"data\""),
+            err.to_string()
+                .starts_with("nodePolicy.allowedHostPaths[1]: \"data\""),
             "{err}"
         );
         // The old boolean is gone: a config still using it says so.
         let err = load("nodePolicy:\n  allowHostPath: true\n").unwrap_err();
-        assert!(err.contains("allowHostPath"), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Decode { key, .. } if key == "nodePolicy.allowHostPath"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("allowHostPath"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -382,18 +534,29 @@ mod tests {
         assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("5d").is_err());
+        let unknown_unit = |text: &str, unit: &str| {
+            Err(DurationError::UnknownUnit {
+                text: text.into(),
+                unit: unit.into(),
+            })
+        };
+        assert_eq!(parse_duration("10"), unknown_unit("10", ""));
+        assert_eq!(parse_duration("5d"), unknown_unit("5d", "d"));
         // It panicked in Duration::from_secs_f64.
         let huge = format!("{}s", "9".repeat(400));
+        let err = parse_duration(&huge).unwrap_err();
+        assert_eq!(err, DurationError::OutOfRange { text: huge.clone() });
         assert_eq!(
-            parse_duration(&huge),
-            Err(format!(
-                "{huge:?}: out of range (Go's limit is about 292 years)"
-            ))
+            err.to_string(),
+            format!("{huge:?}: out of range (Go's limit is about 292 years)")
         );
         assert!(parse_duration("2562047h").is_ok());
-        assert!(parse_duration("2562048h").is_err());
+        assert_eq!(
+            parse_duration("2562048h"),
+            Err(DurationError::OutOfRange {
+                text: "2562048h".into()
+            })
+        );
     }
 
     #[test]
@@ -403,13 +566,17 @@ mod tests {
             static_pod_url_allow_http: allow,
             ..ConfigFile::default()
         };
-        let e = Config::load(None, &url(None)).unwrap_err();
+        let plain_http = |e: ConfigError| matches!(e, ConfigError::PlainHttp { url } if url == "http://fleet.example/pods.yaml");
+        let e = Config::load(None, &url(None)).unwrap_err().to_string();
         assert!(
             e.starts_with("staticPodURL: \"http://fleet.example/pods.yaml\" is plain HTTP")
                 && e.ends_with("set staticPodURLAllowHTTP: true"),
             "{e}"
         );
-        assert!(Config::load(None, &url(Some(false))).is_err());
+        assert!(plain_http(Config::load(None, &url(None)).unwrap_err()));
+        assert!(plain_http(
+            Config::load(None, &url(Some(false))).unwrap_err()
+        ));
         let c = Config::load(None, &url(Some(true))).unwrap();
         assert!(c.manifest_url.is_some_and(|u| u.allow_http));
     }
@@ -434,7 +601,8 @@ mod tests {
         );
         std::fs::write(&file, "staticPodPaht: /a\n").unwrap();
         let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
-        assert!(err.contains("staticPodPaht"), "{err}");
+        assert!(matches!(err, ConfigError::Decode { .. }), "{err:?}");
+        assert!(err.to_string().contains("staticPodPaht"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -447,10 +615,14 @@ mod tests {
             };
             Config::load(None, &flags).map(|c| c.image_unpack_limit)
         };
-        assert_eq!(limit("2Gi"), Ok(Some(2 << 30)));
-        assert_eq!(limit("500M"), Ok(Some(500_000_000)));
+        assert_eq!(limit("2Gi").unwrap(), Some(2 << 30));
+        assert_eq!(limit("500M").unwrap(), Some(500_000_000));
         let err = limit("lots").unwrap_err();
-        assert!(err.starts_with("imageUnpackLimit: "), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "imageUnpackLimit"),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("imageUnpackLimit: "), "{err}");
         let unset = Config::load(None, &ConfigFile::default()).unwrap();
         assert_eq!(unset.image_unpack_limit, None);
     }

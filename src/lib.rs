@@ -112,6 +112,7 @@ fn run(args: &[String]) -> Result<(), String> {
         cgroups,
         ..config::ConfigFile::default()
     };
-    let config = config::Config::load(p.value("config").map(std::path::Path::new), &flags)?;
+    let config = config::Config::load(p.value("config").map(std::path::Path::new), &flags)
+        .map_err(|e| e.to_string())?;
     agent::run(config)
 }
