@@ -109,94 +109,20 @@ impl Config {
     pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, ConfigError> {
         let from_file = match file {
             None => ConfigFile::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                crate::yaml::check(text.as_bytes()).map_err(|source| ConfigError::Yaml {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                let de = serde_yaml::Deserializer::from_str(&text);
-                serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Decode {
-                    path: path.to_path_buf(),
-                    key: e.path().to_string(),
-                    source: e.into_inner(),
-                })?
-            }
+            Some(path) => ConfigFile::read(path)?,
         };
-        let pick = |f: &ConfigFile| f.clone();
-        let merged = merge(pick(&from_file), pick(flags));
-        let node_name = merged
-            .node_name
-            .clone()
-            .unwrap_or_else(|| {
-                rustix::system::uname()
-                    .nodename()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .to_lowercase();
-        crate::pod::validate::dns1123_subdomain(&node_name)
-            .map_err(ConfigError::invalid("nodeName"))?;
-        let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
-        let duration = |key: &'static str,
-                        v: &Option<String>,
-                        default: u64|
-         -> Result<Duration, ConfigError> {
-            v.as_deref()
-                .map(|s| parse_duration(s).map_err(|source| ConfigError::Duration { key, source }))
-                .unwrap_or(Ok(Duration::from_secs(default)))
-        };
-        let log_max_size = match &merged.container_log_max_size {
-            Some(s) => crate::pod::quantity::parse_bytes(s)
-                .map_err(ConfigError::invalid("containerLogMaxSize"))?,
-            None => 10 << 20,
-        };
-        let image_unpack_limit = match &merged.image_unpack_limit {
-            Some(s) => Some(
-                crate::pod::quantity::parse_bytes(s)
-                    .map_err(ConfigError::invalid("imageUnpackLimit"))?,
-            ),
-            None => None,
-        };
-        let mut reserved_cpu = 0;
-        let mut reserved_memory = 0;
-        for (field, r) in [
-            ("systemReserved", &merged.system_reserved),
-            ("kubeReserved", &merged.kube_reserved),
-        ] {
-            let Some(r) = r else { continue };
-            if let Some(cpu) = &r.cpu {
-                reserved_cpu = crate::pod::quantity::parse_millicores(cpu)
-                    .map_err(ConfigError::invalid(format!("{field}.cpu")))?
-                    .saturating_add(reserved_cpu);
-            }
-            if let Some(memory) = &r.memory {
-                reserved_memory = crate::pod::quantity::parse_bytes(memory)
-                    .map_err(ConfigError::invalid(format!("{field}.memory")))?
-                    .saturating_add(reserved_memory);
-            }
-        }
-        let manifest_url = match &merged.static_pod_url {
-            None => None,
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                return Err(ConfigError::UrlScheme { url: url.clone() })
-            }
-            Some(url)
-                if url.starts_with("http://") && merged.static_pod_url_allow_http != Some(true) =>
-            {
-                return Err(ConfigError::PlainHttp { url: url.clone() })
-            }
-            Some(url) => Some(crate::source::url::UrlConfig {
-                allow_http: merged.static_pod_url_allow_http == Some(true),
-                url: url.clone(),
-                headers: merged.static_pod_url_header.clone().unwrap_or_default(),
-                ca_file: merged.static_pod_url_ca_file.clone(),
-                interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
-            }),
-        };
+        let config = Config::resolve(merge(from_file, flags.clone()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Every key parsed, its default where unset.
+    fn resolve(merged: ConfigFile) -> Result<Config, ConfigError> {
+        let node_name = node_name(merged.node_name.as_deref())?;
+        let log_max_size = bytes("containerLogMaxSize", &merged.container_log_max_size)?;
+        let image_unpack_limit = bytes("imageUnpackLimit", &merged.image_unpack_limit)?;
+        let (reserved_cpu, reserved_memory) = reserved(&merged)?;
+        let manifest_url = manifest_url(&merged)?;
         let node_policy = merged.node_policy.clone().unwrap_or_default();
         node_policy
             .check()
@@ -209,16 +135,14 @@ impl Config {
                 policy: node_policy.clone(),
                 allow_insecure: merged.allow_insecure_kubeconfig == Some(true),
             });
-        let config = Config {
+        let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
+        Ok(Config {
             image_unpack_limit,
             node,
             node_policy,
             seccomp_default: merged.seccomp_default.unwrap_or(false),
             manifest_url,
-            cgroup_root: merged
-                .cgroup_root
-                .clone()
-                .unwrap_or_else(|| "/picolet".into()),
+            cgroup_root: merged.cgroup_root.unwrap_or_else(|| "/picolet".into()),
             pod_pids_limit: merged.pod_pids_limit.unwrap_or(-1),
             reserved_cpu,
             reserved_memory,
@@ -233,7 +157,7 @@ impl Config {
                 .unwrap_or_else(|| "/var/log/pods".into()),
             runtime: merged.runtime,
             cgroups: merged.cgroups.unwrap_or(CgroupMode::V2),
-            log_max_size,
+            log_max_size: log_max_size.unwrap_or(10 << 20),
             log_max_files: merged.container_log_max_files.unwrap_or(5),
             backoff_initial: duration(
                 "crashLoopBackOff.initialContainerRestartPeriod",
@@ -245,15 +169,117 @@ impl Config {
                 &backoff.max_container_restart_period,
                 300,
             )?,
-        };
-        if config.log_max_files < 2 {
+        })
+    }
+
+    /// The limits between keys, once each parsed.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.log_max_files < 2 {
             return Err(ConfigError::LogMaxFiles);
         }
-        if config.backoff_initial.is_zero() || config.backoff_initial > config.backoff_max {
+        if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
             return Err(ConfigError::BackOffOrder);
         }
-        Ok(config)
+        Ok(())
     }
+}
+
+impl ConfigFile {
+    /// The file at `path`: YAML that src/yaml.rs accepts, every key known.
+    fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::yaml::check(text.as_bytes()).map_err(|source| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let de = serde_yaml::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Decode {
+            path: path.to_path_buf(),
+            key: e.path().to_string(),
+            source: e.into_inner(),
+        })
+    }
+}
+
+/// `nodeName`, else this host's name, in lower case as the kubelet has it.
+fn node_name(configured: Option<&str>) -> Result<String, ConfigError> {
+    let name = match configured {
+        Some(name) => name.to_lowercase(),
+        None => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .to_lowercase(),
+    };
+    crate::pod::validate::dns1123_subdomain(&name).map_err(ConfigError::invalid("nodeName"))?;
+    Ok(name)
+}
+
+/// A quantity of bytes (`10Mi`), if set.
+fn bytes(key: &str, value: &Option<String>) -> Result<Option<u64>, ConfigError> {
+    value
+        .as_deref()
+        .map(|s| crate::pod::quantity::parse_bytes(s).map_err(ConfigError::invalid(key)))
+        .transpose()
+}
+
+/// A Go duration, `default` seconds if unset.
+fn duration(
+    key: &'static str,
+    value: &Option<String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    value
+        .as_deref()
+        .map(|s| parse_duration(s).map_err(|source| ConfigError::Duration { key, source }))
+        .unwrap_or(Ok(Duration::from_secs(default)))
+}
+
+/// Millicores and bytes held back from pods: systemReserved + kubeReserved.
+fn reserved(merged: &ConfigFile) -> Result<(u64, u64), ConfigError> {
+    let mut cpu = 0;
+    let mut memory = 0;
+    for (key, r) in [
+        ("systemReserved", &merged.system_reserved),
+        ("kubeReserved", &merged.kube_reserved),
+    ] {
+        let Some(r) = r else { continue };
+        if let Some(text) = &r.cpu {
+            cpu = crate::pod::quantity::parse_millicores(text)
+                .map_err(ConfigError::invalid(format!("{key}.cpu")))?
+                .saturating_add(cpu);
+        }
+        if let Some(text) = &r.memory {
+            memory = crate::pod::quantity::parse_bytes(text)
+                .map_err(ConfigError::invalid(format!("{key}.memory")))?
+                .saturating_add(memory);
+        }
+    }
+    Ok((cpu, memory))
+}
+
+/// The manifest URL source, when `staticPodURL` is set: https, or plain
+/// HTTP only with `staticPodURLAllowHTTP: true` (docs/security.md).
+fn manifest_url(merged: &ConfigFile) -> Result<Option<crate::source::url::UrlConfig>, ConfigError> {
+    let Some(url) = &merged.static_pod_url else {
+        return Ok(None);
+    };
+    let allow_http = merged.static_pod_url_allow_http == Some(true);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::UrlScheme { url: url.clone() });
+    }
+    if url.starts_with("http://") && !allow_http {
+        return Err(ConfigError::PlainHttp { url: url.clone() });
+    }
+    Ok(Some(crate::source::url::UrlConfig {
+        allow_http,
+        url: url.clone(),
+        headers: merged.static_pod_url_header.clone().unwrap_or_default(),
+        ca_file: merged.static_pod_url_ca_file.clone(),
+        interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
+    }))
 }
 
 /// `over` wins field by field.
