@@ -1,5 +1,7 @@
 //! The agent's configuration: a YAML file whose keys follow
 //! KubeletConfiguration where one exists, overridden by command-line flags.
+//! This module owns the file's schema ([`ConfigFile`]), the defaults, the
+//! checks of each value, and the resolved [`Config`] the agent starts with;
 //! `configs/picolet.yaml` documents every key.
 
 use serde::Deserialize;
@@ -8,34 +10,56 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The config file as written. Every field is optional; defaults below.
+/// The config file as written, and the flags as the same keys. Every field
+/// is optional; [`Config::load`] fills in the defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
+    /// KubeletConfiguration's header, accepted and not checked.
     pub api_version: Option<String>,
+    /// KubeletConfiguration's header, accepted and not checked.
     pub kind: Option<String>,
+    /// `staticPodPath` (`--manifests`): the directory of pod manifests.
     pub static_pod_path: Option<PathBuf>,
+    /// `nodeName` (`--node-name`).
     pub node_name: Option<String>,
+    /// `rootDir` (`--root`): durable state.
     pub root_dir: Option<PathBuf>,
+    /// `runDir` (`--run-dir`): runtime state and the published files.
     pub run_dir: Option<PathBuf>,
+    /// `podLogsDir` (`--log-dir`): container logs.
     pub pod_logs_dir: Option<PathBuf>,
+    /// `runtime` (`--runtime`): the OCI runtime binary.
     pub runtime: Option<PathBuf>,
+    /// `cgroups` (`--cgroups`): resource limits on or off.
     pub cgroups: Option<CgroupMode>,
+    /// `containerLogMaxSize`: a quantity of bytes.
     pub container_log_max_size: Option<String>,
+    /// `containerLogMaxFiles`: files per container, the live one included.
     pub container_log_max_files: Option<usize>,
+    /// `crashLoopBackOff`: the restart back-off's periods.
     pub crash_loop_back_off: Option<CrashLoopBackOffConfig>,
+    /// `cgroupRoot`: picolet's subtree of the cgroup v2 hierarchy.
     pub cgroup_root: Option<String>,
+    /// `podPidsLimit`: the most processes per pod, -1 for no limit.
     pub pod_pids_limit: Option<i64>,
+    /// `systemReserved`: resources held back from pods.
     pub system_reserved: Option<Reserved>,
+    /// `kubeReserved`: resources held back from pods.
     pub kube_reserved: Option<Reserved>,
+    /// `staticPodURL` (`--manifest-url`): the manifest URL.
     #[serde(rename = "staticPodURL")]
     pub static_pod_url: Option<String>,
+    /// `staticPodURLHeader`: extra request headers, never logged.
     #[serde(rename = "staticPodURLHeader")]
     pub static_pod_url_header: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `staticPodURLCAFile`: PEM roots for the manifest URL's server.
     #[serde(rename = "staticPodURLCAFile")]
     pub static_pod_url_ca_file: Option<PathBuf>,
+    /// `staticPodURLAllowHTTP`: accept an http:// manifest URL.
     #[serde(rename = "staticPodURLAllowHTTP")]
     pub static_pod_url_allow_http: Option<bool>,
+    /// `httpCheckFrequency`: how often the manifest URL is polled.
     pub http_check_frequency: Option<String>,
     /// Node mode: join the cluster this kubeconfig points at.
     pub kubeconfig: Option<PathBuf>,
@@ -54,10 +78,13 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reserved {
+    /// A quantity of CPU (`100m`).
     pub cpu: Option<String>,
+    /// A quantity of bytes (`128Mi`).
     pub memory: Option<String>,
 }
 
+/// KubeletConfiguration's `crashLoopBackOff`, with picolet's initial period.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrashLoopBackOffConfig {
@@ -67,31 +94,48 @@ pub struct CrashLoopBackOffConfig {
     pub initial_container_restart_period: Option<String>,
 }
 
+/// Whether pods get resource limits (`cgroups: v2|off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CgroupMode {
+    /// Limits through cgroup v2; picolet refuses a v1 or hybrid host.
     V2,
+    /// No limits at all, logged loudly and shown in `get pods -o wide`.
     Off,
 }
 
 /// The resolved configuration the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the manifests are; `/etc/picolet/manifests` by default.
     pub static_pod_path: PathBuf,
+    /// This node's name, lowercased; the hostname by default.
     pub node_name: String,
+    /// Durable state; `/var/lib/picolet` by default.
     pub root_dir: PathBuf,
+    /// Runtime state on tmpfs; `/run/picolet` by default.
     pub run_dir: PathBuf,
+    /// Container logs; `/var/log/pods` by default.
     pub log_dir: PathBuf,
+    /// The OCI runtime; `None`: the first of runc, crun, youki on PATH.
     pub runtime: Option<PathBuf>,
+    /// Resource limits on (the default) or off.
     pub cgroups: CgroupMode,
+    /// Bytes at which a container's log rotates; 10 MiB by default.
     pub log_max_size: u64,
+    /// Log files kept per container, at least 2; 5 by default.
     pub log_max_files: usize,
+    /// The first restart back-off; 10 s by default.
     pub backoff_initial: Duration,
+    /// The longest restart back-off, at least the first; 300 s by default.
     pub backoff_max: Duration,
+    /// picolet's cgroup subtree; `/picolet` by default.
     pub cgroup_root: String,
+    /// The most processes per pod, -1 (the default) for no limit.
     pub pod_pids_limit: i64,
-    /// Millicores and bytes held back from pods (systemReserved + kubeReserved).
+    /// Millicores held back from pods (systemReserved + kubeReserved).
     pub reserved_cpu: u64,
+    /// Bytes held back from pods (systemReserved + kubeReserved).
     pub reserved_memory: u64,
     /// The manifest URL source, when `staticPodURL` is set.
     pub manifest_url: Option<crate::source::url::UrlConfig>,
@@ -99,6 +143,7 @@ pub struct Config {
     pub node: Option<crate::source::api::NodeConfig>,
     /// What pods from the manifest URL and the API server may do here.
     pub node_policy: crate::pod::policy::NodePolicy,
+    /// RuntimeDefault seccomp for containers that name no profile.
     pub seccomp_default: bool,
     /// `imageUnpackLimit` in bytes; `None`: half the free space of rootDir.
     pub image_unpack_limit: Option<u64>,
@@ -388,12 +433,14 @@ pub enum ConfigError {
     },
     /// A value the pod layer's parsers refuse (a name, a quantity).
     Invalid {
+        /// The key, as `systemReserved.cpu`.
         key: String,
         /// The parser's own error, whatever its type.
         source: Box<dyn Error + Send + Sync>,
     },
     /// A value that is not a Go duration.
     Duration {
+        /// The key, as `httpCheckFrequency`.
         key: &'static str,
         source: DurationError,
     },

@@ -88,8 +88,11 @@ enum CommandError {
     Run(cli::run::RunError),
     /// The agent stopped with an error, of its own type.
     Agent(Box<dyn std::error::Error>),
+    /// `picolet get`.
     Get(cli::get::GetError),
+    /// `picolet logs`.
     Logs(cli::logs::LogsError),
+    /// `picolet top`.
     Top(cli::top::TopError),
 }
 

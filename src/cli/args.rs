@@ -1,21 +1,28 @@
 //! A small kubectl-style flag parser: `--flag value`, `--flag=value`,
-//! `-o json`, `-ojson`, boolean flags, positional arguments.
+//! `-o json`, `-ojson`, boolean flags, positional arguments. Every command
+//! (the client commands and `run`) parses its arguments here.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The arguments of one command, sorted out.
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// The arguments that are not flags, in order.
     pub positional: Vec<String>,
+    /// Valued flags by long name; the last one given wins.
     values: BTreeMap<String, String>,
+    /// The boolean flags given, by long name.
     switches: Vec<String>,
 }
 
 impl Parsed {
+    /// The value of the flag `name` (its long name), if given.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Whether the boolean flag `name` (its long name) was given.
     pub fn switch(&self, name: &str) -> bool {
         self.switches.iter().any(|s| s == name)
     }

@@ -60,20 +60,19 @@ pub fn run(args: &[String]) -> Result<(), GetError> {
 /// Why `picolet get` printed no pods.
 #[derive(Debug)]
 pub enum GetError {
+    /// The flags do not parse.
     Args(ArgsError),
     /// No resource type named.
     Usage,
     /// A resource type other than pods.
-    UnknownResource {
-        resource: String,
-    },
+    UnknownResource { resource: String },
     /// An `-o` format other than wide, json, yaml and name.
-    UnknownOutput {
-        format: String,
-    },
+    UnknownOutput { format: String },
     /// The agent's published files, or the pod in them.
     Client(ClientError),
+    /// `-o json` could not encode the list.
     Json(serde_json::Error),
+    /// `-o yaml` could not encode the list.
     Yaml(serde_yaml::Error),
     /// Writing to stdout failed.
     Write(std::io::Error),

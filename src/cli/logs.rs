@@ -163,13 +163,16 @@ fn follow(
 /// A container of a pod, which a [`LogsError`] concerns.
 #[derive(Debug)]
 pub struct InPod {
+    /// The pod's name.
     pub pod: String,
+    /// The container's name.
     pub container: String,
 }
 
 /// Why `picolet logs` printed no (or not all of the) log.
 #[derive(Debug)]
 pub enum LogsError {
+    /// The flags do not parse.
     Args(ArgsError),
     /// No pod named.
     Usage,
@@ -182,21 +185,13 @@ pub enum LogsError {
     /// `-p`, but the container has not terminated before.
     NoPrevious(InPod),
     /// No instance has run yet; `reason` is the waiting reason.
-    Waiting {
-        at: InPod,
-        reason: String,
-    },
+    Waiting { at: InPod, reason: String },
     /// A container ID without the attempt at its end.
-    ContainerId {
-        id: String,
-    },
+    ContainerId { id: String },
     /// The log file's path could not be made (src/runtime/paths.rs).
     LogPath(io::Error),
     /// Reading the log file failed.
-    Read {
-        path: PathBuf,
-        source: io::Error,
-    },
+    Read { path: PathBuf, source: io::Error },
     /// Following the log file failed.
     Follow(io::Error),
 }

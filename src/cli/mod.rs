@@ -1,5 +1,8 @@
-//! The command line: argument parsing and the client commands (`get`,
-//! `logs`, `version`). `run` and `monitor` hand over to the agent and the
+//! The command line: argument parsing ([`args`]), the client commands
+//! (`get`, `logs`, `top`, `version`), which read what the agent publishes in
+//! its run dir (src/published.rs), and `run`'s flags ([`run`]), which give
+//! the agent its configuration. The CLI imports neither the agent nor the
+//! engine; src/lib.rs hands `run` over to the agent and `monitor` to the
 //! monitor.
 
 pub mod args;
@@ -13,6 +16,7 @@ use crate::runtime::paths::Paths;
 use std::fmt;
 use std::path::PathBuf;
 
+/// `picolet help`, and what follows an unknown command.
 pub const USAGE: &str = "\
 picolet: a Kubernetes node agent for small devices
 

@@ -59,15 +59,12 @@ pub fn config(args: &[String]) -> Result<Config, RunError> {
 /// Why `picolet run` has no configuration to start with.
 #[derive(Debug)]
 pub enum RunError {
+    /// The flags do not parse.
     Args(ArgsError),
     /// `run` takes flags only.
-    UnexpectedArgument {
-        argument: String,
-    },
+    UnexpectedArgument { argument: String },
     /// `--cgroups` other than v2 or off.
-    Cgroups {
-        value: String,
-    },
+    Cgroups { value: String },
     /// The config file, or a value the flags set.
     Config(ConfigError),
 }

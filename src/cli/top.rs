@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The time between the two samples of each cgroup's CPU use.
 const SAMPLE: Duration = Duration::from_millis(500);
 
 /// The cgroup directory of a pod (from its QoS class) or of one container.
@@ -97,6 +98,7 @@ pub fn run(args: &[String]) -> Result<(), TopError> {
 /// Why `picolet top` printed no table.
 #[derive(Debug)]
 pub enum TopError {
+    /// The flags do not parse.
     Args(ArgsError),
     /// No resource type, or one other than pods.
     Usage,
