@@ -1,39 +1,65 @@
 //! The agent's configuration: a YAML file whose keys follow
 //! KubeletConfiguration where one exists, overridden by command-line flags.
+//! This module owns the file's schema ([`ConfigFile`]), the defaults, the
+//! checks of each value, and the resolved [`Config`] the agent starts with;
 //! `configs/picolet.yaml` documents every key.
 
 use serde::Deserialize;
+use std::error::Error;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The config file as written. Every field is optional; defaults below.
+/// The config file as written, and the flags as the same keys. Every field
+/// is optional; [`Config::load`] fills in the defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
+    /// KubeletConfiguration's header, accepted and not checked.
     pub api_version: Option<String>,
+    /// KubeletConfiguration's header, accepted and not checked.
     pub kind: Option<String>,
+    /// `staticPodPath` (`--manifests`): the directory of pod manifests.
     pub static_pod_path: Option<PathBuf>,
+    /// `nodeName` (`--node-name`).
     pub node_name: Option<String>,
+    /// `rootDir` (`--root`): durable state.
     pub root_dir: Option<PathBuf>,
+    /// `runDir` (`--run-dir`): runtime state and the published files.
     pub run_dir: Option<PathBuf>,
+    /// `podLogsDir` (`--log-dir`): container logs.
     pub pod_logs_dir: Option<PathBuf>,
+    /// `runtime` (`--runtime`): the OCI runtime binary.
     pub runtime: Option<PathBuf>,
+    /// `cgroups` (`--cgroups`): resource limits on or off.
     pub cgroups: Option<CgroupMode>,
+    /// `containerLogMaxSize`: a quantity of bytes.
     pub container_log_max_size: Option<String>,
+    /// `containerLogMaxFiles`: files per container, the live one included.
     pub container_log_max_files: Option<usize>,
+    /// `crashLoopBackOff`: the restart back-off's periods.
     pub crash_loop_back_off: Option<CrashLoopBackOffConfig>,
+    /// `cgroupRoot`: picolet's subtree of the cgroup v2 hierarchy.
     pub cgroup_root: Option<String>,
+    /// `podPidsLimit`: the most processes per pod, -1 for no limit.
     pub pod_pids_limit: Option<i64>,
+    /// `systemReserved`: resources held back from pods.
     pub system_reserved: Option<Reserved>,
+    /// `kubeReserved`: resources held back from pods.
     pub kube_reserved: Option<Reserved>,
+    /// `staticPodURL` (`--manifest-url`): the manifest URL.
     #[serde(rename = "staticPodURL")]
     pub static_pod_url: Option<String>,
+    /// `staticPodURLHeader`: extra request headers, never logged.
     #[serde(rename = "staticPodURLHeader")]
     pub static_pod_url_header: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `staticPodURLCAFile`: PEM roots for the manifest URL's server.
     #[serde(rename = "staticPodURLCAFile")]
     pub static_pod_url_ca_file: Option<PathBuf>,
+    /// `staticPodURLAllowHTTP`: accept an http:// manifest URL.
     #[serde(rename = "staticPodURLAllowHTTP")]
     pub static_pod_url_allow_http: Option<bool>,
+    /// `httpCheckFrequency`: how often the manifest URL is polled.
     pub http_check_frequency: Option<String>,
     /// Node mode: join the cluster this kubeconfig points at.
     pub kubeconfig: Option<PathBuf>,
@@ -52,10 +78,13 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reserved {
+    /// A quantity of CPU (`100m`).
     pub cpu: Option<String>,
+    /// A quantity of bytes (`128Mi`).
     pub memory: Option<String>,
 }
 
+/// KubeletConfiguration's `crashLoopBackOff`, with picolet's initial period.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrashLoopBackOffConfig {
@@ -65,31 +94,48 @@ pub struct CrashLoopBackOffConfig {
     pub initial_container_restart_period: Option<String>,
 }
 
+/// Whether pods get resource limits (`cgroups: v2|off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CgroupMode {
+    /// Limits through cgroup v2; picolet refuses a v1 or hybrid host.
     V2,
+    /// No limits at all, logged loudly and shown in `get pods -o wide`.
     Off,
 }
 
 /// The resolved configuration the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the manifests are; `/etc/picolet/manifests` by default.
     pub static_pod_path: PathBuf,
+    /// This node's name, lowercased; the hostname by default.
     pub node_name: String,
+    /// Durable state; `/var/lib/picolet` by default.
     pub root_dir: PathBuf,
+    /// Runtime state on tmpfs; `/run/picolet` by default.
     pub run_dir: PathBuf,
+    /// Container logs; `/var/log/pods` by default.
     pub log_dir: PathBuf,
+    /// The OCI runtime; `None`: the first of runc, crun, youki on PATH.
     pub runtime: Option<PathBuf>,
+    /// Resource limits on (the default) or off.
     pub cgroups: CgroupMode,
+    /// Bytes at which a container's log rotates; 10 MiB by default.
     pub log_max_size: u64,
+    /// Log files kept per container, at least 2; 5 by default.
     pub log_max_files: usize,
+    /// The first restart back-off; 10 s by default.
     pub backoff_initial: Duration,
+    /// The longest restart back-off, at least the first; 300 s by default.
     pub backoff_max: Duration,
+    /// picolet's cgroup subtree; `/picolet` by default.
     pub cgroup_root: String,
+    /// The most processes per pod, -1 (the default) for no limit.
     pub pod_pids_limit: i64,
-    /// Millicores and bytes held back from pods (systemReserved + kubeReserved).
+    /// Millicores held back from pods (systemReserved + kubeReserved).
     pub reserved_cpu: u64,
+    /// Bytes held back from pods (systemReserved + kubeReserved).
     pub reserved_memory: u64,
     /// The manifest URL source, when `staticPodURL` is set.
     pub manifest_url: Option<crate::source::url::UrlConfig>,
@@ -97,6 +143,7 @@ pub struct Config {
     pub node: Option<crate::node::NodeConfig>,
     /// What pods from the manifest URL and the API server may do here.
     pub node_policy: crate::pod::policy::NodePolicy,
+    /// RuntimeDefault seccomp for containers that name no profile.
     pub seccomp_default: bool,
     /// `imageUnpackLimit` in bytes; `None`: half the free space of rootDir.
     pub image_unpack_limit: Option<u64>,
@@ -104,94 +151,27 @@ pub struct Config {
 
 impl Config {
     /// Defaults, then the file (if any), then `flags` (already parsed).
-    pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, String> {
+    pub fn load(file: Option<&Path>, flags: &ConfigFile) -> Result<Config, ConfigError> {
         let from_file = match file {
             None => ConfigFile::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                crate::yaml::check(text.as_bytes())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let de = serde_yaml::Deserializer::from_str(&text);
-                serde_path_to_error::deserialize(de)
-                    .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?
-            }
+            Some(path) => ConfigFile::read(path)?,
         };
-        let pick = |f: &ConfigFile| f.clone();
-        let merged = merge(pick(&from_file), pick(flags));
-        let node_name = merged
-            .node_name
-            .clone()
-            .unwrap_or_else(|| {
-                rustix::system::uname()
-                    .nodename()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .to_lowercase();
-        crate::pod::validate::dns1123_subdomain(&node_name)
-            .map_err(|m| format!("nodeName: {m}"))?;
-        let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
-        let duration =
-            |field: &str, v: &Option<String>, default: u64| -> Result<Duration, String> {
-                v.as_deref()
-                    .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
-                    .unwrap_or(Ok(Duration::from_secs(default)))
-            };
-        let log_max_size = match &merged.container_log_max_size {
-            Some(s) => crate::pod::quantity::parse_bytes(s)
-                .map_err(|m| format!("containerLogMaxSize: {m}"))?,
-            None => 10 << 20,
-        };
-        let image_unpack_limit = match &merged.image_unpack_limit {
-            Some(s) => Some(
-                crate::pod::quantity::parse_bytes(s)
-                    .map_err(|m| format!("imageUnpackLimit: {m}"))?,
-            ),
-            None => None,
-        };
-        let mut reserved_cpu = 0;
-        let mut reserved_memory = 0;
-        for (field, r) in [
-            ("systemReserved", &merged.system_reserved),
-            ("kubeReserved", &merged.kube_reserved),
-        ] {
-            let Some(r) = r else { continue };
-            if let Some(cpu) = &r.cpu {
-                reserved_cpu = crate::pod::quantity::parse_millicores(cpu)
-                    .map_err(|m| format!("{field}.cpu: {m}"))?
-                    .saturating_add(reserved_cpu);
-            }
-            if let Some(memory) = &r.memory {
-                reserved_memory = crate::pod::quantity::parse_bytes(memory)
-                    .map_err(|m| format!("{field}.memory: {m}"))?
-                    .saturating_add(reserved_memory);
-            }
-        }
-        let manifest_url = match &merged.static_pod_url {
-            None => None,
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                return Err(format!(
-                    "staticPodURL: {url:?} is not an http:// or https:// URL"
-                ))
-            }
-            Some(url)
-                if url.starts_with("http://") && merged.static_pod_url_allow_http != Some(true) =>
-            {
-                return Err(format!(
-                    "staticPodURL: {url:?} is plain HTTP: anyone on the way could read and change the pods and the staticPodURLHeader; use https://, or set staticPodURLAllowHTTP: true"
-                ))
-            }
-            Some(url) => Some(crate::source::url::UrlConfig {
-                allow_http: merged.static_pod_url_allow_http == Some(true),
-                url: url.clone(),
-                headers: merged.static_pod_url_header.clone().unwrap_or_default(),
-                ca_file: merged.static_pod_url_ca_file.clone(),
-                interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
-            }),
-        };
+        let config = Config::resolve(merge(from_file, flags.clone()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Every key parsed, its default where unset.
+    fn resolve(merged: ConfigFile) -> Result<Config, ConfigError> {
+        let node_name = node_name(merged.node_name.as_deref())?;
+        let log_max_size = bytes("containerLogMaxSize", &merged.container_log_max_size)?;
+        let image_unpack_limit = bytes("imageUnpackLimit", &merged.image_unpack_limit)?;
+        let (reserved_cpu, reserved_memory) = reserved(&merged)?;
+        let manifest_url = manifest_url(&merged)?;
         let node_policy = merged.node_policy.clone().unwrap_or_default();
-        node_policy.check()?;
+        node_policy
+            .check()
+            .map_err(|source| ConfigError::NodePolicy(source.into()))?;
         let node = merged
             .kubeconfig
             .clone()
@@ -200,16 +180,14 @@ impl Config {
                 policy: node_policy.clone(),
                 allow_insecure: merged.allow_insecure_kubeconfig == Some(true),
             });
-        let config = Config {
+        let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
+        Ok(Config {
             image_unpack_limit,
             node,
             node_policy,
             seccomp_default: merged.seccomp_default.unwrap_or(false),
             manifest_url,
-            cgroup_root: merged
-                .cgroup_root
-                .clone()
-                .unwrap_or_else(|| "/picolet".into()),
+            cgroup_root: merged.cgroup_root.unwrap_or_else(|| "/picolet".into()),
             pod_pids_limit: merged.pod_pids_limit.unwrap_or(-1),
             reserved_cpu,
             reserved_memory,
@@ -224,7 +202,7 @@ impl Config {
                 .unwrap_or_else(|| "/var/log/pods".into()),
             runtime: merged.runtime,
             cgroups: merged.cgroups.unwrap_or(CgroupMode::V2),
-            log_max_size,
+            log_max_size: log_max_size.unwrap_or(10 << 20),
             log_max_files: merged.container_log_max_files.unwrap_or(5),
             backoff_initial: duration(
                 "crashLoopBackOff.initialContainerRestartPeriod",
@@ -236,18 +214,117 @@ impl Config {
                 &backoff.max_container_restart_period,
                 300,
             )?,
-        };
-        if config.log_max_files < 2 {
-            return Err("containerLogMaxFiles: must be at least 2, as the kubelet requires".into());
-        }
-        if config.backoff_initial.is_zero() || config.backoff_initial > config.backoff_max {
-            return Err(
-                "crashLoopBackOff: the initial period must be positive and at most the maximum"
-                    .into(),
-            );
-        }
-        Ok(config)
+        })
     }
+
+    /// The limits between keys, once each parsed.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.log_max_files < 2 {
+            return Err(ConfigError::LogMaxFiles);
+        }
+        if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
+            return Err(ConfigError::BackOffOrder);
+        }
+        Ok(())
+    }
+}
+
+impl ConfigFile {
+    /// The file at `path`: YAML that src/yaml.rs accepts, every key known.
+    fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::yaml::check(text.as_bytes()).map_err(|source| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let de = serde_yaml::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Decode {
+            path: path.to_path_buf(),
+            key: e.path().to_string(),
+            source: e.into_inner(),
+        })
+    }
+}
+
+/// `nodeName`, else this host's name, in lower case as the kubelet has it.
+fn node_name(configured: Option<&str>) -> Result<String, ConfigError> {
+    let name = match configured {
+        Some(name) => name.to_lowercase(),
+        None => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .to_lowercase(),
+    };
+    crate::pod::validate::dns1123_subdomain(&name).map_err(ConfigError::invalid("nodeName"))?;
+    Ok(name)
+}
+
+/// A quantity of bytes (`10Mi`), if set.
+fn bytes(key: &str, value: &Option<String>) -> Result<Option<u64>, ConfigError> {
+    value
+        .as_deref()
+        .map(|s| crate::pod::quantity::parse_bytes(s).map_err(ConfigError::invalid(key)))
+        .transpose()
+}
+
+/// A Go duration, `default` seconds if unset.
+fn duration(
+    key: &'static str,
+    value: &Option<String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    value
+        .as_deref()
+        .map(|s| parse_duration(s).map_err(|source| ConfigError::Duration { key, source }))
+        .unwrap_or(Ok(Duration::from_secs(default)))
+}
+
+/// Millicores and bytes held back from pods: systemReserved + kubeReserved.
+fn reserved(merged: &ConfigFile) -> Result<(u64, u64), ConfigError> {
+    let mut cpu = 0;
+    let mut memory = 0;
+    for (key, r) in [
+        ("systemReserved", &merged.system_reserved),
+        ("kubeReserved", &merged.kube_reserved),
+    ] {
+        let Some(r) = r else { continue };
+        if let Some(text) = &r.cpu {
+            cpu = crate::pod::quantity::parse_millicores(text)
+                .map_err(ConfigError::invalid(format!("{key}.cpu")))?
+                .saturating_add(cpu);
+        }
+        if let Some(text) = &r.memory {
+            memory = crate::pod::quantity::parse_bytes(text)
+                .map_err(ConfigError::invalid(format!("{key}.memory")))?
+                .saturating_add(memory);
+        }
+    }
+    Ok((cpu, memory))
+}
+
+/// The manifest URL source, when `staticPodURL` is set: https, or plain
+/// HTTP only with `staticPodURLAllowHTTP: true` (docs/security.md).
+fn manifest_url(merged: &ConfigFile) -> Result<Option<crate::source::url::UrlConfig>, ConfigError> {
+    let Some(url) = &merged.static_pod_url else {
+        return Ok(None);
+    };
+    let allow_http = merged.static_pod_url_allow_http == Some(true);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::UrlScheme { url: url.clone() });
+    }
+    if url.starts_with("http://") && !allow_http {
+        return Err(ConfigError::PlainHttp { url: url.clone() });
+    }
+    Ok(Some(crate::source::url::UrlConfig {
+        allow_http,
+        url: url.clone(),
+        headers: merged.static_pod_url_header.clone().unwrap_or_default(),
+        ca_file: merged.static_pod_url_ca_file.clone(),
+        interval: duration("httpCheckFrequency", &merged.http_check_frequency, 20)?,
+    }))
 }
 
 /// `over` wins field by field.
@@ -289,11 +366,11 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
 }
 
 /// A Go duration: `300s`, `5m`, `1m30s`, `500ms`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     while !rest.is_empty() {
         let split = rest
@@ -302,7 +379,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let (number, tail) = rest.split_at(split);
         let value: f64 = number
             .parse()
-            .map_err(|_| format!("{text:?} is not a duration"))?;
+            .map_err(|_| DurationError::NotANumber { text: text.into() })?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(tail.len());
@@ -312,13 +389,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => value,
             "m" => value * 60.0,
             "h" => value * 3600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    text: text.into(),
+                    unit: unit.into(),
+                })
+            }
         };
         total = Duration::try_from_secs_f64(secs)
             .ok()
             .and_then(|d| total.checked_add(d))
             .filter(|t| *t <= MAX_DURATION)
-            .ok_or_else(|| format!("{text:?}: out of range (Go's limit is about 292 years)"))?;
+            .ok_or_else(|| DurationError::OutOfRange { text: text.into() })?;
         rest = next;
     }
     Ok(total)
@@ -327,6 +409,143 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The longest Go duration (int64 nanoseconds); later sums and doublings
 /// of a configured duration stay far from `Duration`'s own overflow.
 const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// Why the configuration cannot be used, named by the config file and its
+/// key (a flag sets the same key as the file would).
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The config file is YAML picolet refuses before decoding (src/yaml.rs).
+    Yaml {
+        path: PathBuf,
+        source: crate::yaml::YamlError,
+    },
+    /// A key of the config file is unknown, or its value has the wrong type.
+    Decode {
+        path: PathBuf,
+        /// Where in the file, as `crashLoopBackOff.maxContainerRestartPeriod`.
+        key: String,
+        source: serde_yaml::Error,
+    },
+    /// A value the pod layer's parsers refuse (a name, a quantity).
+    Invalid {
+        /// The key, as `systemReserved.cpu`.
+        key: String,
+        /// The parser's own error, whatever its type.
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// A value that is not a Go duration.
+    Duration {
+        /// The key, as `httpCheckFrequency`.
+        key: &'static str,
+        source: DurationError,
+    },
+    /// `staticPodURL` is neither http:// nor https://.
+    UrlScheme { url: String },
+    /// `staticPodURL` is plain HTTP without `staticPodURLAllowHTTP: true`.
+    PlainHttp { url: String },
+    /// `nodePolicy` fails its own checks; the error names the key.
+    NodePolicy(Box<dyn Error + Send + Sync>),
+    /// `containerLogMaxFiles` below 2, which the kubelet refuses too.
+    LogMaxFiles,
+    /// The first back-off is zero or longer than the longest.
+    BackOffOrder,
+}
+
+impl ConfigError {
+    /// For `map_err`: the pod layer's error about the value of `key`.
+    fn invalid<E: Into<Box<dyn Error + Send + Sync>>>(
+        key: impl Into<String>,
+    ) -> impl FnOnce(E) -> ConfigError {
+        let key = key.into();
+        move |source| ConfigError::Invalid {
+            key,
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            ConfigError::Yaml { path, source } => write!(f, "{}: {source}", path.display()),
+            ConfigError::Decode { path, key, source } => {
+                write!(f, "{}: {key}: {source}", path.display())
+            }
+            ConfigError::Invalid { key, source } => write!(f, "{key}: {source}"),
+            ConfigError::Duration { key, source } => write!(f, "{key}: {source}"),
+            ConfigError::UrlScheme { url } => write!(
+                f,
+                "staticPodURL: {url:?} is not an http:// or https:// URL"
+            ),
+            ConfigError::PlainHttp { url } => write!(
+                f,
+                "staticPodURL: {url:?} is plain HTTP: anyone on the way could read and change the pods and the staticPodURLHeader; use https://, or set staticPodURLAllowHTTP: true"
+            ),
+            ConfigError::NodePolicy(source) => write!(f, "{source}"),
+            ConfigError::LogMaxFiles => {
+                f.write_str("containerLogMaxFiles: must be at least 2, as the kubelet requires")
+            }
+            ConfigError::BackOffOrder => f.write_str(
+                "crashLoopBackOff: the initial period must be positive and at most the maximum",
+            ),
+        }
+    }
+}
+
+impl Error for ConfigError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Decode { source, .. } => Some(source),
+            ConfigError::Invalid { source, .. } | ConfigError::NodePolicy(source) => {
+                Some(source.as_ref())
+            }
+            ConfigError::Duration { source, .. } => Some(source),
+            // YamlError is not a std::error::Error; its text is in Display.
+            ConfigError::Yaml { .. }
+            | ConfigError::UrlScheme { .. }
+            | ConfigError::PlainHttp { .. }
+            | ConfigError::LogMaxFiles
+            | ConfigError::BackOffOrder => None,
+        }
+    }
+}
+
+/// Why a text is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    /// Nothing but white space.
+    Empty,
+    /// A number that does not parse, as in `1.2.3s`.
+    NotANumber { text: String },
+    /// A unit other than ms, s, m and h, or none (`10`).
+    UnknownUnit { text: String, unit: String },
+    /// Longer than Go's duration allows ([`MAX_DURATION`]).
+    OutOfRange { text: String },
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurationError::Empty => f.write_str("empty duration"),
+            DurationError::NotANumber { text } => write!(f, "{text:?} is not a duration"),
+            DurationError::UnknownUnit { text, unit } => {
+                write!(f, "{text:?}: unknown unit {unit:?} (ms, s, m, h)")
+            }
+            DurationError::OutOfRange { text } => {
+                write!(f, "{text:?}: out of range (Go's limit is about 292 years)")
+            }
+        }
+    }
+}
+
+impl Error for DurationError {}
 
 #[cfg(test)]
 mod tests {
@@ -367,13 +586,19 @@ mod tests {
         assert_eq!(c.node_policy.allowed_capabilities, ["NET_ADMIN"]);
         assert!(c.node_policy.allow_host_pid && !c.node_policy.allow_host_ipc);
         let err = load("nodePolicy:\n  allowedHostPaths: [/data, data]\n").unwrap_err();
+        assert!(matches!(err, ConfigError::NodePolicy(_)), "{err:?}");
         assert!(
-            err.starts_with("nodePolicy.allowedHostPaths[1]: \"data\""),
+            err.to_string()
+                .starts_with("nodePolicy.allowedHostPaths[1]: \"data\""),
             "{err}"
         );
         // The old boolean is gone: a config still using it says so.
         let err = load("nodePolicy:\n  allowHostPath: true\n").unwrap_err();
-        assert!(err.contains("allowHostPath"), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Decode { key, .. } if key == "nodePolicy.allowHostPath"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("allowHostPath"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -382,18 +607,29 @@ mod tests {
         assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("5d").is_err());
+        let unknown_unit = |text: &str, unit: &str| {
+            Err(DurationError::UnknownUnit {
+                text: text.into(),
+                unit: unit.into(),
+            })
+        };
+        assert_eq!(parse_duration("10"), unknown_unit("10", ""));
+        assert_eq!(parse_duration("5d"), unknown_unit("5d", "d"));
         // It panicked in Duration::from_secs_f64.
         let huge = format!("{}s", "9".repeat(400));
+        let err = parse_duration(&huge).unwrap_err();
+        assert_eq!(err, DurationError::OutOfRange { text: huge.clone() });
         assert_eq!(
-            parse_duration(&huge),
-            Err(format!(
-                "{huge:?}: out of range (Go's limit is about 292 years)"
-            ))
+            err.to_string(),
+            format!("{huge:?}: out of range (Go's limit is about 292 years)")
         );
         assert!(parse_duration("2562047h").is_ok());
-        assert!(parse_duration("2562048h").is_err());
+        assert_eq!(
+            parse_duration("2562048h"),
+            Err(DurationError::OutOfRange {
+                text: "2562048h".into()
+            })
+        );
     }
 
     #[test]
@@ -403,13 +639,17 @@ mod tests {
             static_pod_url_allow_http: allow,
             ..ConfigFile::default()
         };
-        let e = Config::load(None, &url(None)).unwrap_err();
+        let plain_http = |e: ConfigError| matches!(e, ConfigError::PlainHttp { url } if url == "http://fleet.example/pods.yaml");
+        let e = Config::load(None, &url(None)).unwrap_err().to_string();
         assert!(
             e.starts_with("staticPodURL: \"http://fleet.example/pods.yaml\" is plain HTTP")
                 && e.ends_with("set staticPodURLAllowHTTP: true"),
             "{e}"
         );
-        assert!(Config::load(None, &url(Some(false))).is_err());
+        assert!(plain_http(Config::load(None, &url(None)).unwrap_err()));
+        assert!(plain_http(
+            Config::load(None, &url(Some(false))).unwrap_err()
+        ));
         let c = Config::load(None, &url(Some(true))).unwrap();
         assert!(c.manifest_url.is_some_and(|u| u.allow_http));
     }
@@ -434,7 +674,8 @@ mod tests {
         );
         std::fs::write(&file, "staticPodPaht: /a\n").unwrap();
         let err = Config::load(Some(&file), &ConfigFile::default()).unwrap_err();
-        assert!(err.contains("staticPodPaht"), "{err}");
+        assert!(matches!(err, ConfigError::Decode { .. }), "{err:?}");
+        assert!(err.to_string().contains("staticPodPaht"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -447,10 +688,14 @@ mod tests {
             };
             Config::load(None, &flags).map(|c| c.image_unpack_limit)
         };
-        assert_eq!(limit("2Gi"), Ok(Some(2 << 30)));
-        assert_eq!(limit("500M"), Ok(Some(500_000_000)));
+        assert_eq!(limit("2Gi").unwrap(), Some(2 << 30));
+        assert_eq!(limit("500M").unwrap(), Some(500_000_000));
         let err = limit("lots").unwrap_err();
-        assert!(err.starts_with("imageUnpackLimit: "), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "imageUnpackLimit"),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("imageUnpackLimit: "), "{err}");
         let unset = Config::load(None, &ConfigFile::default()).unwrap();
         assert_eq!(unset.image_unpack_limit, None);
     }

@@ -57,9 +57,9 @@ pub fn main() {
         .collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
-        Some("get") => cli::get::run(&args[1..]),
-        Some("logs") => cli::logs::run(&args[1..]),
-        Some("top") => cli::top::run(&args[1..]),
+        Some("get") => cli::get::run(&args[1..]).map_err(CommandError::Get),
+        Some("logs") => cli::logs::run(&args[1..]).map_err(CommandError::Logs),
+        Some("top") => cli::top::run(&args[1..]).map_err(CommandError::Top),
         Some("version" | "--version") => {
             cli::version();
             Ok(())
@@ -68,7 +68,7 @@ pub fn main() {
             print!("{}", cli::USAGE);
             Ok(())
         }
-        _ => Err(format!("unknown command\n\n{}", cli::USAGE)),
+        _ => Err(CommandError::Unknown),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -76,46 +76,52 @@ pub fn main() {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+/// `picolet run`: the agent, with the configuration its flags ask for.
+fn run(args: &[String]) -> Result<(), CommandError> {
     logger::init();
-    let p = cli::args::parse(
-        args,
-        &[
-            "config",
-            "manifests",
-            "manifest-url",
-            "kubeconfig",
-            "node-name",
-            "root",
-            "run-dir",
-            "log-dir",
-            "runtime",
-            "cgroups",
-        ],
-        &[],
-        &[],
-    )?;
-    if let Some(extra) = p.positional.first() {
-        return Err(format!("unexpected argument {extra:?}"));
+    let config = cli::run::config(args).map_err(CommandError::Run)?;
+    agent::run(config).map_err(CommandError::Agent)
+}
+
+/// Why a command failed; [`main`] prints it after `error: ` and exits 1.
+#[derive(Debug)]
+enum CommandError {
+    /// The first argument names no command.
+    Unknown,
+    /// `run`'s flags or configuration.
+    Run(cli::run::RunError),
+    /// The agent could not start, or stopped.
+    Agent(agent::AgentError),
+    /// `picolet get`.
+    Get(cli::get::GetError),
+    /// `picolet logs`.
+    Logs(cli::logs::LogsError),
+    /// `picolet top`.
+    Top(cli::top::TopError),
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Unknown => write!(f, "unknown command\n\n{}", cli::USAGE),
+            CommandError::Run(e) => write!(f, "{e}"),
+            CommandError::Agent(e) => write!(f, "{e}"),
+            CommandError::Get(e) => write!(f, "{e}"),
+            CommandError::Logs(e) => write!(f, "{e}"),
+            CommandError::Top(e) => write!(f, "{e}"),
+        }
     }
-    let cgroups = match p.value("cgroups") {
-        None => None,
-        Some("v2") => Some(config::CgroupMode::V2),
-        Some("off") => Some(config::CgroupMode::Off),
-        Some(other) => return Err(format!("--cgroups: {other:?} is not v2 or off")),
-    };
-    let flags = config::ConfigFile {
-        static_pod_path: p.value("manifests").map(Into::into),
-        static_pod_url: p.value("manifest-url").map(Into::into),
-        kubeconfig: p.value("kubeconfig").map(Into::into),
-        node_name: p.value("node-name").map(Into::into),
-        root_dir: p.value("root").map(Into::into),
-        run_dir: p.value("run-dir").map(Into::into),
-        pod_logs_dir: p.value("log-dir").map(Into::into),
-        runtime: p.value("runtime").map(Into::into),
-        cgroups,
-        ..config::ConfigFile::default()
-    };
-    let config = config::Config::load(p.value("config").map(std::path::Path::new), &flags)?;
-    agent::run(config).map_err(|e| e.to_string())
+}
+
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CommandError::Unknown => None,
+            CommandError::Run(e) => Some(e),
+            CommandError::Agent(e) => Some(e),
+            CommandError::Get(e) => Some(e),
+            CommandError::Logs(e) => Some(e),
+            CommandError::Top(e) => Some(e),
+        }
+    }
 }

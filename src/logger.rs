@@ -4,7 +4,9 @@
 use crate::time::Time;
 use std::io::Write;
 
+/// The `log` backend: one line per record on stderr.
 struct StderrLogger {
+    /// The least severe level written.
     level: log::LevelFilter,
 }
 

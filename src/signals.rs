@@ -4,10 +4,13 @@
 use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::io;
 
+/// The signalfd of the termination signals, which stay blocked.
 pub struct Signals {
+    /// Readable while one of [`HANDLED`] is pending.
     fd: OwnedFd,
 }
 
+/// The signals that end the agent (its containers keep running).
 const HANDLED: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
 impl Signals {
@@ -36,6 +39,7 @@ impl Signals {
         }
     }
 
+    /// The signalfd, for the epoll set.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

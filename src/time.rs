@@ -19,10 +19,12 @@ impl Time {
         Time(since.as_millis() as u64)
     }
 
+    /// `secs` seconds after the epoch (saturating).
     pub fn from_secs(secs: u64) -> Time {
         Time(secs.saturating_mul(1000))
     }
 
+    /// How long after `earlier` this is; zero if it is not after.
     pub fn saturating_sub(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
@@ -92,6 +94,8 @@ fn civil(secs: u64) -> (String, String) {
     )
 }
 
+/// Days since the epoch of a proleptic Gregorian date (Howard Hinnant's
+/// days_from_civil).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

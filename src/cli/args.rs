@@ -1,20 +1,28 @@
 //! A small kubectl-style flag parser: `--flag value`, `--flag=value`,
-//! `-o json`, `-ojson`, boolean flags, positional arguments.
+//! `-o json`, `-ojson`, boolean flags, positional arguments. Every command
+//! (the client commands and `run`) parses its arguments here.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+/// The arguments of one command, sorted out.
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// The arguments that are not flags, in order.
     pub positional: Vec<String>,
+    /// Valued flags by long name; the last one given wins.
     values: BTreeMap<String, String>,
+    /// The boolean flags given, by long name.
     switches: Vec<String>,
 }
 
 impl Parsed {
+    /// The value of the flag `name` (its long name), if given.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Whether the boolean flag `name` (its long name) was given.
     pub fn switch(&self, name: &str) -> bool {
         self.switches.iter().any(|s| s == name)
     }
@@ -26,7 +34,7 @@ pub fn parse(
     valued: &[&str],
     switches: &[&str],
     short: &[(char, &str)],
-) -> Result<Parsed, String> {
+) -> Result<Parsed, ArgsError> {
     let mut out = Parsed::default();
     let mut i = 0;
     while i < args.len() {
@@ -43,7 +51,9 @@ pub fn parse(
                 .iter()
                 .find(|(c, _)| *c == letter)
                 .map(|(_, l)| l.to_string())
-                .ok_or_else(|| format!("unknown flag: -{letter}"))?;
+                .ok_or_else(|| ArgsError::UnknownFlag {
+                    flag: format!("-{letter}"),
+                })?;
             let tail = rest[letter.len_utf8()..].trim_start_matches('=');
             (long, (!tail.is_empty()).then(|| tail.to_string()))
         } else {
@@ -59,20 +69,42 @@ pub fn parse(
             let value = match inline {
                 Some(v) => v,
                 None => {
-                    let v = args
-                        .get(i)
-                        .ok_or_else(|| format!("flag needs an argument: --{name}"))?;
+                    let v = args.get(i).ok_or_else(|| ArgsError::MissingValue {
+                        flag: format!("--{name}"),
+                    })?;
                     i += 1;
                     v.clone()
                 }
             };
             out.values.insert(name, value);
         } else {
-            return Err(format!("unknown flag: --{name}"));
+            return Err(ArgsError::UnknownFlag {
+                flag: format!("--{name}"),
+            });
         }
     }
     Ok(out)
 }
+
+/// Why the arguments do not parse; `flag` as written: `-x` or `--name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// A flag the command does not take.
+    UnknownFlag { flag: String },
+    /// A flag that takes a value came last, without one.
+    MissingValue { flag: String },
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::UnknownFlag { flag } => write!(f, "unknown flag: {flag}"),
+            ArgsError::MissingValue { flag } => write!(f, "flag needs an argument: {flag}"),
+        }
+    }
+}
+
+impl std::error::Error for ArgsError {}
 
 #[cfg(test)]
 mod tests {
@@ -96,7 +128,23 @@ mod tests {
         assert_eq!(p.value("run-dir"), Some("/r"));
         assert_eq!(p.value("container"), Some("side"));
         assert!(p.switch("previous"));
-        assert!(parse(&argv("--nope"), &[], &[], &[]).is_err());
-        assert!(parse(&argv("--output"), &["output"], &[], &[]).is_err());
+        let unknown = parse(&argv("--nope"), &[], &[], &[]).unwrap_err();
+        assert_eq!(
+            unknown,
+            ArgsError::UnknownFlag {
+                flag: "--nope".into()
+            }
+        );
+        assert_eq!(unknown.to_string(), "unknown flag: --nope");
+        let short = parse(&argv("-x"), &[], &[], &[]).unwrap_err();
+        assert_eq!(short.to_string(), "unknown flag: -x");
+        let missing = parse(&argv("--output"), &["output"], &[], &[]).unwrap_err();
+        assert_eq!(
+            missing,
+            ArgsError::MissingValue {
+                flag: "--output".into()
+            }
+        );
+        assert_eq!(missing.to_string(), "flag needs an argument: --output");
     }
 }

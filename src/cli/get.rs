@@ -1,30 +1,32 @@
 //! `picolet get pods`: the table a kubectl user expects, or the PodList as
 //! JSON or YAML.
 
-use super::args::parse;
-use super::{client_paths, read_pods};
+use super::args::{parse, ArgsError};
+use super::{client_paths, read_pods, ClientError};
 use crate::pod::status::{PodList, PodObject};
 use crate::published::{ManifestError, ERRORS_FILE};
 use crate::time::Time;
+use std::fmt;
 use std::io::Write;
 
-pub fn run(args: &[String]) -> Result<(), String> {
+/// `picolet get ARGS`: print the pods, then the manifest errors on stderr.
+pub fn run(args: &[String]) -> Result<(), GetError> {
     let p = parse(args, &["output", "run-dir"], &[], &[('o', "output")])?;
     match p.positional.first().map(String::as_str) {
         Some("pods" | "pod" | "po") => {}
         Some(other) => {
-            return Err(format!(
-                "the server doesn't have a resource type {other:?}; picolet knows \"pods\""
-            ))
+            return Err(GetError::UnknownResource {
+                resource: other.into(),
+            })
         }
-        None => return Err("usage: picolet get pods [NAME] [-o wide|json|yaml|name]".into()),
+        None => return Err(GetError::Usage),
     }
     let (paths, info) = client_paths(p.value("run-dir"))?;
     let mut list = read_pods(&paths)?;
     if let Some(name) = p.positional.get(1) {
         list.items.retain(|i| &i.metadata.name == name);
         if list.items.is_empty() {
-            return Err(format!("pods {name:?} not found"));
+            return Err(ClientError::PodNotFound { pod: name.clone() }.into());
         }
     }
     let errors: Vec<ManifestError> = crate::state::read_json(&paths.run.join(ERRORS_FILE))
@@ -33,18 +35,95 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .unwrap_or_default();
     let mut out = std::io::stdout().lock();
     let text = match p.value("output") {
-        Some("json") => serde_json::to_string_pretty(&list).map_err(|e| e.to_string())? + "\n",
-        Some("yaml") => serde_yaml::to_string(&list).map_err(|e| e.to_string())?,
-        Some("name") => list.items.iter().map(|i| format!("pod/{}\n", i.metadata.name)).collect(),
+        Some("json") => serde_json::to_string_pretty(&list).map_err(GetError::Json)? + "\n",
+        Some("yaml") => serde_yaml::to_string(&list).map_err(GetError::Yaml)?,
+        Some("name") => list
+            .items
+            .iter()
+            .map(|i| format!("pod/{}\n", i.metadata.name))
+            .collect(),
         Some("wide") => table(&list, Some(&info.cgroups), Time::now()),
         None => table(&list, None, Time::now()),
-        Some(other) => return Err(format!("unable to match a printer suitable for the output format {other:?}: json, yaml, name, wide")),
+        Some(other) => {
+            return Err(GetError::UnknownOutput {
+                format: other.into(),
+            })
+        }
     };
-    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    out.write_all(text.as_bytes()).map_err(GetError::Write)?;
     for e in errors {
         eprintln!("manifest {}: {}", e.file.display(), e.message);
     }
     Ok(())
+}
+
+/// Why `picolet get` printed no pods.
+#[derive(Debug)]
+pub enum GetError {
+    /// The flags do not parse.
+    Args(ArgsError),
+    /// No resource type named.
+    Usage,
+    /// A resource type other than pods.
+    UnknownResource { resource: String },
+    /// An `-o` format other than wide, json, yaml and name.
+    UnknownOutput { format: String },
+    /// The agent's published files, or the pod in them.
+    Client(ClientError),
+    /// `-o json` could not encode the list.
+    Json(serde_json::Error),
+    /// `-o yaml` could not encode the list.
+    Yaml(serde_yaml::Error),
+    /// Writing to stdout failed.
+    Write(std::io::Error),
+}
+
+impl From<ArgsError> for GetError {
+    fn from(e: ArgsError) -> GetError {
+        GetError::Args(e)
+    }
+}
+
+impl From<ClientError> for GetError {
+    fn from(e: ClientError) -> GetError {
+        GetError::Client(e)
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Args(e) => write!(f, "{e}"),
+            GetError::Usage => f.write_str("usage: picolet get pods [NAME] [-o wide|json|yaml|name]"),
+            GetError::UnknownResource { resource } => write!(
+                f,
+                "the server doesn't have a resource type {resource:?}; picolet knows \"pods\""
+            ),
+            GetError::UnknownOutput { format } => write!(
+                f,
+                "unable to match a printer suitable for the output format {format:?}: json, yaml, name, wide"
+            ),
+            GetError::Client(e) => write!(f, "{e}"),
+            GetError::Json(e) => write!(f, "{e}"),
+            GetError::Yaml(e) => write!(f, "{e}"),
+            GetError::Write(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GetError::Args(e) => Some(e),
+            GetError::Client(e) => Some(e),
+            GetError::Json(e) => Some(e),
+            GetError::Yaml(e) => Some(e),
+            GetError::Write(e) => Some(e),
+            GetError::Usage | GetError::UnknownResource { .. } | GetError::UnknownOutput { .. } => {
+                None
+            }
+        }
+    }
 }
 
 /// kubectl's columns; `-o wide` adds the node and the resource-limit mode.

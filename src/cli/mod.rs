@@ -1,16 +1,22 @@
-//! The command line: argument parsing and the client commands (`get`,
-//! `logs`, `version`). `run` and `monitor` hand over to the agent and the
+//! The command line: argument parsing ([`args`]), the client commands
+//! (`get`, `logs`, `top`, `version`), which read what the agent publishes in
+//! its run dir (src/published.rs), and `run`'s flags ([`run`]), which give
+//! the agent its configuration. The CLI imports neither the agent nor the
+//! engine; src/lib.rs hands `run` over to the agent and `monitor` to the
 //! monitor.
 
 pub mod args;
 pub mod get;
 pub mod logs;
+pub mod run;
 pub mod top;
 
 use crate::published::{AgentInfo, AGENT_FILE};
 use crate::runtime::paths::Paths;
+use std::fmt;
 use std::path::PathBuf;
 
+/// `picolet help`, and what follows an unknown command.
 pub const USAGE: &str = "\
 picolet: a Kubernetes node agent for small devices
 
@@ -41,17 +47,14 @@ pub fn version() {
 
 /// The agent's directories as a client finds them: the run dir, and the rest
 /// from the agent's own record there.
-pub fn client_paths(run_dir: Option<&str>) -> Result<(Paths, AgentInfo), String> {
+pub fn client_paths(run_dir: Option<&str>) -> Result<(Paths, AgentInfo), ClientError> {
     let run = PathBuf::from(run_dir.unwrap_or("/run/picolet"));
     let info_path = run.join(AGENT_FILE);
-    let info: AgentInfo = crate::state::read_json(&info_path)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "no picolet agent state in {} (is `picolet run` using another --run-dir?)",
-                run.display()
-            )
-        })?;
+    let info: AgentInfo = match crate::state::read_json(&info_path) {
+        Ok(Some(info)) => info,
+        Ok(None) => return Err(ClientError::NoAgent { run_dir: run }),
+        Err(e) => return Err(ClientError::AgentFile(e)),
+    };
     let paths = Paths {
         root: PathBuf::new(),
         run,
@@ -61,8 +64,56 @@ pub fn client_paths(run_dir: Option<&str>) -> Result<(Paths, AgentInfo), String>
 }
 
 /// The pods the agent last reported.
-pub fn read_pods(paths: &Paths) -> Result<crate::pod::status::PodList, String> {
-    crate::state::read_json(&paths.status_file())
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{}: no pod status yet", paths.status_file().display()))
+pub fn read_pods(paths: &Paths) -> Result<crate::pod::status::PodList, ClientError> {
+    let path = paths.status_file();
+    match crate::state::read_json(&path) {
+        Ok(Some(list)) => Ok(list),
+        Ok(None) => Err(ClientError::NoStatus { path }),
+        Err(e) => Err(ClientError::StatusFile(e)),
+    }
+}
+
+/// Why a client command cannot read what the agent published in its run dir.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No agent record in the run dir: no agent, or one with another --run-dir.
+    NoAgent { run_dir: PathBuf },
+    /// The agent record is there but cannot be read or decoded; the error
+    /// names the file (crate::state::read_json).
+    AgentFile(std::io::Error),
+    /// The agent has not written the pods' status yet.
+    NoStatus { path: PathBuf },
+    /// The pods' status is there but cannot be read or decoded; the error
+    /// names the file.
+    StatusFile(std::io::Error),
+    /// The agent reports no pod of this name.
+    PodNotFound { pod: String },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::NoAgent { run_dir } => write!(
+                f,
+                "no picolet agent state in {} (is `picolet run` using another --run-dir?)",
+                run_dir.display()
+            ),
+            ClientError::AgentFile(e) | ClientError::StatusFile(e) => write!(f, "{e}"),
+            ClientError::NoStatus { path } => {
+                write!(f, "{}: no pod status yet", path.display())
+            }
+            ClientError::PodNotFound { pod } => write!(f, "pods {pod:?} not found"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::AgentFile(e) | ClientError::StatusFile(e) => Some(e),
+            ClientError::NoAgent { .. }
+            | ClientError::NoStatus { .. }
+            | ClientError::PodNotFound { .. } => None,
+        }
+    }
 }

@@ -2,14 +2,16 @@
 //! from their cgroups, as `kubectl top` shows them. CPU is a rate: two
 //! samples of cpu.stat half a second apart.
 
-use super::args::parse;
-use super::{client_paths, read_pods};
+use super::args::{parse, ArgsError};
+use super::{client_paths, read_pods, ClientError};
 use crate::cgroup::usage;
 use crate::pod::status::PodObject;
 use crate::published::CGROUP_MOUNT;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The time between the two samples of each cgroup's CPU use.
 const SAMPLE: Duration = Duration::from_millis(500);
 
 /// The cgroup directory of a pod (from its QoS class) or of one container.
@@ -28,17 +30,18 @@ fn cgroup_dir(mount: &str, root: &str, pod: &PodObject, container_id: Option<&st
     dir
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
+/// `picolet top ARGS`: sample the pods' cgroups and print the table.
+pub fn run(args: &[String]) -> Result<(), TopError> {
     let p = parse(args, &["run-dir", "cgroup-root"], &["containers"], &[])?;
     if !matches!(
         p.positional.first().map(String::as_str),
         Some("pods" | "pod" | "po")
     ) {
-        return Err("usage: picolet top pods [--containers] [--run-dir DIR]".into());
+        return Err(TopError::Usage);
     }
     let (paths, info) = client_paths(p.value("run-dir"))?;
     if info.cgroups != "v2" {
-        return Err("metrics not available: picolet runs with --cgroups off".into());
+        return Err(TopError::NoCgroups);
     }
     let root = p.value("cgroup-root").unwrap_or("/picolet");
     let list = read_pods(&paths)?;
@@ -90,4 +93,54 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// Why `picolet top` printed no table.
+#[derive(Debug)]
+pub enum TopError {
+    /// The flags do not parse.
+    Args(ArgsError),
+    /// No resource type, or one other than pods.
+    Usage,
+    /// The agent's published files.
+    Client(ClientError),
+    /// The agent runs with `--cgroups off`: there is nothing to sample.
+    NoCgroups,
+}
+
+impl From<ArgsError> for TopError {
+    fn from(e: ArgsError) -> TopError {
+        TopError::Args(e)
+    }
+}
+
+impl From<ClientError> for TopError {
+    fn from(e: ClientError) -> TopError {
+        TopError::Client(e)
+    }
+}
+
+impl fmt::Display for TopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopError::Args(e) => write!(f, "{e}"),
+            TopError::Usage => {
+                f.write_str("usage: picolet top pods [--containers] [--run-dir DIR]")
+            }
+            TopError::Client(e) => write!(f, "{e}"),
+            TopError::NoCgroups => {
+                f.write_str("metrics not available: picolet runs with --cgroups off")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TopError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TopError::Args(e) => Some(e),
+            TopError::Client(e) => Some(e),
+            TopError::Usage | TopError::NoCgroups => None,
+        }
+    }
 }
