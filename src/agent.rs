@@ -30,7 +30,10 @@ pub fn run(config: Config) -> Result<(), String> {
     // First, before anything could start a thread.
     let signals = Signals::block().map_err(|e| format!("blocking signals: {e}"))?;
     let cgroups = match config.cgroups {
-        CgroupMode::V2 => Some(Cgroups::open(Path::new(CGROUP_MOUNT), &config.cgroup_root)?),
+        CgroupMode::V2 => Some(
+            Cgroups::open(Path::new(CGROUP_MOUNT), &config.cgroup_root)
+                .map_err(|e| e.to_string())?,
+        ),
         CgroupMode::Off => {
             log::warn!(
                 "--cgroups off: running WITHOUT resource limits; pod resources are not enforced"

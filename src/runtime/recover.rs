@@ -173,8 +173,8 @@ impl Runtime {
     /// Remove durable leftovers no pod owns: writable layers of containers
     /// with no instance directory, volumes of pods neither recovered nor
     /// wanted (after a reboot the run dir is gone, the disk is not).
-    pub fn remove_orphans(&self, pods: &[&str]) {
-        let paths = &self.config.paths;
+    pub fn remove_orphans(&mut self, pods: &[&str]) {
+        let paths = &self.config.paths.clone();
         let live: Vec<String> = instance_dirs(&paths.containers_run())
             .into_iter()
             .map(|(id, _, _)| id)
@@ -189,14 +189,16 @@ impl Runtime {
                 }
             }
         }
-        if let Some(cgroups) = &self.config.cgroups {
-            for uid in cgroups.pod_uids() {
-                if !pods.contains(&uid.as_str()) {
-                    log::warn!("removing the leftover cgroup of pod {uid}");
-                    if let Err(e) = cgroups.remove_pod(&uid) {
-                        log::error!("{e}");
-                    }
-                }
+        let cgroup_uids = self
+            .config
+            .cgroups
+            .as_ref()
+            .map(crate::cgroup::Cgroups::pod_uids)
+            .unwrap_or_default();
+        for uid in cgroup_uids {
+            if !pods.contains(&uid.as_str()) {
+                log::warn!("removing the leftover cgroup of pod {uid}");
+                self.try_removing_pod_cgroup(&uid, None, Time::now());
             }
         }
         for entry in fs::read_dir(paths.root.join("pods"))
