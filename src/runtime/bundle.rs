@@ -7,11 +7,11 @@
 use crate::image::config::Process as ImageProcess;
 use crate::pod::validate::{capability_name, CAPABILITIES};
 use crate::pod::DEFAULT_CAPS;
-use crate::pod::{Container, Pod};
+use crate::pod::{Container, Pod, SecurityContext};
 use crate::runtime::seccomp::{self, Choice};
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, Linux, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -82,33 +82,67 @@ pub fn build(
 ) -> Result<Spec, String> {
     let sc = container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged == Some(true);
+    let caps = capability_set(&sc);
+    let process = process_spec(pod, &sc, process, identity, placement, &caps)?;
+    let mounts = mounts(pod, container, sandbox, volumes, privileged)?;
+    let linux = linux_spec(pod, container, sandbox, placement, privileged, &caps)?;
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(sc.read_only_root_filesystem == Some(true))
+        .build()
+        .map_err(|e| e.to_string())?;
 
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(sandbox.uts.as_ref().map(|_| sandbox.hostname.clone()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux));
+    Ok(spec)
+}
+
+/// The capabilities the container holds: all for a privileged one, else
+/// the defaults (unless `drop: [ALL]`) less the dropped plus the added.
+fn capability_set(sc: &SecurityContext) -> HashSet<Capability> {
     let mut caps: HashSet<Capability> = HashSet::new();
-    if privileged {
+    if sc.privileged == Some(true) {
         caps.extend(all_capabilities());
-    } else {
-        let dropped_all = sc
-            .capabilities
-            .as_ref()
-            .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
-        if !dropped_all {
-            caps.extend(DEFAULT_CAPS.iter().filter_map(|c| capability(c)));
-        }
-        if let Some(c) = &sc.capabilities {
-            for name in c.drop.iter().filter_map(|n| capability_name(n)) {
-                if let Some(cap) = capability(&name) {
-                    caps.remove(&cap);
-                }
+        return caps;
+    }
+    let dropped_all = sc
+        .capabilities
+        .as_ref()
+        .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
+    if !dropped_all {
+        caps.extend(DEFAULT_CAPS.iter().filter_map(|c| capability(c)));
+    }
+    if let Some(c) = &sc.capabilities {
+        for name in c.drop.iter().filter_map(|n| capability_name(n)) {
+            if let Some(cap) = capability(&name) {
+                caps.remove(&cap);
             }
-            for name in c.add.iter().filter_map(|n| capability_name(n)) {
-                if name == "CAP_ALL" {
-                    caps.extend(all_capabilities());
-                } else if let Some(cap) = capability(&name) {
-                    caps.insert(cap);
-                }
+        }
+        for name in c.add.iter().filter_map(|n| capability_name(n)) {
+            if name == "CAP_ALL" {
+                caps.extend(all_capabilities());
+            } else if let Some(cap) = capability(&name) {
+                caps.insert(cap);
             }
         }
     }
+    caps
+}
+
+/// The process: the image's command and env as merged with the container,
+/// its user and groups, capabilities, and the OOM score.
+fn process_spec(
+    pod: &Pod,
+    sc: &SecurityContext,
+    process: &ImageProcess,
+    identity: Identity,
+    placement: &Placement,
+    caps: &HashSet<Capability>,
+) -> Result<Process, String> {
     let mut capabilities = LinuxCapabilities::default();
     capabilities
         .set_bounding(Some(caps.clone()))
@@ -130,7 +164,7 @@ pub fn build(
         .additional_gids(supplemental)
         .build()
         .map_err(|e| e.to_string())?;
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(false)
         .args(process.args.clone())
         .env(process.env.clone())
@@ -140,8 +174,18 @@ pub fn build(
         .no_new_privileges(sc.allow_privilege_escalation == Some(false))
         .oom_score_adj(placement.oom_score_adj as i32)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
 
+/// runc's default mounts (less /dev/shm), the pod's /dev/shm and /etc
+/// files, and the container's volume mounts.
+fn mounts(
+    pod: &Pod,
+    container: &Container,
+    sandbox: &SandboxView,
+    volumes: &VolumePaths,
+    privileged: bool,
+) -> Result<Vec<Mount>, String> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/dev/shm"))
@@ -181,7 +225,19 @@ pub fn build(
         });
         mounts.push(bind(&m.mount_path, &source, m.read_only || projected)?);
     }
+    Ok(mounts)
+}
 
+/// The Linux part: the sandbox's namespaces, masked and read-only paths,
+/// seccomp, and the cgroup with the container's limits.
+fn linux_spec(
+    pod: &Pod,
+    container: &Container,
+    sandbox: &SandboxView,
+    placement: &Placement,
+    privileged: bool,
+    caps: &HashSet<Capability>,
+) -> Result<Linux, String> {
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid, None)?,
         namespace(LinuxNamespaceType::Mount, None)?,
@@ -193,7 +249,7 @@ pub fn build(
     if let Some(uts) = &sandbox.uts {
         namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts))?);
     }
-    let defaults = oci_spec::runtime::Linux::default();
+    let defaults = Linux::default();
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     if !privileged {
         linux = linux
@@ -213,21 +269,7 @@ pub fn build(
             .cgroups_path(PathBuf::from(path))
             .resources(limits(container)?);
     }
-    let linux = linux.build().map_err(|e| e.to_string())?;
-
-    let root = RootBuilder::default()
-        .path("rootfs")
-        .readonly(sc.read_only_root_filesystem == Some(true))
-        .build()
-        .map_err(|e| e.to_string())?;
-
-    let mut spec = Spec::default();
-    spec.set_process(Some(process))
-        .set_root(Some(root))
-        .set_hostname(sandbox.uts.as_ref().map(|_| sandbox.hostname.clone()))
-        .set_mounts(Some(mounts))
-        .set_linux(Some(linux));
-    Ok(spec)
+    linux.build().map_err(|e| e.to_string())
 }
 
 /// The container's own limits, as the kubelet gives them to the runtime:
