@@ -13,8 +13,48 @@ use oci_spec::runtime::{
     Capability, Linux, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType,
     Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
+use oci_spec::OciSpecError;
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// Why a container's config.json cannot be built.
+#[derive(Debug)]
+pub enum BundleError {
+    /// oci-spec's builders refused a part of the spec.
+    Spec(OciSpecError),
+    /// A volume mount names a volume the sandbox did not prepare.
+    VolumeNotPrepared { volume: String },
+    /// A subPath's pin (made by `subpath::prepare`) cannot be named.
+    SubPath {
+        sub_path: String,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Spec(source) => source.fmt(f),
+            BundleError::VolumeNotPrepared { volume } => {
+                write!(f, "volume {volume:?} is not prepared")
+            }
+            BundleError::SubPath { sub_path, source } => {
+                write!(f, "subPath {sub_path:?}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BundleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BundleError::Spec(source) => Some(source),
+            BundleError::VolumeNotPrepared { .. } => None,
+            BundleError::SubPath { source, .. } => Some(source),
+        }
+    }
+}
 
 /// The pod-level things a container joins, all prepared by the sandbox.
 #[derive(Debug, Clone)]
@@ -56,7 +96,7 @@ pub struct Identity {
     pub gid: u32,
 }
 
-fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, String> {
+fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, BundleError> {
     let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
     if read_only {
         options.push("ro".into());
@@ -67,7 +107,7 @@ fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, Stri
         .source(source)
         .options(options)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(BundleError::Spec)
 }
 
 /// Build the spec. `rootfs` is relative to the bundle.
@@ -79,7 +119,7 @@ pub fn build(
     sandbox: &SandboxView,
     volumes: &VolumePaths,
     placement: &Placement,
-) -> Result<Spec, String> {
+) -> Result<Spec, BundleError> {
     let sc = container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged == Some(true);
     let caps = capability_set(&sc);
@@ -90,7 +130,7 @@ pub fn build(
         .path("rootfs")
         .readonly(sc.read_only_root_filesystem == Some(true))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(BundleError::Spec)?;
 
     let mut spec = Spec::default();
     spec.set_process(Some(process))
@@ -142,7 +182,7 @@ fn process_spec(
     identity: Identity,
     placement: &Placement,
     caps: &HashSet<Capability>,
-) -> Result<Process, String> {
+) -> Result<Process, BundleError> {
     let mut capabilities = LinuxCapabilities::default();
     capabilities
         .set_bounding(Some(caps.clone()))
@@ -163,7 +203,7 @@ fn process_spec(
         .gid(identity.gid)
         .additional_gids(supplemental)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(BundleError::Spec)?;
     ProcessBuilder::default()
         .terminal(false)
         .args(process.args.clone())
@@ -174,7 +214,7 @@ fn process_spec(
         .no_new_privileges(sc.allow_privilege_escalation == Some(false))
         .oom_score_adj(placement.oom_score_adj as i32)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(BundleError::Spec)
 }
 
 /// runc's default mounts (less /dev/shm), the pod's /dev/shm and /etc
@@ -185,7 +225,7 @@ fn mounts(
     sandbox: &SandboxView,
     volumes: &VolumePaths,
     privileged: bool,
-) -> Result<Vec<Mount>, String> {
+) -> Result<Vec<Mount>, BundleError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/dev/shm"))
@@ -209,14 +249,19 @@ fn mounts(
     for (i, m) in container.volume_mounts.iter().enumerate() {
         let base = volumes
             .get(&m.name)
-            .ok_or_else(|| format!("volume {:?} is not prepared", m.name))?;
+            .ok_or_else(|| BundleError::VolumeNotPrepared {
+                volume: m.name.clone(),
+            })?;
         // A subPath was resolved inside its volume and pinned there by
         // `subpath::prepare` before the bundle is built: never a host path
         // built from the string.
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             None => base.clone(),
             Some(sub) => super::subpath::target(&sandbox.subpaths, &m.name, &container.name, i)
-                .map_err(|e| format!("subPath {sub:?}: {e}"))?,
+                .map_err(|source| BundleError::SubPath {
+                    sub_path: sub.into(),
+                    source,
+                })?,
         };
         // configMap, secret and downwardAPI volumes are read-only, always.
         let projected = pod.spec.volumes.iter().any(|v| {
@@ -237,7 +282,7 @@ fn linux_spec(
     placement: &Placement,
     privileged: bool,
     caps: &HashSet<Capability>,
-) -> Result<Linux, String> {
+) -> Result<Linux, BundleError> {
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid, None)?,
         namespace(LinuxNamespaceType::Mount, None)?,
@@ -269,14 +314,14 @@ fn linux_spec(
             .cgroups_path(PathBuf::from(path))
             .resources(limits(container)?);
     }
-    linux.build().map_err(|e| e.to_string())
+    linux.build().map_err(BundleError::Spec)
 }
 
 /// The container's own limits, as the kubelet gives them to the runtime:
 /// cpu shares from the request (runc turns them into cpu.weight on cgroup
 /// v2), a cfs quota from the cpu limit, memory.max from the memory limit, and
 /// memory.oom.group=1 so that an OOM kill takes the whole container.
-fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
+fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, BundleError> {
     use crate::pod::resources::{amounts, cpu_quota, cpu_shares, CPU_PERIOD};
     use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder};
     let a = amounts(c);
@@ -285,7 +330,7 @@ fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
         cpu = cpu.quota(cpu_quota(limit) as i64).period(CPU_PERIOD);
     }
     let mut resources = LinuxResourcesBuilder::default()
-        .cpu(cpu.build().map_err(|e| e.to_string())?)
+        .cpu(cpu.build().map_err(BundleError::Spec)?)
         .unified(std::collections::HashMap::from([(
             "memory.oom.group".to_string(),
             "1".to_string(),
@@ -294,21 +339,21 @@ fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
         let memory = LinuxMemoryBuilder::default()
             .limit(limit as i64)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(BundleError::Spec)?;
         resources = resources.memory(memory);
     }
-    resources.build().map_err(|e| e.to_string())
+    resources.build().map_err(BundleError::Spec)
 }
 
 fn namespace(
     kind: LinuxNamespaceType,
     path: Option<&Path>,
-) -> Result<oci_spec::runtime::LinuxNamespace, String> {
+) -> Result<oci_spec::runtime::LinuxNamespace, BundleError> {
     let mut b = LinuxNamespaceBuilder::default().typ(kind);
     if let Some(p) = path {
         b = b.path(p);
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(BundleError::Spec)
 }
 
 /// Every capability in picolet's own bounding set, as containerd gives a

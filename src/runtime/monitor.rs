@@ -23,6 +23,31 @@ use std::process::{Command, Stdio};
 /// The fd on which the agent listens for the start notice.
 pub const NOTIFY_FD: i32 = 3;
 
+/// Why the monitor's command line cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorArgsError {
+    /// Not the eight arguments the agent passes.
+    Usage,
+    /// A size or count that is not a number.
+    BadNumber { arg: String },
+    /// A container id that is not UTF-8.
+    BadId,
+}
+
+impl std::fmt::Display for MonitorArgsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MonitorArgsError::Usage => f.write_str(
+                "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-",
+            ),
+            MonitorArgsError::BadNumber { .. } => f.write_str("bad number"),
+            MonitorArgsError::BadId => f.write_str("bad id"),
+        }
+    }
+}
+
+impl std::error::Error for MonitorArgsError {}
+
 /// What a monitor needs, passed on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorArgs {
@@ -57,18 +82,21 @@ impl MonitorArgs {
     }
 
     /// Parse the arguments after `monitor`.
-    pub fn parse(args: &[OsString]) -> Result<MonitorArgs, String> {
+    pub fn parse(args: &[OsString]) -> Result<MonitorArgs, MonitorArgsError> {
         let [runtime, root, id, dir, log, size, files, cgroup] = args else {
-            return Err(
-                "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-"
-                    .into(),
-            );
+            return Err(MonitorArgsError::Usage);
         };
-        let number = |s: &OsString| s.to_str().and_then(|s| s.parse().ok()).ok_or("bad number");
+        let number = |s: &OsString| {
+            s.to_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| MonitorArgsError::BadNumber {
+                    arg: s.to_string_lossy().into_owned(),
+                })
+        };
         Ok(MonitorArgs {
             runtime: runtime.into(),
             runtime_root: root.into(),
-            id: id.to_str().ok_or("bad id")?.to_string(),
+            id: id.to_str().ok_or(MonitorArgsError::BadId)?.to_string(),
             dir: dir.into(),
             log_path: log.into(),
             log_max_size: number(size)?,
@@ -314,6 +342,12 @@ mod tests {
         let argv = args.to_args();
         assert_eq!(argv[0], "monitor");
         assert_eq!(MonitorArgs::parse(&argv[1..]), Ok(args));
-        assert!(MonitorArgs::parse(&argv[2..]).is_err());
+        assert_eq!(MonitorArgs::parse(&argv[2..]), Err(MonitorArgsError::Usage));
+        let mut bad = argv[1..].to_vec();
+        bad[5] = "ten".into();
+        assert_eq!(
+            MonitorArgs::parse(&bad),
+            Err(MonitorArgsError::BadNumber { arg: "ten".into() })
+        );
     }
 }
