@@ -82,8 +82,10 @@ impl std::error::Error for ProcessError {
 /// An image's config blob: how to run it and what its layers hold.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageConfig {
+    /// The process defaults (`config` in the blob).
     #[serde(default)]
     pub config: RunConfig,
+    /// The layers' diff ids.
     #[serde(default)]
     pub rootfs: RootFs,
 }
@@ -91,6 +93,7 @@ pub struct ImageConfig {
 /// The layers' uncompressed digests, which unpacking checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RootFs {
+    /// `sha256:...` of each layer's uncompressed tar, in order.
     #[serde(default)]
     pub diff_ids: Vec<String>,
 }
@@ -99,14 +102,19 @@ pub struct RootFs {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
+    /// `Entrypoint`, replaced by a container's `command`.
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`, replaced by a container's `args` (or dropped with `command`).
     #[serde(default)]
     pub cmd: Option<Vec<String>>,
+    /// `Env` as `NAME=value`, below the container's own.
     #[serde(default)]
     pub env: Option<Vec<String>>,
+    /// `WorkingDir`, unless the container sets `workingDir`.
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `User`: a name or id, with an optional `:group`.
     #[serde(default)]
     pub user: Option<String>,
 }
@@ -114,8 +122,11 @@ pub struct RunConfig {
 /// The process a container runs, after merging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
+    /// The command line: entrypoint then arguments.
     pub args: Vec<String>,
+    /// The environment as `NAME=value`.
     pub env: Vec<String>,
+    /// The working directory.
     pub cwd: String,
     /// The image's `User`, still to be resolved against the rootfs.
     pub image_user: Option<String>,

@@ -61,6 +61,7 @@ impl std::error::Error for BundleError {
 pub struct SandboxView {
     /// Network namespace file; `None` for hostNetwork.
     pub net: Option<PathBuf>,
+    /// IPC namespace file.
     pub ipc: PathBuf,
     /// UTS namespace file; `None` for hostNetwork (the host's name).
     pub uts: Option<PathBuf>,
@@ -68,6 +69,7 @@ pub struct SandboxView {
     pub etc: PathBuf,
     /// The pod's shared /dev/shm.
     pub shm: PathBuf,
+    /// The pod's hostname, set unless hostNetwork.
     pub hostname: String,
     /// Where `subpath::prepare` pins the pod's resolved subPaths.
     pub subpaths: PathBuf,
@@ -83,6 +85,7 @@ pub struct Placement {
     /// The container's cgroup for the OOM killer and the limits; `None`
     /// with `--cgroups off`.
     pub cgroups_path: Option<String>,
+    /// The kubelet's OOM score for the container's QoS class.
     pub oom_score_adj: i64,
     /// The node's `seccompDefault`: `RuntimeDefault` for containers that
     /// name no profile.
@@ -92,7 +95,9 @@ pub struct Placement {
 /// Who the process runs as, already resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
+    /// The uid the process runs as.
     pub uid: u32,
+    /// The gid the process runs as.
     pub gid: u32,
 }
 

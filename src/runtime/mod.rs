@@ -46,17 +46,22 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::Arc;
 
+/// What the runtime needs from the agent's configuration.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// Where state, run files and logs go.
     pub paths: Paths,
     /// runc, crun or youki.
     pub binary: PathBuf,
     /// This executable, started again as `picolet monitor`.
     pub self_exe: PathBuf,
+    /// `containerLogMaxSize` in bytes.
     pub log_max_size: u64,
+    /// `containerLogMaxFiles`.
     pub log_max_files: usize,
     /// `None` with `--cgroups off`.
     pub cgroups: Option<crate::cgroup::Cgroups>,
+    /// `podPidsLimit`; 0 or less: no limit.
     pub pod_pids_limit: i64,
     /// Bytes of memory on the node, for oom_score_adj.
     pub memory_capacity: u64,
@@ -89,6 +94,7 @@ struct Watched {
     unrecorded: Option<Arc<Pod>>,
 }
 
+/// The runtime shell: carries out the engine's actions and watches what they started.
 pub struct Runtime {
     config: RuntimeConfig,
     oci: OciRuntime,
@@ -128,6 +134,7 @@ impl Runtime {
         }
     }
 
+    /// A runtime with nothing running yet: `recover` finds what an earlier agent left.
     pub fn new(config: RuntimeConfig) -> Runtime {
         let oci = OciRuntime {
             binary: config.binary.clone(),

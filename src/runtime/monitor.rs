@@ -51,13 +51,19 @@ impl std::error::Error for MonitorArgsError {}
 /// What a monitor needs, passed on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorArgs {
+    /// The OCI runtime binary.
     pub runtime: PathBuf,
+    /// The runtime's `--root`.
     pub runtime_root: PathBuf,
+    /// The container id.
     pub id: String,
     /// The bundle directory; records are written here too.
     pub dir: PathBuf,
+    /// The CRI log file of this instance.
     pub log_path: PathBuf,
+    /// `containerLogMaxSize` in bytes.
     pub log_max_size: u64,
+    /// `containerLogMaxFiles`.
     pub log_max_files: usize,
     /// The container's cgroup directory, where an OOM kill is recorded;
     /// `None` without cgroups.
@@ -65,6 +71,8 @@ pub struct MonitorArgs {
 }
 
 impl MonitorArgs {
+    /// The command line after the executable: `monitor` and the arguments, for
+    /// [`MonitorArgs::parse`].
     pub fn to_args(&self) -> Vec<OsString> {
         vec![
             "monitor".into(),

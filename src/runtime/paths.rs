@@ -12,10 +12,14 @@ use crate::safe_path::{self, NameError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// picolet's three directories, and every path below them it uses.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// `rootDir`: durable state (images, pod specs and volumes, writable layers).
     pub root: PathBuf,
+    /// `runDir`: state of this boot (sandboxes, instance records, runc's root).
     pub run: PathBuf,
+    /// `podLogsDir`: the pods' CRI logs.
     pub logs: PathBuf,
 }
 
@@ -66,6 +70,7 @@ impl Paths {
         self.run.join(crate::published::STATUS_FILE)
     }
 
+    /// The pod's sandbox directory of this boot: records, namespace pins, /etc files.
     pub fn pod_run(&self, uid: &str) -> io::Result<PathBuf> {
         join(&self.run.join("pods"), uid)
     }
@@ -81,18 +86,22 @@ impl Paths {
         join(&join(&dir, namespace)?, &format!("{name}.json"))
     }
 
+    /// The directory of the pod's volumes.
     pub fn pod_volumes(&self, uid: &str) -> io::Result<PathBuf> {
         Ok(self.pod_disk(uid)?.join("volumes"))
     }
 
+    /// The directory of the instance directories.
     pub fn containers_run(&self) -> PathBuf {
         self.run.join("containers")
     }
 
+    /// An instance's directory of this boot: its bundle and records.
     pub fn container_run(&self, id: &str) -> io::Result<PathBuf> {
         join(&self.containers_run(), id)
     }
 
+    /// An instance's durable directory: its writable layer.
     pub fn container_disk(&self, id: &str) -> io::Result<PathBuf> {
         join(&self.root.join("containers"), id)
     }
@@ -102,6 +111,7 @@ impl Paths {
         self.root.join("spare-layer")
     }
 
+    /// The CRI log of one instance: `<logs>/<ns>_<name>_<uid>/<container>/<attempt>.log`.
     pub fn container_log(
         &self,
         namespace: &str,

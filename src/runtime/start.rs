@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 /// Why an instance could not be created: a kubelet waiting reason.
 pub struct StartFailure {
+    /// The kubelet's waiting reason: `CreateContainerConfigError`, `CreateContainerError`, ...
     pub reason: &'static str,
+    /// What the container status says.
     pub message: String,
 }
 
