@@ -379,6 +379,26 @@ mod tests {
     }
 
     #[test]
+    fn one_removal_attempt_reports_a_busy_cgroup_and_never_waits() {
+        let dir = std::env::temp_dir().join(format!("picolet-cg-rm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("pod/c1")).unwrap();
+        fs::create_dir_all(dir.join("pod/c2")).unwrap();
+        // A file stands for what the kernel has not emptied yet: rmdir fails.
+        fs::write(dir.join("pod/c2/left"), "").unwrap();
+        let err = remove_tree(&dir.join("pod")).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::Busy { path, .. } if *path == dir.join("pod/c2")),
+            "{err}"
+        );
+        assert!(!dir.join("pod/c1").exists(), "the empty sibling went");
+        fs::remove_file(dir.join("pod/c2/left")).unwrap();
+        remove_tree(&dir.join("pod")).unwrap();
+        assert!(!dir.join("pod").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_hybrid_or_missing_hierarchy_is_refused_with_the_fix() {
         let err = Cgroups::open(Path::new("/proc"), "picolet").unwrap_err();
         assert!(matches!(&err, CgroupError::Refused { mount, .. } if mount == Path::new("/proc")));
