@@ -14,6 +14,7 @@
 
 use crate::pod::resources::{self, QosClass};
 use crate::pod::Pod;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,51 @@ use std::path::{Path, PathBuf};
 /// The controllers picolet needs delegated.
 const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
+/// What went wrong with the cgroup hierarchy.
+#[derive(Debug)]
+pub enum CgroupError {
+    /// The hierarchy at `mount` cannot host picolet: the agent refuses to
+    /// start, and the text says how to fix the host.
+    Refused { mount: PathBuf, detail: String },
+    /// Reading, writing or creating a file of the hierarchy failed.
+    Io {
+        /// What picolet was doing, e.g. `writing "1" to`.
+        action: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// `rmdir` of a cgroup failed, most often because the kernel has not
+    /// yet emptied a killed cgroup: worth another attempt a little later.
+    Busy { path: PathBuf, source: io::Error },
+}
+
+impl fmt::Display for CgroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CgroupError::Refused { mount, detail } => f.write_str(&refusal(mount, detail)),
+            CgroupError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "{action} {}: {source}", path.display()),
+            CgroupError::Busy { path, source } => {
+                write!(f, "removing {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CgroupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CgroupError::Refused { .. } => None,
+            CgroupError::Io { source, .. } | CgroupError::Busy { source, .. } => Some(source),
+        }
+    }
+}
+
+/// picolet's cgroup v2 subtree: where pod cgroups go and how they are made
+/// and removed.
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     /// The cgroup2 mount, normally /sys/fs/cgroup.
@@ -29,16 +75,20 @@ pub struct Cgroups {
     root: String,
 }
 
-fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("{what} {}: {e}", path.display()))
+fn io_error(path: &Path, action: &str, source: io::Error) -> CgroupError {
+    CgroupError::Io {
+        action: action.to_string(),
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
-fn write(path: &Path, data: &str) -> io::Result<()> {
+fn write(path: &Path, data: &str) -> Result<(), CgroupError> {
     fs::write(path, data).map_err(|e| io_error(path, &format!("writing {data:?} to"), e))
 }
 
 /// Why picolet cannot use cgroups here, with the fix.
-pub fn refusal(mount: &Path, detail: &str) -> String {
+fn refusal(mount: &Path, detail: &str) -> String {
     format!(
         "refusing to start: {} {detail}; boot with systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all, \
          delegate cpu, memory and pids to picolet, or run with --cgroups off to run pods WITHOUT resource limits",
@@ -55,11 +105,15 @@ pub fn is_cgroup2(path: &Path) -> bool {
 
 impl Cgroups {
     /// Check the hierarchy and prepare picolet's subtree with its QoS tiers.
-    pub fn open(mount: &Path, root: &str) -> Result<Cgroups, String> {
+    pub fn open(mount: &Path, root: &str) -> Result<Cgroups, CgroupError> {
+        let refused = |detail: String| CgroupError::Refused {
+            mount: mount.to_path_buf(),
+            detail,
+        };
         if !is_cgroup2(mount) {
-            return Err(refusal(
-                mount,
-                "is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode",
+            return Err(refused(
+                "is not a cgroup v2 (unified) hierarchy: this host uses cgroup v1 or hybrid mode"
+                    .into(),
             ));
         }
         let available = fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
@@ -69,10 +123,10 @@ impl Cgroups {
             .filter(|c| !available.split_whitespace().any(|a| a == *c))
             .collect();
         if !missing.is_empty() {
-            return Err(refusal(
-                mount,
-                &format!("does not offer the {} controller(s)", missing.join(", ")),
-            ));
+            return Err(refused(format!(
+                "does not offer the {} controller(s)",
+                missing.join(", ")
+            )));
         }
         let cgroups = Cgroups {
             mount: mount.to_path_buf(),
@@ -91,7 +145,7 @@ impl Cgroups {
                     "1",
                 )
             });
-        prepared.map_err(|e| refusal(mount, &format!("cannot host picolet's cgroups: {e}")))?;
+        prepared.map_err(|e| refused(format!("cannot host picolet's cgroups: {e}")))?;
         Ok(cgroups)
     }
 
@@ -101,7 +155,7 @@ impl Cgroups {
 
     /// Create `path` (absolute within the hierarchy) and every missing
     /// ancestor, enabling the controllers on the way down.
-    fn make(&self, path: &str) -> io::Result<()> {
+    fn make(&self, path: &str) -> Result<(), CgroupError> {
         let mut current = self.mount.clone();
         let wanted: String = CONTROLLERS.iter().map(|c| format!("+{c} ")).collect();
         for part in path.trim_matches('/').split('/') {
@@ -143,7 +197,7 @@ impl Cgroups {
     /// Create the pod's cgroup with the kubelet's pod-level values: cpu.weight
     /// from the effective request, cpu.max and memory.max when every
     /// container has a limit, pids.max from podPidsLimit.
-    pub fn create_pod(&self, pod: &Pod, pids_limit: i64) -> io::Result<()> {
+    pub fn create_pod(&self, pod: &Pod, pids_limit: i64) -> Result<(), CgroupError> {
         let path = self.pod_path(pod);
         self.make(&path)?;
         let dir = self.dir(&path);
@@ -168,7 +222,7 @@ impl Cgroups {
     }
 
     /// The Burstable tier's weight: the sum of its pods' cpu requests.
-    pub fn set_burstable_requests(&self, millicores: u64) -> io::Result<()> {
+    pub fn set_burstable_requests(&self, millicores: u64) -> Result<(), CgroupError> {
         let weight = resources::cpu_weight(resources::cpu_shares(millicores));
         write(
             &self
@@ -178,16 +232,23 @@ impl Cgroups {
         )
     }
 
-    /// Remove a pod's cgroup and whatever is left below it; a missing one is
-    /// success. Processes still inside are killed first.
-    pub fn remove_pod(&self, uid: &str) -> io::Result<()> {
+    /// One attempt at removing a pod's cgroup and whatever is left below it;
+    /// a missing one is success. Processes still inside are killed first.
+    /// The kernel empties a killed cgroup asynchronously, so a first attempt
+    /// often ends in [`CgroupError::Busy`]: the caller tries again later
+    /// (`runtime/cgroup_removal.rs`), never by sleeping here.
+    pub fn remove_pod(&self, uid: &str) -> Result<(), CgroupError> {
+        let mut busy = None;
         for tier in ["", "/burstable", "/besteffort"] {
             let dir = self.dir(&format!("{}{tier}/pod{uid}", self.root));
             if dir.is_dir() {
-                remove_tree(&dir)?;
+                match remove_tree(&dir) {
+                    Err(e @ CgroupError::Busy { .. }) => busy = busy.or(Some(e)),
+                    other => other?,
+                }
             }
         }
-        Ok(())
+        busy.map_or(Ok(()), Err)
     }
 
     /// Pod uids that have a cgroup.
@@ -210,14 +271,20 @@ impl Cgroups {
     }
 }
 
-/// Kill what remains and remove a cgroup bottom-up.
-fn remove_tree(dir: &Path) -> io::Result<()> {
+/// Kill what remains and remove a cgroup bottom-up, once: a cgroup whose
+/// `rmdir` fails (still emptying, or a child still there) is `Busy`.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    let mut busy = None;
     for entry in fs::read_dir(dir)
         .map_err(|e| io_error(dir, "reading", e))?
         .flatten()
     {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_tree(&entry.path())?;
+            match remove_tree(&entry.path()) {
+                // The siblings still get their kill in this attempt.
+                Err(e @ CgroupError::Busy { .. }) => busy = busy.or(Some(e)),
+                other => other?,
+            }
         }
     }
     let kill = dir.join("cgroup.kill");
@@ -226,21 +293,17 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
     {
         write(&kill, "1")?;
     }
-    // The kernel empties a killed cgroup asynchronously: retry briefly.
-    let mut last = None;
-    for _ in 0..100 {
-        match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    if let Some(busy) = busy {
+        return Err(busy);
     }
-    Err(io_error(
-        dir,
-        "removing",
-        last.map_or("busy".into(), |e| e.to_string()),
-    ))
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CgroupError::Busy {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Did the kernel's OOM killer act in this cgroup? (`memory.events`)
@@ -316,8 +379,30 @@ mod tests {
     }
 
     #[test]
+    fn one_removal_attempt_reports_a_busy_cgroup_and_never_waits() {
+        let dir = std::env::temp_dir().join(format!("picolet-cg-rm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("pod/c1")).unwrap();
+        fs::create_dir_all(dir.join("pod/c2")).unwrap();
+        // A file stands for what the kernel has not emptied yet: rmdir fails.
+        fs::write(dir.join("pod/c2/left"), "").unwrap();
+        let err = remove_tree(&dir.join("pod")).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::Busy { path, .. } if *path == dir.join("pod/c2")),
+            "{err}"
+        );
+        assert!(!dir.join("pod/c1").exists(), "the empty sibling went");
+        fs::remove_file(dir.join("pod/c2/left")).unwrap();
+        remove_tree(&dir.join("pod")).unwrap();
+        assert!(!dir.join("pod").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_hybrid_or_missing_hierarchy_is_refused_with_the_fix() {
         let err = Cgroups::open(Path::new("/proc"), "picolet").unwrap_err();
+        assert!(matches!(&err, CgroupError::Refused { mount, .. } if mount == Path::new("/proc")));
+        let err = err.to_string();
         assert!(err.contains("is not a cgroup v2"), "{err}");
         assert!(
             err.contains("systemd.unified_cgroup_hierarchy=1") && err.contains("--cgroups off"),

@@ -30,12 +30,14 @@ impl Interest {
     }
 }
 
+/// The core's epoll set: fds registered under tokens, waited on together.
 pub struct Reactor {
     epoll: OwnedFd,
     next_token: Token,
 }
 
 impl Reactor {
+    /// An empty epoll set.
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,

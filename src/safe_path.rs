@@ -46,11 +46,17 @@ const RACE_RETRIES: usize = 8;
 /// Why a name from outside cannot be one path component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
+    /// The empty name.
     Empty,
+    /// `.`
     Dot,
+    /// `..`
     DotDot,
+    /// A `/` in it: more than one component.
     Slash,
+    /// A NUL byte in it.
     Nul,
+    /// Longer than `NAME_MAX`: its length in bytes.
     TooLong(usize),
 }
 

@@ -16,6 +16,7 @@ use std::path::Path;
 /// The mode of every file written here.
 const PRIVATE: u32 = 0o600;
 
+/// Write `path` whole or not at all (a temporary file, fsynced, renamed), mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with_mode(path, bytes, PRIVATE)
 }

@@ -10,7 +10,7 @@ pub enum AgentError {
     /// Blocking the signals the agent handles.
     Signals(io::Error),
     /// The cgroup v2 hierarchy cannot be used (`--cgroups v2`).
-    Cgroups(String),
+    Cgroups(crate::cgroup::CgroupError),
     /// Neither `--runtime` nor a runc or crun on PATH.
     NoRuntime,
     /// One of the agent's directories could not be made or secured.
@@ -24,7 +24,7 @@ pub enum AgentError {
     /// The manifest URL's source.
     Url(io::Error),
     /// The kubeconfig of node mode.
-    Kubeconfig(String),
+    Kubeconfig(crate::apiserver::kubeconfig::KubeconfigError),
     /// Node mode's pod watch.
     ApiSource(crate::source::api::StartError),
     /// Node mode's reporter.
@@ -37,7 +37,8 @@ impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AgentError::Signals(e) => write!(f, "blocking signals: {e}"),
-            AgentError::Cgroups(message) | AgentError::Kubeconfig(message) => f.write_str(message),
+            AgentError::Cgroups(e) => e.fmt(f),
+            AgentError::Kubeconfig(e) => e.fmt(f),
             AgentError::NoRuntime => {
                 f.write_str("no OCI runtime found: install runc or crun, or pass --runtime PATH")
             }
@@ -65,7 +66,9 @@ impl std::error::Error for AgentError {
             | AgentError::Epoll(e) => Some(e),
             AgentError::ApiSource(e) => Some(e),
             AgentError::Node(e) => Some(e),
-            AgentError::Cgroups(_) | AgentError::Kubeconfig(_) | AgentError::NoRuntime => None,
+            AgentError::Cgroups(e) => Some(e),
+            AgentError::Kubeconfig(e) => Some(e),
+            AgentError::NoRuntime => None,
         }
     }
 }

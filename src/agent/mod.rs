@@ -118,6 +118,7 @@ impl Agent {
             self.update_desired(now);
         }
         self.engine.handle_timeout(now);
+        self.runtime.handle_timeout(now);
         Ok(Flow::Continue)
     }
 
@@ -143,7 +144,10 @@ impl Agent {
 
     /// Sleep until an fd is ready or the next deadline passes.
     fn wait(&mut self) -> Result<(), AgentError> {
-        let deadline = self.engine.poll_timeout();
+        let deadline = [self.engine.poll_timeout(), self.runtime.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         // Round up: waking a millisecond early would find nothing due.
         let timeout = deadline.map(|t| t.saturating_sub(Time::now()) + Duration::from_millis(1));
         self.ready.clear();

@@ -123,7 +123,7 @@ fn open_cgroups(config: &Config) -> Result<Option<Cgroups>, AgentError> {
     match config.cgroups {
         CgroupMode::V2 => Cgroups::open(Path::new(CGROUP_MOUNT), &config.cgroup_root)
             .map(Some)
-            .map_err(|e| AgentError::Cgroups(e.to_string())),
+            .map_err(AgentError::Cgroups),
         CgroupMode::Off => {
             log::warn!(
                 "--cgroups off: running WITHOUT resource limits; pod resources are not enforced"
@@ -195,8 +195,7 @@ fn start_node_mode(
     else {
         return Ok(None);
     };
-    let connection = kubeconfig::load(file, *allow_insecure)
-        .map_err(|e| AgentError::Kubeconfig(e.to_string()))?;
+    let connection = kubeconfig::load(file, *allow_insecure).map_err(AgentError::Kubeconfig)?;
     let source = ApiSource::start(
         connection.clone(),
         &config.node_name,

@@ -6,19 +6,86 @@ use crate::pod::Container;
 use crate::safe_path;
 use rustix::fs::{fstat, FileType, Mode, OFlags};
 use serde::Deserialize;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The most bytes read of the image's /etc/passwd or /etc/group: real ones
 /// have a few KiB.
 const MAX_ID_FILE: u64 = 1024 * 1024;
 
+/// Why a container's process or user cannot be had from its image.
+#[derive(Debug)]
+pub enum ProcessError {
+    /// Neither the container nor the image names a command.
+    NoCommand,
+    /// A user name absent from the image's /etc/passwd.
+    UnknownUser { user: String },
+    /// A group name absent from the image's /etc/group.
+    UnknownGroup { group: String },
+    /// The image's rootfs could not be opened.
+    Rootfs { path: PathBuf, source: io::Error },
+    /// The image's `/etc/<file>` could not be read.
+    IdFile {
+        /// `passwd` or `group`.
+        file: &'static str,
+        source: io::Error,
+    },
+    /// The image's `/etc/<file>` is a FIFO, device, directory, ...
+    IdFileNotRegular { file: &'static str },
+    /// The image's `/etc/<file>` is over [`MAX_ID_FILE`] bytes.
+    IdFileTooLarge { file: &'static str },
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessError::NoCommand => {
+                f.write_str("no command specified: neither the container nor the image has one")
+            }
+            ProcessError::UnknownUser { user } => {
+                write!(f, "user {user:?} not found in the image's /etc/passwd")
+            }
+            ProcessError::UnknownGroup { group } => {
+                write!(f, "group {group:?} not found in the image's /etc/group")
+            }
+            ProcessError::Rootfs { path, source } => write!(f, "{}: {source}", path.display()),
+            ProcessError::IdFile { file, source } => {
+                write!(f, "the image's /etc/{file}: {source}")
+            }
+            ProcessError::IdFileNotRegular { file } => {
+                write!(f, "the image's /etc/{file}: not a regular file")
+            }
+            ProcessError::IdFileTooLarge { file } => {
+                write!(
+                    f,
+                    "the image's /etc/{file}: larger than {MAX_ID_FILE} bytes"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProcessError::Rootfs { source, .. } | ProcessError::IdFile { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An image's config blob: how to run it and what its layers hold.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageConfig {
+    /// The process defaults (`config` in the blob).
     #[serde(default)]
     pub config: RunConfig,
+    /// The layers' diff ids.
     #[serde(default)]
     pub rootfs: RootFs,
 }
@@ -26,21 +93,28 @@ pub struct ImageConfig {
 /// The layers' uncompressed digests, which unpacking checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RootFs {
+    /// `sha256:...` of each layer's uncompressed tar, in order.
     #[serde(default)]
     pub diff_ids: Vec<String>,
 }
 
+/// The image's defaults for its containers' process.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
+    /// `Entrypoint`, replaced by a container's `command`.
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`, replaced by a container's `args` (or dropped with `command`).
     #[serde(default)]
     pub cmd: Option<Vec<String>>,
+    /// `Env` as `NAME=value`, below the container's own.
     #[serde(default)]
     pub env: Option<Vec<String>>,
+    /// `WorkingDir`, unless the container sets `workingDir`.
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `User`: a name or id, with an optional `:group`.
     #[serde(default)]
     pub user: Option<String>,
 }
@@ -48,8 +122,11 @@ pub struct RunConfig {
 /// The process a container runs, after merging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
+    /// The command line: entrypoint then arguments.
     pub args: Vec<String>,
+    /// The environment as `NAME=value`.
     pub env: Vec<String>,
+    /// The working directory.
     pub cwd: String,
     /// The image's `User`, still to be resolved against the rootfs.
     pub image_user: Option<String>,
@@ -63,7 +140,7 @@ pub fn merge(
     c: &Container,
     extra_env: &[(String, String)],
     env_of_container: &[(String, String)],
-) -> Result<Process, String> {
+) -> Result<Process, ProcessError> {
     let cfg = &image.config;
     let (entrypoint, cmd) = if !c.command.is_empty() {
         (c.command.clone(), c.args.clone())
@@ -77,7 +154,7 @@ pub fn merge(
     };
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if args.is_empty() {
-        return Err("no command specified: neither the container nor the image has one".into());
+        return Err(ProcessError::NoCommand);
     }
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| match env.iter_mut().find(|(name, _)| name == k) {
@@ -109,7 +186,7 @@ pub fn merge(
 
 /// Resolve an image `User` (`1000`, `1000:1000`, `nobody`, `app:staff`) to
 /// numeric ids with the rootfs' /etc/passwd and /etc/group, as runc does.
-pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), ProcessError> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -130,7 +207,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
             .map(|l| l.split(':').collect::<Vec<_>>())
             .find(|f| f.len() > 3 && f[0] == u)
             .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-            .ok_or_else(|| format!("user {u:?} not found in the image's /etc/passwd"))?,
+            .ok_or_else(|| ProcessError::UnknownUser { user: u.into() })?,
     };
     let gid = match g {
         None => primary_gid,
@@ -141,7 +218,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() > 2 && f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| format!("group {g:?} not found in the image's /etc/group"))?,
+                .ok_or_else(|| ProcessError::UnknownGroup { group: g.into() })?,
         },
     };
     Ok((uid, gid))
@@ -152,27 +229,30 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
 /// files), a regular file only, at most [`MAX_ID_FILE`] bytes, and without
 /// blocking (O_NONBLOCK: a FIFO there must not stop the agent). A missing
 /// file reads as empty, as runc takes it.
-fn read_id_file(rootfs: &Path, name: &str) -> Result<String, String> {
-    let what = |e: &dyn std::fmt::Display| format!("the image's /etc/{name}: {e}");
-    let root = safe_path::open_dir(rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
-    let rel = Path::new("etc").join(name);
+fn read_id_file(rootfs: &Path, file: &'static str) -> Result<String, ProcessError> {
+    let failed = |source: io::Error| ProcessError::IdFile { file, source };
+    let root = safe_path::open_dir(rootfs).map_err(|source| ProcessError::Rootfs {
+        path: rootfs.to_path_buf(),
+        source,
+    })?;
+    let rel = Path::new("etc").join(file);
     let flags = OFlags::RDONLY | OFlags::NONBLOCK;
     let fd = match safe_path::open_in_root(root.as_fd(), &rel, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(what(&e)),
+        Err(e) => return Err(failed(e)),
     };
-    let st = fstat(&fd).map_err(|e| what(&e))?;
+    let st = fstat(&fd).map_err(|e| failed(e.into()))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(what(&"not a regular file"));
+        return Err(ProcessError::IdFileNotRegular { file });
     }
     let mut data = Vec::new();
     File::from(fd)
         .take(MAX_ID_FILE + 1)
         .read_to_end(&mut data)
-        .map_err(|e| what(&e))?;
+        .map_err(failed)?;
     if data.len() as u64 > MAX_ID_FILE {
-        return Err(what(&format_args!("larger than {MAX_ID_FILE} bytes")));
+        return Err(ProcessError::IdFileTooLarge { file });
     }
     Ok(String::from_utf8_lossy(&data).into_owned())
 }
@@ -180,6 +260,11 @@ fn read_id_file(rootfs: &Path, name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `resolve_user` with its error as the text the start failure shows.
+    fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
+        super::resolve_user(rootfs, user).map_err(|e| e.to_string())
+    }
 
     fn image() -> ImageConfig {
         serde_json::from_str(
@@ -221,7 +306,10 @@ mod tests {
         assert_eq!(p.cwd, "/app");
         assert_eq!(p.image_user.as_deref(), Some("1000"));
         let empty = ImageConfig::default();
-        assert!(merge(&empty, &container(&[], &[]), &[], &[]).is_err());
+        assert!(matches!(
+            merge(&empty, &container(&[], &[]), &[], &[]),
+            Err(ProcessError::NoCommand)
+        ));
     }
 
     #[test]
@@ -242,6 +330,10 @@ mod tests {
             resolve_user(&dir, "ghost"),
             Err("user \"ghost\" not found in the image's /etc/passwd".into())
         );
+        assert!(matches!(
+            super::resolve_user(&dir, "app:wheel"),
+            Err(ProcessError::UnknownGroup { group }) if group == "wheel"
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -302,13 +394,13 @@ mod tests {
         // Without O_NONBLOCK the open waits for a writer forever.
         let (tx, rx) = std::sync::mpsc::channel();
         let rootfs = r.path();
-        std::thread::spawn(move || tx.send(resolve_user(&rootfs, "app")));
+        std::thread::spawn(move || tx.send(super::resolve_user(&rootfs, "app")));
         let got = rx
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("resolve_user blocked");
-        assert_eq!(
-            got,
-            Err("the image's /etc/passwd: not a regular file".into())
+        assert!(
+            matches!(got, Err(ProcessError::IdFileNotRegular { file: "passwd" })),
+            "{got:?}"
         );
     }
 
@@ -318,6 +410,10 @@ mod tests {
         let line = "app:x:1:1::/:/bin/sh\n";
         let data = line.repeat(MAX_ID_FILE as usize / line.len() + 1);
         std::fs::write(r.path().join("etc/passwd"), data).unwrap();
+        assert!(matches!(
+            super::resolve_user(&r.path(), "app"),
+            Err(ProcessError::IdFileTooLarge { file: "passwd" })
+        ));
         assert_eq!(
             resolve_user(&r.path(), "app"),
             Err(format!(

@@ -53,17 +53,24 @@ struct ManifestDoc {
 /// A resolved image manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// `sha256:...` of the manifest: the imageID.
     pub digest: String,
+    /// `sha256:...` of the config blob; names the unpacked rootfs too.
     pub config_digest: String,
+    /// The layers, bottom first.
     pub layers: Vec<Layer>,
 }
 
+/// One layer blob of a manifest.
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// `sha256:...` of the blob as stored.
     pub digest: String,
+    /// The blob is gzip-compressed (`tar+gzip`), else a plain tar.
     pub gzip: bool,
 }
 
+/// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
 pub struct Layout {
     dir: PathBuf,
 }
@@ -73,10 +80,12 @@ fn invalid(message: String) -> io::Error {
 }
 
 impl Layout {
+    /// The layout at `dir`; nothing is read until asked.
     pub fn new(dir: PathBuf) -> Layout {
         Layout { dir }
     }
 
+    /// The layout's directory, for messages.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -199,6 +208,7 @@ impl Layout {
         }
     }
 
+    /// The image config blob a manifest names.
     pub fn config(&self, manifest: &Manifest) -> io::Result<ImageConfig> {
         self.read_json(&manifest.config_digest)
     }

@@ -22,7 +22,9 @@ use std::sync::Arc;
 /// An image ready to run: its unpacked, read-only root and its config.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The unpacked layers: read-only, shared by the image's containers.
     pub rootfs: PathBuf,
+    /// The image config, merged with each container (`config::merge`).
     pub config: ImageConfig,
     /// `sha256:...` of the manifest, reported as imageID.
     pub digest: String,
@@ -31,7 +33,9 @@ pub struct Image {
 /// Why an image cannot be had, as a kubelet waiting reason and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageError {
+    /// The kubelet's waiting reason: `ErrImagePull`, `InvalidImageName`, ...
     pub reason: &'static str,
+    /// What the container status says.
     pub message: String,
 }
 
@@ -53,6 +57,7 @@ pub struct UnpackJob {
     root: PathBuf,
 }
 
+/// The images on this node: the layout they arrive in and their unpacked roots.
 pub struct ImageStore {
     layout: Arc<Layout>,
     rootfs_dir: PathBuf,

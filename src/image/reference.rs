@@ -1,27 +1,62 @@
 //! Image references as Kubernetes users write them, normalized the way Docker
 //! and containerd do: `busybox` is `docker.io/library/busybox:latest`.
 
+use std::fmt;
+
+/// Why an image reference cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceError {
+    /// Empty, or with whitespace in it.
+    Blank,
+    /// A digest of an algorithm other than sha256.
+    UnsupportedDigest,
+    /// A sha256 digest that is not 64 hex digits.
+    BadDigest { digest: String },
+    /// `:tag` with nothing before or after the colon.
+    EmptyNameOrTag,
+    /// Upper case in the repository path.
+    Uppercase,
+}
+
+impl fmt::Display for ReferenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReferenceError::Blank => f.write_str("must be non-empty with no spaces"),
+            ReferenceError::UnsupportedDigest => f.write_str("only sha256 digests are supported"),
+            ReferenceError::BadDigest { digest } => write!(f, "bad digest {digest:?}"),
+            ReferenceError::EmptyNameOrTag => f.write_str("empty name or tag"),
+            ReferenceError::Uppercase => f.write_str("the repository name must be lowercase"),
+        }
+    }
+}
+
+impl std::error::Error for ReferenceError {}
+
+/// A parsed, normalized image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
     /// `docker.io/library/busybox`
     pub name: String,
+    /// `1.36`; `latest` when neither a tag nor a digest is given.
     pub tag: Option<String>,
     /// `sha256:...`
     pub digest: Option<String>,
 }
 
 impl Reference {
-    pub fn parse(text: &str) -> Result<Reference, String> {
+    /// Parse and normalize `text` (`busybox`, `org/app:1`,
+    /// `quay.io/x@sha256:...`).
+    pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
         if text.is_empty() || text.chars().any(char::is_whitespace) {
-            return Err("must be non-empty with no spaces".into());
+            return Err(ReferenceError::Blank);
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => {
                 let hex = d
                     .strip_prefix("sha256:")
-                    .ok_or("only sha256 digests are supported")?;
+                    .ok_or(ReferenceError::UnsupportedDigest)?;
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(format!("bad digest {d:?}"));
+                    return Err(ReferenceError::BadDigest { digest: d.into() });
                 }
                 (r, Some(d.to_string()))
             }
@@ -33,10 +68,10 @@ impl Reference {
             _ => (rest, None),
         };
         if path.is_empty() || tag.as_deref() == Some("") {
-            return Err("empty name or tag".into());
+            return Err(ReferenceError::EmptyNameOrTag);
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err("the repository name must be lowercase".into());
+            return Err(ReferenceError::Uppercase);
         }
         let first = path.split('/').next().unwrap_or(path);
         let has_domain = path.contains('/')
@@ -110,7 +145,16 @@ mod tests {
         let r = Reference::parse(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.digest.as_deref(), Some(d.as_str()));
         assert_eq!(r.tag, None);
-        assert!(Reference::parse("busybox@sha256:123").is_err());
+        assert_eq!(
+            Reference::parse("busybox@sha256:123"),
+            Err(ReferenceError::BadDigest {
+                digest: "sha256:123".into()
+            })
+        );
+        assert_eq!(
+            Reference::parse("busybox@md5:123"),
+            Err(ReferenceError::UnsupportedDigest)
+        );
         let tagged = Reference::parse("busybox:1.36").unwrap();
         assert!(tagged.matches_name("docker.io/library/busybox:1.36"));
         assert!(tagged.matches_name("busybox:1.36"));

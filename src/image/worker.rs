@@ -45,6 +45,7 @@ pub struct Woken<T> {
 }
 
 impl<T> Woken<T> {
+    /// The pipe to register with the reactor: readable when something arrived.
     pub fn fd(&self) -> impl AsFd + '_ {
         &self.pipe
     }
@@ -82,8 +83,11 @@ pub fn wake_channel<T>() -> io::Result<(Waker<T>, Woken<T>)> {
 pub struct Unpacked {
     /// The reference of the pod that asked first.
     pub image: String,
+    /// The unpacked root the starts waited for.
     pub dest: PathBuf,
+    /// Unpacked, or why not.
     pub result: Result<(), ImageError>,
+    /// How long the unpack took, for the log.
     pub took: Duration,
 }
 

@@ -7,20 +7,61 @@
 use crate::image::config::Process as ImageProcess;
 use crate::pod::validate::{capability_name, CAPABILITIES};
 use crate::pod::DEFAULT_CAPS;
-use crate::pod::{Container, Pod};
+use crate::pod::{Container, Pod, SecurityContext};
 use crate::runtime::seccomp::{self, Choice};
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, Linux, LinuxBuilder, LinuxCapabilities, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
+use oci_spec::OciSpecError;
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// Why a container's config.json cannot be built.
+#[derive(Debug)]
+pub enum BundleError {
+    /// oci-spec's builders refused a part of the spec.
+    Spec(OciSpecError),
+    /// A volume mount names a volume the sandbox did not prepare.
+    VolumeNotPrepared { volume: String },
+    /// A subPath's pin (made by `subpath::prepare`) cannot be named.
+    SubPath {
+        sub_path: String,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Spec(source) => source.fmt(f),
+            BundleError::VolumeNotPrepared { volume } => {
+                write!(f, "volume {volume:?} is not prepared")
+            }
+            BundleError::SubPath { sub_path, source } => {
+                write!(f, "subPath {sub_path:?}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BundleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BundleError::Spec(source) => Some(source),
+            BundleError::VolumeNotPrepared { .. } => None,
+            BundleError::SubPath { source, .. } => Some(source),
+        }
+    }
+}
 
 /// The pod-level things a container joins, all prepared by the sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxView {
     /// Network namespace file; `None` for hostNetwork.
     pub net: Option<PathBuf>,
+    /// IPC namespace file.
     pub ipc: PathBuf,
     /// UTS namespace file; `None` for hostNetwork (the host's name).
     pub uts: Option<PathBuf>,
@@ -28,6 +69,7 @@ pub struct SandboxView {
     pub etc: PathBuf,
     /// The pod's shared /dev/shm.
     pub shm: PathBuf,
+    /// The pod's hostname, set unless hostNetwork.
     pub hostname: String,
     /// Where `subpath::prepare` pins the pod's resolved subPaths.
     pub subpaths: PathBuf,
@@ -43,6 +85,7 @@ pub struct Placement {
     /// The container's cgroup for the OOM killer and the limits; `None`
     /// with `--cgroups off`.
     pub cgroups_path: Option<String>,
+    /// The kubelet's OOM score for the container's QoS class.
     pub oom_score_adj: i64,
     /// The node's `seccompDefault`: `RuntimeDefault` for containers that
     /// name no profile.
@@ -52,11 +95,13 @@ pub struct Placement {
 /// Who the process runs as, already resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
+    /// The uid the process runs as.
     pub uid: u32,
+    /// The gid the process runs as.
     pub gid: u32,
 }
 
-fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, String> {
+fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, BundleError> {
     let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
     if read_only {
         options.push("ro".into());
@@ -67,7 +112,7 @@ fn bind(destination: &str, source: &Path, read_only: bool) -> Result<Mount, Stri
         .source(source)
         .options(options)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(BundleError::Spec)
 }
 
 /// Build the spec. `rootfs` is relative to the bundle.
@@ -79,36 +124,70 @@ pub fn build(
     sandbox: &SandboxView,
     volumes: &VolumePaths,
     placement: &Placement,
-) -> Result<Spec, String> {
+) -> Result<Spec, BundleError> {
     let sc = container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged == Some(true);
+    let caps = capability_set(&sc);
+    let process = process_spec(pod, &sc, process, identity, placement, &caps)?;
+    let mounts = mounts(pod, container, sandbox, volumes, privileged)?;
+    let linux = linux_spec(pod, container, sandbox, placement, privileged, &caps)?;
+    let root = RootBuilder::default()
+        .path("rootfs")
+        .readonly(sc.read_only_root_filesystem == Some(true))
+        .build()
+        .map_err(BundleError::Spec)?;
 
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(sandbox.uts.as_ref().map(|_| sandbox.hostname.clone()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux));
+    Ok(spec)
+}
+
+/// The capabilities the container holds: all for a privileged one, else
+/// the defaults (unless `drop: [ALL]`) less the dropped plus the added.
+fn capability_set(sc: &SecurityContext) -> HashSet<Capability> {
     let mut caps: HashSet<Capability> = HashSet::new();
-    if privileged {
+    if sc.privileged == Some(true) {
         caps.extend(all_capabilities());
-    } else {
-        let dropped_all = sc
-            .capabilities
-            .as_ref()
-            .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
-        if !dropped_all {
-            caps.extend(DEFAULT_CAPS.iter().filter_map(|c| capability(c)));
-        }
-        if let Some(c) = &sc.capabilities {
-            for name in c.drop.iter().filter_map(|n| capability_name(n)) {
-                if let Some(cap) = capability(&name) {
-                    caps.remove(&cap);
-                }
+        return caps;
+    }
+    let dropped_all = sc
+        .capabilities
+        .as_ref()
+        .is_some_and(|c| c.drop.iter().any(|d| d.eq_ignore_ascii_case("ALL")));
+    if !dropped_all {
+        caps.extend(DEFAULT_CAPS.iter().filter_map(|c| capability(c)));
+    }
+    if let Some(c) = &sc.capabilities {
+        for name in c.drop.iter().filter_map(|n| capability_name(n)) {
+            if let Some(cap) = capability(&name) {
+                caps.remove(&cap);
             }
-            for name in c.add.iter().filter_map(|n| capability_name(n)) {
-                if name == "CAP_ALL" {
-                    caps.extend(all_capabilities());
-                } else if let Some(cap) = capability(&name) {
-                    caps.insert(cap);
-                }
+        }
+        for name in c.add.iter().filter_map(|n| capability_name(n)) {
+            if name == "CAP_ALL" {
+                caps.extend(all_capabilities());
+            } else if let Some(cap) = capability(&name) {
+                caps.insert(cap);
             }
         }
     }
+    caps
+}
+
+/// The process: the image's command and env as merged with the container,
+/// its user and groups, capabilities, and the OOM score.
+fn process_spec(
+    pod: &Pod,
+    sc: &SecurityContext,
+    process: &ImageProcess,
+    identity: Identity,
+    placement: &Placement,
+    caps: &HashSet<Capability>,
+) -> Result<Process, BundleError> {
     let mut capabilities = LinuxCapabilities::default();
     capabilities
         .set_bounding(Some(caps.clone()))
@@ -129,8 +208,8 @@ pub fn build(
         .gid(identity.gid)
         .additional_gids(supplemental)
         .build()
-        .map_err(|e| e.to_string())?;
-    let process = ProcessBuilder::default()
+        .map_err(BundleError::Spec)?;
+    ProcessBuilder::default()
         .terminal(false)
         .args(process.args.clone())
         .env(process.env.clone())
@@ -140,8 +219,18 @@ pub fn build(
         .no_new_privileges(sc.allow_privilege_escalation == Some(false))
         .oom_score_adj(placement.oom_score_adj as i32)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(BundleError::Spec)
+}
 
+/// runc's default mounts (less /dev/shm), the pod's /dev/shm and /etc
+/// files, and the container's volume mounts.
+fn mounts(
+    pod: &Pod,
+    container: &Container,
+    sandbox: &SandboxView,
+    volumes: &VolumePaths,
+    privileged: bool,
+) -> Result<Vec<Mount>, BundleError> {
     let mut mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/dev/shm"))
@@ -165,14 +254,19 @@ pub fn build(
     for (i, m) in container.volume_mounts.iter().enumerate() {
         let base = volumes
             .get(&m.name)
-            .ok_or_else(|| format!("volume {:?} is not prepared", m.name))?;
+            .ok_or_else(|| BundleError::VolumeNotPrepared {
+                volume: m.name.clone(),
+            })?;
         // A subPath was resolved inside its volume and pinned there by
         // `subpath::prepare` before the bundle is built: never a host path
         // built from the string.
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             None => base.clone(),
             Some(sub) => super::subpath::target(&sandbox.subpaths, &m.name, &container.name, i)
-                .map_err(|e| format!("subPath {sub:?}: {e}"))?,
+                .map_err(|source| BundleError::SubPath {
+                    sub_path: sub.into(),
+                    source,
+                })?,
         };
         // configMap, secret and downwardAPI volumes are read-only, always.
         let projected = pod.spec.volumes.iter().any(|v| {
@@ -181,7 +275,19 @@ pub fn build(
         });
         mounts.push(bind(&m.mount_path, &source, m.read_only || projected)?);
     }
+    Ok(mounts)
+}
 
+/// The Linux part: the sandbox's namespaces, masked and read-only paths,
+/// seccomp, and the cgroup with the container's limits.
+fn linux_spec(
+    pod: &Pod,
+    container: &Container,
+    sandbox: &SandboxView,
+    placement: &Placement,
+    privileged: bool,
+    caps: &HashSet<Capability>,
+) -> Result<Linux, BundleError> {
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid, None)?,
         namespace(LinuxNamespaceType::Mount, None)?,
@@ -193,7 +299,7 @@ pub fn build(
     if let Some(uts) = &sandbox.uts {
         namespaces.push(namespace(LinuxNamespaceType::Uts, Some(uts))?);
     }
-    let defaults = oci_spec::runtime::Linux::default();
+    let defaults = Linux::default();
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     if !privileged {
         linux = linux
@@ -213,28 +319,14 @@ pub fn build(
             .cgroups_path(PathBuf::from(path))
             .resources(limits(container)?);
     }
-    let linux = linux.build().map_err(|e| e.to_string())?;
-
-    let root = RootBuilder::default()
-        .path("rootfs")
-        .readonly(sc.read_only_root_filesystem == Some(true))
-        .build()
-        .map_err(|e| e.to_string())?;
-
-    let mut spec = Spec::default();
-    spec.set_process(Some(process))
-        .set_root(Some(root))
-        .set_hostname(sandbox.uts.as_ref().map(|_| sandbox.hostname.clone()))
-        .set_mounts(Some(mounts))
-        .set_linux(Some(linux));
-    Ok(spec)
+    linux.build().map_err(BundleError::Spec)
 }
 
 /// The container's own limits, as the kubelet gives them to the runtime:
 /// cpu shares from the request (runc turns them into cpu.weight on cgroup
 /// v2), a cfs quota from the cpu limit, memory.max from the memory limit, and
 /// memory.oom.group=1 so that an OOM kill takes the whole container.
-fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
+fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, BundleError> {
     use crate::pod::resources::{amounts, cpu_quota, cpu_shares, CPU_PERIOD};
     use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder};
     let a = amounts(c);
@@ -243,7 +335,7 @@ fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
         cpu = cpu.quota(cpu_quota(limit) as i64).period(CPU_PERIOD);
     }
     let mut resources = LinuxResourcesBuilder::default()
-        .cpu(cpu.build().map_err(|e| e.to_string())?)
+        .cpu(cpu.build().map_err(BundleError::Spec)?)
         .unified(std::collections::HashMap::from([(
             "memory.oom.group".to_string(),
             "1".to_string(),
@@ -252,21 +344,21 @@ fn limits(c: &Container) -> Result<oci_spec::runtime::LinuxResources, String> {
         let memory = LinuxMemoryBuilder::default()
             .limit(limit as i64)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(BundleError::Spec)?;
         resources = resources.memory(memory);
     }
-    resources.build().map_err(|e| e.to_string())
+    resources.build().map_err(BundleError::Spec)
 }
 
 fn namespace(
     kind: LinuxNamespaceType,
     path: Option<&Path>,
-) -> Result<oci_spec::runtime::LinuxNamespace, String> {
+) -> Result<oci_spec::runtime::LinuxNamespace, BundleError> {
     let mut b = LinuxNamespaceBuilder::default().typ(kind);
     if let Some(p) = path {
         b = b.path(p);
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(BundleError::Spec)
 }
 
 /// Every capability in picolet's own bounding set, as containerd gives a

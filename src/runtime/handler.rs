@@ -20,6 +20,65 @@ use std::process::{Child, Command, Stdio};
 /// The most of an HTTP response read: enough for the status line.
 const MAX_RESPONSE: usize = 4096;
 
+/// Why a handler failed: the message the probe or hook reports.
+#[derive(Debug)]
+pub enum HandlerError {
+    /// The exec command exited non-zero; `None`: killed by a signal.
+    Exited { code: Option<i32> },
+    /// Waiting for the exec command failed.
+    Wait(io::Error),
+    /// The connection was refused, reset, timed out in the kernel, ...
+    Connect(rustix::io::Errno),
+    /// The socket's pending error could not be read.
+    SocketError(rustix::io::Errno),
+    /// Writing the HTTP request failed.
+    Send(io::Error),
+    /// Waiting for the response could not be set up.
+    Watch(io::Error),
+    /// Reading the HTTP response failed.
+    Read(io::Error),
+    /// The response does not start with an HTTP status line.
+    NotHttp { line: String },
+    /// A status outside 200 to 399.
+    Status { code: u16 },
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandlerError::Exited { code } => write!(
+                f,
+                "command exited with {}",
+                code.map_or("a signal".into(), |c| c.to_string())
+            ),
+            HandlerError::Wait(e) | HandlerError::Watch(e) => e.fmt(f),
+            HandlerError::Connect(e) => write!(f, "connect: {e}"),
+            HandlerError::SocketError(e) => e.fmt(f),
+            HandlerError::Send(e) => write!(f, "sending the request: {e}"),
+            HandlerError::Read(e) => write!(f, "reading the response: {e}"),
+            HandlerError::NotHttp { line } => write!(f, "not an HTTP response: {line:?}"),
+            HandlerError::Status { code } => {
+                write!(f, "HTTP probe failed with statuscode: {code}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandlerError::Wait(e)
+            | HandlerError::Watch(e)
+            | HandlerError::Send(e)
+            | HandlerError::Read(e) => Some(e),
+            HandlerError::Connect(e) | HandlerError::SocketError(e) => Some(e),
+            HandlerError::Exited { .. }
+            | HandlerError::NotHttp { .. }
+            | HandlerError::Status { .. } => None,
+        }
+    }
+}
+
 /// A handler in progress.
 pub(super) enum Running {
     Exec { child: Child, pidfd: OwnedFd },
@@ -179,11 +238,10 @@ impl Runtime {
                 reactor.deregister(&*pidfd);
                 Some(match child.wait() {
                     Ok(status) if status.success() => Ok(()),
-                    Ok(status) => Err(format!(
-                        "command exited with {}",
-                        status.code().map_or("a signal".into(), |c| c.to_string())
-                    )),
-                    Err(e) => Err(e.to_string()),
+                    Ok(status) => Err(HandlerError::Exited {
+                        code: status.code(),
+                    }),
+                    Err(e) => Err(HandlerError::Wait(e)),
                 })
             }
             Running::Connect { socket, http } => progress_connection(socket, http, token, reactor),
@@ -194,6 +252,8 @@ impl Runtime {
                     reactor.deregister(socket);
                 }
                 self.handler_tokens.remove(&run);
+                // The engine keeps the message for the status and events.
+                let result = result.map_err(|e| e.to_string());
                 Some(Observation::HandlerDone { run, result })
             }
             None => {
@@ -226,7 +286,7 @@ fn progress_connection(
     http: &mut Option<Http>,
     token: Token,
     reactor: &mut Reactor,
-) -> Option<Result<(), String>> {
+) -> Option<Result<(), HandlerError>> {
     let Some(h) = http else {
         // tcpSocket: writable means connected, unless the connect failed.
         return Some(socket_error(socket));
@@ -237,12 +297,12 @@ fn progress_connection(
         }
         let mut stream = std::net::TcpStream::from(socket.try_clone().ok()?);
         if let Err(e) = stream.write_all(&h.request) {
-            return Some(Err(format!("sending the request: {e}")));
+            return Some(Err(HandlerError::Send(e)));
         }
         h.sent = true;
         return match reactor.reregister(socket, token, Interest::Read) {
             Ok(()) => None,
-            Err(e) => Some(Err(e.to_string())),
+            Err(e) => Some(Err(HandlerError::Watch(e))),
         };
     }
     let mut stream = std::net::TcpStream::from(socket.try_clone().ok()?);
@@ -257,32 +317,32 @@ fn progress_connection(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) => return Some(Err(format!("reading the response: {e}"))),
+            Err(e) => return Some(Err(HandlerError::Read(e))),
         }
     }
 }
 
-fn socket_error(socket: &OwnedFd) -> Result<(), String> {
+fn socket_error(socket: &OwnedFd) -> Result<(), HandlerError> {
     match rustix::net::sockopt::socket_error(socket) {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("connect: {e}")),
-        Err(e) => Err(e.to_string()),
+        Ok(Err(e)) => Err(HandlerError::Connect(e)),
+        Err(e) => Err(HandlerError::SocketError(e)),
     }
 }
 
 /// Success for a status from 200 to 399, as the kubelet's HTTP prober.
-fn http_verdict(response: &[u8]) -> Result<(), String> {
+fn http_verdict(response: &[u8]) -> Result<(), HandlerError> {
     let text = String::from_utf8_lossy(response);
     let line = text.lines().next().unwrap_or("");
     let code: u16 = line
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {line:?}"))?;
+        .ok_or_else(|| HandlerError::NotHttp { line: line.into() })?;
     if (200..400).contains(&code) {
         Ok(())
     } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
+        Err(HandlerError::Status { code })
     }
 }
 
@@ -370,9 +430,14 @@ mod tests {
 
     #[test]
     fn status_codes_200_to_399_succeed() {
-        assert_eq!(http_verdict(b"HTTP/1.1 200 OK\r\n"), Ok(()));
-        assert_eq!(http_verdict(b"HTTP/1.0 302 Found\r\n"), Ok(()));
-        assert!(http_verdict(b"HTTP/1.1 500 Internal Server Error\r\n").is_err());
-        assert!(http_verdict(b"garbage").is_err());
+        assert!(http_verdict(b"HTTP/1.1 200 OK\r\n").is_ok());
+        assert!(http_verdict(b"HTTP/1.0 302 Found\r\n").is_ok());
+        let failed = http_verdict(b"HTTP/1.1 500 Internal Server Error\r\n").unwrap_err();
+        assert!(matches!(failed, HandlerError::Status { code: 500 }));
+        assert_eq!(failed.to_string(), "HTTP probe failed with statuscode: 500");
+        assert!(matches!(
+            http_verdict(b"garbage"),
+            Err(HandlerError::NotHttp { line }) if line == "garbage"
+        ));
     }
 }

@@ -30,11 +30,15 @@ pub const HOST_PATHS: &str = "host-paths";
 /// Why a hostPath volume cannot be mounted; the container cannot be created.
 #[derive(Debug)]
 pub struct HostPathError {
+    /// The volume's name.
     pub volume: String,
+    /// The hostPath as the pod wrote it.
     pub path: String,
+    /// What is wrong.
     pub cause: Cause,
 }
 
+/// Why a hostPath cannot be mounted.
 #[derive(Debug)]
 pub enum Cause {
     /// Under no allowed prefix (the policy changed since admission).
@@ -43,6 +47,7 @@ pub enum Cause {
     Outside(PathBuf),
     /// What is there is not what the volume's `type` asks for.
     NotA(String),
+    /// Resolving, creating or pinning the path failed.
     Io(io::Error),
 }
 

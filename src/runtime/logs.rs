@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 /// The longest line written whole; longer ones are split into `P` records.
 const MAX_LINE: usize = 16 * 1024;
 
+/// Which of the container's output streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The container's stdout.
     Stdout,
+    /// The container's stderr.
     Stderr,
 }
 
@@ -54,6 +57,7 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
+    /// A writer appending to `path`, rotated at `max_size` bytes, keeping `max_files` files.
     pub fn open(path: PathBuf, max_size: u64, max_files: usize) -> io::Result<LogWriter> {
         if let Some(dir) = path.parent() {
             fs::DirBuilder::new()
@@ -203,9 +207,13 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
 /// the container wrote them: its output need not be UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The RFC 3339 time, with nanoseconds.
     pub time: &'a [u8],
+    /// `stdout` or `stderr`.
     pub stream: &'a [u8],
+    /// `F`: the line ends here; `P`: a partial line, continued in the next record.
     pub full: bool,
+    /// The line's bytes, without the newline.
     pub text: &'a [u8],
 }
 

@@ -6,6 +6,7 @@
 //! lower layers in `bundle.rs`, `sandbox.rs`, `monitor.rs`, `logs.rs`, `oci.rs`.
 
 pub mod bundle;
+pub mod cgroup_removal;
 pub mod fsutil;
 pub mod handler;
 pub mod history;
@@ -28,11 +29,14 @@ pub mod startup_pages;
 pub mod stop;
 pub mod subpath;
 
+use crate::cgroup::CgroupError;
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
 use crate::image::worker::Unpacker;
 use crate::image::ImageStore;
 use crate::pod::Pod;
 use crate::reactor::{Reactor, Token};
+use crate::time::Time;
+use cgroup_removal::{CgroupRemovals, Retry};
 use oci::OciRuntime;
 use paths::{container_id, Paths};
 use rustix::fd::OwnedFd;
@@ -42,17 +46,22 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::Arc;
 
+/// What the runtime needs from the agent's configuration.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// Where state, run files and logs go.
     pub paths: Paths,
     /// runc, crun or youki.
     pub binary: PathBuf,
     /// This executable, started again as `picolet monitor`.
     pub self_exe: PathBuf,
+    /// `containerLogMaxSize` in bytes.
     pub log_max_size: u64,
+    /// `containerLogMaxFiles`.
     pub log_max_files: usize,
     /// `None` with `--cgroups off`.
     pub cgroups: Option<crate::cgroup::Cgroups>,
+    /// `podPidsLimit`; 0 or less: no limit.
     pub pod_pids_limit: i64,
     /// Bytes of memory on the node, for oom_score_adj.
     pub memory_capacity: u64,
@@ -85,6 +94,7 @@ struct Watched {
     unrecorded: Option<Arc<Pod>>,
 }
 
+/// The runtime shell: carries out the engine's actions and watches what they started.
 pub struct Runtime {
     config: RuntimeConfig,
     oci: OciRuntime,
@@ -102,6 +112,8 @@ pub struct Runtime {
     handler_tokens: BTreeMap<u64, Token>,
     /// cpu requests of Burstable pods with a cgroup, for the tier's weight.
     burstable: BTreeMap<String, u64>,
+    /// Pod cgroups whose removal is retried later (`cgroup_removal.rs`).
+    cgroup_removals: CgroupRemovals,
     /// A network namespace, lo up, for the next pod's sandbox.
     spare_network: Spare<OwnedFd>,
     /// A writable layer's directories for the next container.
@@ -122,6 +134,7 @@ impl Runtime {
         }
     }
 
+    /// A runtime with nothing running yet: `recover` finds what an earlier agent left.
     pub fn new(config: RuntimeConfig) -> Runtime {
         let oci = OciRuntime {
             binary: config.binary.clone(),
@@ -139,6 +152,7 @@ impl Runtime {
             handlers: BTreeMap::new(),
             handler_tokens: BTreeMap::new(),
             burstable: BTreeMap::new(),
+            cgroup_removals: CgroupRemovals::default(),
             spare_network: Spare::Unwanted,
             spare_layer: Spare::Unwanted,
             found_ids: BTreeMap::new(),
@@ -190,7 +204,7 @@ impl Runtime {
                 };
                 let facts = self.pod_facts(&pod);
                 match sandbox::create(&self.config.paths, &pod, &facts, created_at, spare)
-                    .and_then(|()| self.create_pod_cgroup(&pod))
+                    .and_then(|()| self.create_pod_cgroup(&pod).map_err(std::io::Error::other))
                 {
                     Ok(()) => vec![Observation::SandboxReady { pod_uid }],
                     Err(e) => {
@@ -252,11 +266,12 @@ impl Runtime {
     }
 
     /// The pod's cgroup with its values; the Burstable tier's weight follows.
-    fn create_pod_cgroup(&mut self, pod: &crate::pod::Pod) -> std::io::Result<()> {
+    fn create_pod_cgroup(&mut self, pod: &crate::pod::Pod) -> Result<(), CgroupError> {
         use crate::pod::resources::{pod_cpu_request, qos_class, QosClass};
         let Some(cgroups) = &self.config.cgroups else {
             return Ok(());
         };
+        self.cgroup_removals.cancel(&pod.metadata.uid);
         cgroups.create_pod(pod, self.config.pod_pids_limit)?;
         if qos_class(pod) == QosClass::Burstable {
             self.burstable
@@ -266,17 +281,55 @@ impl Runtime {
         Ok(())
     }
 
+    /// Remove the pod's cgroup, or schedule a retry if it is still busy;
+    /// the Burstable tier's weight follows.
     fn remove_pod_cgroup(&mut self, uid: &str) {
+        self.try_removing_pod_cgroup(uid, None, Time::now());
         let Some(cgroups) = &self.config.cgroups else {
             return;
         };
-        if let Err(e) = cgroups.remove_pod(uid) {
-            log::error!("pod {uid}: removing its cgroup: {e}");
-        }
         if self.burstable.remove(uid).is_some() {
             if let Err(e) = cgroups.set_burstable_requests(self.burstable.values().sum()) {
                 log::error!("{e}");
             }
+        }
+    }
+
+    /// One attempt at removing the pod's cgroup at `now`; `previous` is the
+    /// retry this attempt is, `None` for the first. A busy cgroup is tried
+    /// again later until the retries are spent.
+    fn try_removing_pod_cgroup(&mut self, uid: &str, previous: Option<Retry>, now: Time) {
+        let Some(cgroups) = &self.config.cgroups else {
+            return;
+        };
+        match cgroups.remove_pod(uid) {
+            Ok(()) => {}
+            Err(e @ CgroupError::Busy { .. }) => {
+                let next = match previous {
+                    None => Some(Retry::first(now)),
+                    Some(retry) => retry.next(now),
+                };
+                match next {
+                    Some(retry) => self.cgroup_removals.schedule(uid, retry),
+                    None => log::error!("pod {uid}: removing its cgroup: {e}"),
+                }
+            }
+            Err(e) => log::error!("pod {uid}: removing its cgroup: {e}"),
+        }
+    }
+
+    /// The earliest time the runtime has work of its own: a cgroup removal
+    /// to retry. The agent wakes by then and calls `handle_timeout`.
+    // Until the agent's wait calls it (the lead's part of issue 14).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.cgroup_removals.poll_timeout()
+    }
+
+    /// Do the timed work due at `now`: retry the cgroup removals due.
+    // Until the agent's wait calls it (the lead's part of issue 14).
+    pub fn handle_timeout(&mut self, now: Time) {
+        for (uid, retry) in self.cgroup_removals.take_due(now) {
+            self.try_removing_pod_cgroup(&uid, Some(retry), now);
         }
     }
 

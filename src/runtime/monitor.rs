@@ -23,16 +23,47 @@ use std::process::{Command, Stdio};
 /// The fd on which the agent listens for the start notice.
 pub const NOTIFY_FD: i32 = 3;
 
+/// Why the monitor's command line cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorArgsError {
+    /// Not the eight arguments the agent passes.
+    Usage,
+    /// A size or count that is not a number.
+    BadNumber { arg: String },
+    /// A container id that is not UTF-8.
+    BadId,
+}
+
+impl std::fmt::Display for MonitorArgsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MonitorArgsError::Usage => f.write_str(
+                "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-",
+            ),
+            MonitorArgsError::BadNumber { .. } => f.write_str("bad number"),
+            MonitorArgsError::BadId => f.write_str("bad id"),
+        }
+    }
+}
+
+impl std::error::Error for MonitorArgsError {}
+
 /// What a monitor needs, passed on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorArgs {
+    /// The OCI runtime binary.
     pub runtime: PathBuf,
+    /// The runtime's `--root`.
     pub runtime_root: PathBuf,
+    /// The container id.
     pub id: String,
     /// The bundle directory; records are written here too.
     pub dir: PathBuf,
+    /// The CRI log file of this instance.
     pub log_path: PathBuf,
+    /// `containerLogMaxSize` in bytes.
     pub log_max_size: u64,
+    /// `containerLogMaxFiles`.
     pub log_max_files: usize,
     /// The container's cgroup directory, where an OOM kill is recorded;
     /// `None` without cgroups.
@@ -40,6 +71,8 @@ pub struct MonitorArgs {
 }
 
 impl MonitorArgs {
+    /// The command line after the executable: `monitor` and the arguments, for
+    /// [`MonitorArgs::parse`].
     pub fn to_args(&self) -> Vec<OsString> {
         vec![
             "monitor".into(),
@@ -57,18 +90,21 @@ impl MonitorArgs {
     }
 
     /// Parse the arguments after `monitor`.
-    pub fn parse(args: &[OsString]) -> Result<MonitorArgs, String> {
+    pub fn parse(args: &[OsString]) -> Result<MonitorArgs, MonitorArgsError> {
         let [runtime, root, id, dir, log, size, files, cgroup] = args else {
-            return Err(
-                "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-"
-                    .into(),
-            );
+            return Err(MonitorArgsError::Usage);
         };
-        let number = |s: &OsString| s.to_str().and_then(|s| s.parse().ok()).ok_or("bad number");
+        let number = |s: &OsString| {
+            s.to_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| MonitorArgsError::BadNumber {
+                    arg: s.to_string_lossy().into_owned(),
+                })
+        };
         Ok(MonitorArgs {
             runtime: runtime.into(),
             runtime_root: root.into(),
-            id: id.to_str().ok_or("bad id")?.to_string(),
+            id: id.to_str().ok_or(MonitorArgsError::BadId)?.to_string(),
             dir: dir.into(),
             log_path: log.into(),
             log_max_size: number(size)?,
@@ -314,6 +350,12 @@ mod tests {
         let argv = args.to_args();
         assert_eq!(argv[0], "monitor");
         assert_eq!(MonitorArgs::parse(&argv[1..]), Ok(args));
-        assert!(MonitorArgs::parse(&argv[2..]).is_err());
+        assert_eq!(MonitorArgs::parse(&argv[2..]), Err(MonitorArgsError::Usage));
+        let mut bad = argv[1..].to_vec();
+        bad[5] = "ten".into();
+        assert_eq!(
+            MonitorArgs::parse(&bad),
+            Err(MonitorArgsError::BadNumber { arg: "ten".into() })
+        );
     }
 }

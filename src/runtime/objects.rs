@@ -10,11 +10,114 @@ use crate::pod::validate::config_map_key;
 use crate::pod::{Container, KeyToPath, ObjectFieldSelector, Pod, Volume};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a value from outside the pod's spec cannot be had: the container
+/// does not start (CreateContainerConfigError), or the sandbox is not made.
+#[derive(Debug)]
+pub enum ObjectError {
+    /// The object's name makes no file name under `<root>/api/objects`.
+    Name {
+        kind: ObjectKind,
+        name: String,
+        source: io::Error,
+    },
+    /// The object's copy could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// The object's copy is not JSON.
+    Decode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A value of `data` (Secret) or `binaryData` (ConfigMap) is not base64.
+    Base64 { message: String },
+    /// A required ConfigMap or Secret is not known here.
+    NotFound { kind: ObjectKind, name: String },
+    /// A resourceFieldRef names a container the pod does not have.
+    NoContainer { container: String },
+    /// A resourceFieldRef's value cannot be had (`refs::resource_value`).
+    Resource { message: String },
+    /// A required key of a configMapKeyRef or secretKeyRef is absent.
+    NoKey {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    /// A key that is not a valid file name, in a volume of every key.
+    BadKey {
+        kind: ObjectKind,
+        name: String,
+        message: String,
+    },
+    /// A volume item names a key the object does not have.
+    NoItemKey {
+        kind: ObjectKind,
+        name: String,
+        key: String,
+    },
+}
+
+impl fmt::Display for ObjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectError::Name { kind, name, source } => {
+                write!(f, "{} {name:?}: {source}", kind_name(*kind))
+            }
+            ObjectError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            ObjectError::Decode { path, source } => write!(f, "{}: {source}", path.display()),
+            // The decoder's message alone, as before the object had a type.
+            ObjectError::Base64 { message } | ObjectError::Resource { message } => {
+                f.write_str(message)
+            }
+            ObjectError::NotFound { kind, name } => {
+                write!(f, "{} {name:?} not found", kind_name(*kind))
+            }
+            ObjectError::NoContainer { container } => {
+                write!(f, "container {container:?} not found")
+            }
+            ObjectError::NoKey {
+                kind,
+                namespace,
+                name,
+                key,
+            } => write!(
+                f,
+                "couldn't find key {key} in {} {namespace}/{name}",
+                kind_name(*kind)
+            ),
+            ObjectError::BadKey {
+                kind,
+                name,
+                message,
+            } => write!(f, "{} {name:?}: {message}", kind_name(*kind)),
+            ObjectError::NoItemKey { kind, name, key } => {
+                write!(f, "{} {name:?} has no key {key:?}", kind_name(*kind))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ObjectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ObjectError::Name { source, .. } | ObjectError::Read { source, .. } => Some(source),
+            ObjectError::Decode { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// Where a pod's outside values come from.
 pub struct PodFacts<'a> {
+    /// Where the API objects' copies are.
     pub paths: &'a Paths,
+    /// The pod whose values these are.
     pub pod: &'a Pod,
+    /// This node's address: `status.hostIP`, and `status.podIP` with
+    /// hostNetwork.
     pub host_ip: &'a str,
     /// Millicores and bytes, for limits a container does not set.
     pub allocatable: (u64, u64),
@@ -30,18 +133,28 @@ impl PodFacts<'_> {
         &self,
         kind: ObjectKind,
         name: &str,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, ObjectError> {
         let path = self
             .paths
             .api_object(kind.plural(), &self.pod.metadata.namespace, name)
-            .map_err(|e| format!("{} {name:?}: {e}", kind_name(kind)))?;
+            .map_err(|source| ObjectError::Name {
+                kind,
+                name: name.into(),
+                source,
+            })?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ObjectError::Read { path, source }),
         };
-        let object: Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let object: Value = match serde_json::from_slice(&bytes) {
+            Ok(object) => object,
+            Err(source) => return Err(ObjectError::Decode { path, source }),
+        };
+        let base64 = |v: &Value| {
+            crate::base64::decode(v.as_str().unwrap_or(""))
+                .map_err(|message| ObjectError::Base64 { message })
+        };
         let mut keys = BTreeMap::new();
         let text = |field: &str| object[field].as_object().into_iter().flatten();
         match kind {
@@ -50,12 +163,12 @@ impl PodFacts<'_> {
                     keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
                 }
                 for (k, v) in text("binaryData") {
-                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                    keys.insert(k.clone(), base64(v)?);
                 }
             }
             ObjectKind::Secret => {
                 for (k, v) in text("data") {
-                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                    keys.insert(k.clone(), base64(v)?);
                 }
                 for (k, v) in text("stringData") {
                     keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
@@ -70,11 +183,14 @@ impl PodFacts<'_> {
         kind: ObjectKind,
         name: &str,
         optional: Option<bool>,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, ObjectError> {
         match self.object(kind, name)? {
             Some(keys) => Ok(Some(keys)),
             None if optional == Some(true) => Ok(None),
-            None => Err(format!("{} {name:?} not found", kind_name(kind))),
+            None => Err(ObjectError::NotFound {
+                kind,
+                name: name.into(),
+            }),
         }
     }
 
@@ -114,7 +230,7 @@ impl PodFacts<'_> {
 
     /// The container's environment from `envFrom` then `env`, in order, a
     /// later name replacing an earlier one.
-    pub fn container_env(&self, c: &Container) -> Result<Vec<(String, String)>, String> {
+    pub fn container_env(&self, c: &Container) -> Result<Vec<(String, String)>, ObjectError> {
         let mut env: Vec<(String, String)> = Vec::new();
         let mut set = |k: String, v: String| match env.iter_mut().find(|(name, _)| *name == k) {
             Some(slot) => slot.1 = v,
@@ -155,7 +271,7 @@ impl PodFacts<'_> {
         &self,
         c: &Container,
         from: &crate::pod::EnvVarSource,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, ObjectError> {
         if let Some(f) = &from.field_ref {
             return Ok(Some(self.field(f)));
         }
@@ -164,10 +280,14 @@ impl PodFacts<'_> {
                 Some(name) => self
                     .pod
                     .container(name)
-                    .ok_or_else(|| format!("container {name:?} not found"))?,
+                    .ok_or_else(|| ObjectError::NoContainer {
+                        container: name.into(),
+                    })?,
                 None => c,
             };
-            return refs::resource_value(r, target, self.allocatable).map(Some);
+            return refs::resource_value(r, target, self.allocatable)
+                .map(Some)
+                .map_err(|message| ObjectError::Resource { message });
         }
         let (kind, k) = match (&from.config_map_key_ref, &from.secret_key_ref) {
             (Some(k), _) => (ObjectKind::ConfigMap, k),
@@ -180,19 +300,18 @@ impl PodFacts<'_> {
         match keys.get(&k.key) {
             Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
             None if k.optional == Some(true) => Ok(None),
-            None => Err(format!(
-                "couldn't find key {} in {} {}/{}",
-                k.key,
-                kind_name(kind),
-                self.pod.metadata.namespace,
-                k.name
-            )),
+            None => Err(ObjectError::NoKey {
+                kind,
+                namespace: self.pod.metadata.namespace.clone(),
+                name: k.name.clone(),
+                key: k.key.clone(),
+            }),
         }
     }
 
     /// The files of a configMap, secret or downwardAPI volume; `None` for
     /// other volumes.
-    pub fn volume_files(&self, v: &Volume) -> Result<Option<Vec<VolumeFile>>, String> {
+    pub fn volume_files(&self, v: &Volume) -> Result<Option<Vec<VolumeFile>>, ObjectError> {
         let keyed = match (&v.config_map, &v.secret) {
             (Some(c), _) => Some((
                 ObjectKind::ConfigMap,
@@ -227,8 +346,11 @@ impl PodFacts<'_> {
                     let c = self
                         .pod
                         .container(name)
-                        .ok_or_else(|| format!("container {name:?} not found"))?;
-                    refs::resource_value(r, c, self.allocatable)?
+                        .ok_or_else(|| ObjectError::NoContainer {
+                            container: name.into(),
+                        })?;
+                    refs::resource_value(r, c, self.allocatable)
+                        .map_err(|message| ObjectError::Resource { message })?
                 }
                 (None, None) => continue,
             };
@@ -258,7 +380,7 @@ fn project(
     default_mode: Option<u32>,
     kind: ObjectKind,
     name: &str,
-) -> Result<Vec<VolumeFile>, String> {
+) -> Result<Vec<VolumeFile>, ObjectError> {
     let mode = default_mode.unwrap_or(0o644);
     if items.is_empty() {
         // Every key becomes a file name: keys come from the server's object,
@@ -267,7 +389,11 @@ fn project(
             .into_iter()
             .map(|(k, v)| match config_map_key(&k) {
                 Ok(()) => Ok((k, v, mode)),
-                Err(m) => Err(format!("{} {name:?}: {m}", kind_name(kind))),
+                Err(message) => Err(ObjectError::BadKey {
+                    kind,
+                    name: name.into(),
+                    message,
+                }),
             })
             .collect();
     }
@@ -275,15 +401,16 @@ fn project(
         .iter()
         .map(|item| match keys.get(&item.key) {
             Some(v) => Ok((item.path.clone(), v.clone(), item.mode.unwrap_or(mode))),
-            None => Err(format!(
-                "{} {name:?} has no key {:?}",
-                kind_name(kind),
-                item.key
-            )),
+            None => Err(ObjectError::NoItemKey {
+                kind,
+                name: name.into(),
+                key: item.key.clone(),
+            }),
         })
         .collect()
 }
 
+/// The kind as the kubelet's messages name it.
 fn kind_name(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::ConfigMap => "configmap",
@@ -300,6 +427,11 @@ mod tests {
         for key in ["..", "../../etc/cron.d/x", "a/b", "."] {
             let keys = BTreeMap::from([("ok".to_string(), vec![]), (key.to_string(), vec![])]);
             let e = project(keys, &[], None, ObjectKind::Secret, "creds").unwrap_err();
+            assert!(
+                matches!(&e, ObjectError::BadKey { kind: ObjectKind::Secret, name, .. } if name == "creds"),
+                "{e}"
+            );
+            let e = e.to_string();
             assert!(
                 e.starts_with(&format!("secret \"creds\": {key:?} is not a valid key")),
                 "{e}"

@@ -5,8 +5,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// An OCI runtime (runc, crun, youki) driven by its command line.
 #[derive(Debug, Clone)]
 pub struct OciRuntime {
+    /// The runtime's executable.
     pub binary: PathBuf,
     /// `--root`: picolet's own state directory for the runtime.
     pub root: PathBuf,

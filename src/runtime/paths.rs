@@ -8,23 +8,53 @@
 //! let through.
 
 use crate::engine::InstanceRef;
-use crate::safe_path;
+use crate::safe_path::{self, NameError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// picolet's three directories, and every path below them it uses.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// `rootDir`: durable state (images, pod specs and volumes, writable layers).
     pub root: PathBuf,
+    /// `runDir`: state of this boot (sandboxes, instance records, runc's root).
     pub run: PathBuf,
+    /// `podLogsDir`: the pods' CRI logs.
     pub logs: PathBuf,
 }
 
-/// `base/name`, `name` being one component, or an error naming it.
+/// A name from outside (a uid, a container or object name) that cannot be
+/// one path component: inside the `InvalidInput` error of [`join`].
+#[derive(Debug)]
+pub struct BadName {
+    /// The name as given.
+    pub name: String,
+    /// Which rule it breaks.
+    pub reason: NameError,
+}
+
+impl std::fmt::Display for BadName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} cannot name a file: it {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for BadName {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.reason)
+    }
+}
+
+/// `base/name`, `name` being one component, or an `InvalidInput` error
+/// holding a [`BadName`].
 pub fn join(base: &Path, name: &str) -> io::Result<PathBuf> {
-    safe_path::join(base, name).map_err(|e| {
+    safe_path::join(base, name).map_err(|reason| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{name:?} cannot name a file: it {e}"),
+            BadName {
+                name: name.to_string(),
+                reason,
+            },
         )
     })
 }
@@ -40,6 +70,7 @@ impl Paths {
         self.run.join(crate::published::STATUS_FILE)
     }
 
+    /// The pod's sandbox directory of this boot: records, namespace pins, /etc files.
     pub fn pod_run(&self, uid: &str) -> io::Result<PathBuf> {
         join(&self.run.join("pods"), uid)
     }
@@ -55,18 +86,22 @@ impl Paths {
         join(&join(&dir, namespace)?, &format!("{name}.json"))
     }
 
+    /// The directory of the pod's volumes.
     pub fn pod_volumes(&self, uid: &str) -> io::Result<PathBuf> {
         Ok(self.pod_disk(uid)?.join("volumes"))
     }
 
+    /// The directory of the instance directories.
     pub fn containers_run(&self) -> PathBuf {
         self.run.join("containers")
     }
 
+    /// An instance's directory of this boot: its bundle and records.
     pub fn container_run(&self, id: &str) -> io::Result<PathBuf> {
         join(&self.containers_run(), id)
     }
 
+    /// An instance's durable directory: its writable layer.
     pub fn container_disk(&self, id: &str) -> io::Result<PathBuf> {
         join(&self.root.join("containers"), id)
     }
@@ -76,6 +111,7 @@ impl Paths {
         self.root.join("spare-layer")
     }
 
+    /// The CRI log of one instance: `<logs>/<ns>_<name>_<uid>/<container>/<attempt>.log`.
     pub fn container_log(
         &self,
         namespace: &str,
@@ -154,12 +190,31 @@ mod tests {
             refused(p.api_object("configmaps", bad, "app"));
             refused(p.container_log("default", "web", "u1", bad, 0));
         }
-        for bad in ["../../x", "a/b", "x\0"] {
-            assert!(p.api_object("secrets", "default", bad).is_err(), "{bad:?}");
+        // The name refused, and why.
+        let refusal = |r: io::Result<PathBuf>| {
+            let e = r.expect_err("a bad name");
+            let bad = e.get_ref().and_then(|e| e.downcast_ref::<BadName>());
+            bad.map(|b| (b.name.clone(), b.reason.clone()))
+        };
+        for (bad, reason) in [
+            ("../../x", NameError::Slash),
+            ("a/b", NameError::Slash),
+            ("x\0", NameError::Nul),
+        ] {
+            assert_eq!(
+                refusal(p.api_object("secrets", "default", bad)),
+                Some((format!("{bad}.json"), reason))
+            );
         }
         let long = "a".repeat(300);
-        assert!(p.pod_run(&long).is_err());
-        assert!(p.container_log("default", &long, "u1", "c", 0).is_err());
+        assert_eq!(
+            refusal(p.pod_run(&long)),
+            Some((long.clone(), NameError::TooLong(300)))
+        );
+        assert_eq!(
+            refusal(p.container_log("default", &long, "u1", "c", 0)),
+            Some((format!("default_{long}_u1"), NameError::TooLong(311)))
+        );
         assert_eq!(
             p.pod_volumes("u1").unwrap(),
             Path::new("/var/lib/picolet/pods/u1/volumes")

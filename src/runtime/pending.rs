@@ -11,7 +11,9 @@ use std::sync::Arc;
 /// A start deferred until its image is unpacked.
 #[derive(Debug)]
 pub(super) struct PendingStart {
+    /// The pod the start is for.
     pub pod: Arc<Pod>,
+    /// The instance to start.
     pub instance: InstanceRef,
 }
 
@@ -22,6 +24,7 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// Hold `start` until `image` is unpacked.
     pub fn wait(&mut self, image: PathBuf, start: PendingStart) {
         self.by_image.entry(image).or_default().push(start);
     }

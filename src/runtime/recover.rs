@@ -4,7 +4,8 @@
 use super::fsutil::remove_tree;
 use super::logs::{last_attempt, pod_log_dir};
 use super::paths::container_id;
-use super::records::{process_start_time, SandboxRecord, StartedRecord};
+use super::paths::Paths;
+use super::records::{process_start_time, InstanceRecord, SandboxRecord, StartedRecord};
 use super::stop::{exit_from_records, instance_dirs, remove_instance_files};
 use super::{sandbox, Runtime, Watched};
 use crate::engine::{Exit, InstanceRef, Recovered, RecoveredInstance, RecoveredSandbox};
@@ -14,54 +15,37 @@ use crate::state::read_json;
 use crate::time::Time;
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
 impl Runtime {
     /// Every pod a previous run left, with its instances; live monitors are
     /// watched again. Leftovers no pod owns are removed.
     pub fn recover(&mut self, reactor: &mut Reactor, now: Time) -> Vec<Recovered> {
-        let paths = self.config.paths.clone();
-        let mut pods: BTreeMap<String, Recovered> = BTreeMap::new();
-        for entry in fs::read_dir(paths.run.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let dir = entry.path();
-            let uid = entry.file_name().to_string_lossy().into_owned();
-            let pod = read_json::<Pod>(&dir.join("pod.json")).ok().flatten();
-            let record = read_json::<SandboxRecord>(&dir.join("sandbox.json"))
-                .ok()
-                .flatten();
-            match (pod, record) {
-                (Some(pod), Some(record)) if pod.metadata.uid == uid => {
-                    pods.insert(
-                        uid,
-                        Recovered {
-                            pod: Arc::new(pod),
-                            created_at: Time(record.created_at),
-                            sandbox: if record.ready {
-                                RecoveredSandbox::Ready
-                            } else {
-                                RecoveredSandbox::Stopped
-                            },
-                            instances: vec![],
-                            first_attempts: BTreeMap::new(),
-                        },
-                    );
-                }
-                _ => {
-                    log::warn!("removing an incomplete pod sandbox {}", dir.display());
-                    if let Err(e) = sandbox::remove(&paths, &uid) {
-                        log::error!("{e}");
-                    }
-                }
-            }
-        }
+        let mut pods = recover_sandboxes(&self.config.paths);
+        self.recover_instances(&mut pods, reactor, now);
+        recover_lost_pods(&self.config.paths, &mut pods);
+        self.remove_stray_runtime_containers();
+        pods.into_values()
+            .map(|mut r| {
+                r.first_attempts = self.first_attempts(&r.pod);
+                r
+            })
+            .collect()
+    }
 
+    /// Each instance directory joins its pod; one no recovered pod owns is
+    /// removed with its runtime container.
+    fn recover_instances(
+        &mut self,
+        pods: &mut BTreeMap<String, Recovered>,
+        reactor: &mut Reactor,
+        now: Time,
+    ) {
+        let paths = self.config.paths.clone();
         for (id, dir, record) in instance_dirs(&paths.containers_run()) {
             let owner = record.as_ref().and_then(|r| pods.get_mut(&r.pod_uid));
-            let (Some(record), Some(pod)) = (record.clone(), owner) else {
+            let (Some(record), Some(pod)) = (record, owner) else {
                 log::warn!("removing leftover container {id}");
                 remove_instance_files(&self.oci, &paths, &id);
                 if let Err(e) = remove_tree(&dir) {
@@ -72,85 +56,70 @@ impl Runtime {
             // The agent before may have gone between the start and the
             // record: an instance exists, so the pod ran.
             self.record_durably(&pod.pod);
-            let instance = InstanceRef {
-                pod_uid: record.pod_uid.clone(),
-                container: record.container.clone(),
-                attempt: record.attempt,
-            };
-            if id != container_id(&instance) {
-                self.found_ids.insert(instance.clone(), id.clone());
-            }
-            let exited = dir.join("exit.json").exists();
-            let alive = process_start_time(record.monitor_pid) == Some(record.monitor_start);
-            let started = read_json::<StartedRecord>(&dir.join("started.json"))
-                .ok()
-                .flatten();
-            let recovered = if !exited && alive {
-                match self.reattach(&instance, record.monitor_pid, reactor) {
-                    Ok(()) => Some(RecoveredInstance {
+            let recovered = self.recover_instance(&id, &dir, &record, reactor, now);
+            pod.instances.push(recovered);
+        }
+    }
+
+    /// One instance of a recovered pod: re-attached to its monitor if that
+    /// still runs, else ended with what its records say.
+    fn recover_instance(
+        &mut self,
+        id: &str,
+        dir: &Path,
+        record: &InstanceRecord,
+        reactor: &mut Reactor,
+        now: Time,
+    ) -> RecoveredInstance {
+        let instance = InstanceRef {
+            pod_uid: record.pod_uid.clone(),
+            container: record.container.clone(),
+            attempt: record.attempt,
+        };
+        if id != container_id(&instance) {
+            self.found_ids.insert(instance.clone(), id.to_string());
+        }
+        let exited = dir.join("exit.json").exists();
+        let alive = process_start_time(record.monitor_pid) == Some(record.monitor_start);
+        let started = read_json::<StartedRecord>(&dir.join("started.json"))
+            .ok()
+            .flatten();
+        if !exited && alive {
+            match self.reattach(&instance, record.monitor_pid, reactor) {
+                Ok(()) => {
+                    return RecoveredInstance {
                         container: instance.container.clone(),
                         attempt: instance.attempt,
-                        container_id: self.status_id(&id),
+                        container_id: self.status_id(id),
                         image_id: record.image_id.clone(),
                         started_at: Some(started.as_ref().map_or(now, |s| Time(s.started_at))),
                         exit: None,
-                    }),
-                    Err(e) => {
-                        log::error!("container {id}: re-attaching to its monitor: {e}");
-                        None
                     }
                 }
-            } else {
-                None
-            };
-            let recovered = recovered.unwrap_or_else(|| {
-                // Ended while we were away, or its monitor is gone.
-                let (started_at, exit) = if exited {
-                    exit_from_records(&dir, now)
-                } else {
-                    (started.map(|s| Time(s.started_at)), Exit::unknown(now))
-                };
-                self.record_end(&instance, &dir, started_at, &exit);
-                remove_instance_files(&self.oci, &paths, &id);
-                RecoveredInstance {
-                    container: instance.container.clone(),
-                    attempt: instance.attempt,
-                    container_id: self.status_id(&id),
-                    image_id: record.image_id.clone(),
-                    started_at,
-                    exit: Some(exit),
-                }
-            });
-            pod.instances.push(recovered);
-        }
-
-        // Pods on disk whose sandbox went with the run dir: a reboot.
-        for entry in fs::read_dir(paths.root.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let uid = entry.file_name().to_string_lossy().into_owned();
-            if pods.contains_key(&uid) {
-                continue;
-            }
-            if let Some((pod, created_at, instances)) = super::history::load(&paths, &uid) {
-                log::info!("pod {}: its sandbox was lost (reboot)", pod.full_name());
-                pods.insert(
-                    uid,
-                    Recovered {
-                        pod: Arc::new(pod),
-                        created_at,
-                        sandbox: RecoveredSandbox::Lost,
-                        instances,
-                        first_attempts: BTreeMap::new(),
-                    },
-                );
+                Err(e) => log::error!("container {id}: re-attaching to its monitor: {e}"),
             }
         }
+        // Ended while we were away, or its monitor is gone.
+        let (started_at, exit) = if exited {
+            exit_from_records(dir, now)
+        } else {
+            (started.map(|s| Time(s.started_at)), Exit::unknown(now))
+        };
+        self.record_end(&instance, dir, started_at, &exit);
+        remove_instance_files(&self.oci, &self.config.paths, id);
+        RecoveredInstance {
+            container: instance.container.clone(),
+            attempt: instance.attempt,
+            container_id: self.status_id(id),
+            image_id: record.image_id.clone(),
+            started_at,
+            exit: Some(exit),
+        }
+    }
 
-        // Runtime containers without a directory of ours.
-        let known: Vec<String> = instance_dirs(&paths.containers_run())
+    /// Runtime containers without a directory of ours.
+    fn remove_stray_runtime_containers(&self) {
+        let known: Vec<String> = instance_dirs(&self.config.paths.containers_run())
             .into_iter()
             .map(|(id, _, _)| id)
             .collect();
@@ -162,19 +131,13 @@ impl Runtime {
                 }
             }
         }
-        pods.into_values()
-            .map(|mut r| {
-                r.first_attempts = self.first_attempts(&r.pod);
-                r
-            })
-            .collect()
     }
 
     /// Remove durable leftovers no pod owns: writable layers of containers
     /// with no instance directory, volumes of pods neither recovered nor
     /// wanted (after a reboot the run dir is gone, the disk is not).
-    pub fn remove_orphans(&self, pods: &[&str]) {
-        let paths = &self.config.paths;
+    pub fn remove_orphans(&mut self, pods: &[&str]) {
+        let paths = &self.config.paths.clone();
         let live: Vec<String> = instance_dirs(&paths.containers_run())
             .into_iter()
             .map(|(id, _, _)| id)
@@ -189,14 +152,16 @@ impl Runtime {
                 }
             }
         }
-        if let Some(cgroups) = &self.config.cgroups {
-            for uid in cgroups.pod_uids() {
-                if !pods.contains(&uid.as_str()) {
-                    log::warn!("removing the leftover cgroup of pod {uid}");
-                    if let Err(e) = cgroups.remove_pod(&uid) {
-                        log::error!("{e}");
-                    }
-                }
+        let cgroup_uids = self
+            .config
+            .cgroups
+            .as_ref()
+            .map(crate::cgroup::Cgroups::pod_uids)
+            .unwrap_or_default();
+        for uid in cgroup_uids {
+            if !pods.contains(&uid.as_str()) {
+                log::warn!("removing the leftover cgroup of pod {uid}");
+                self.try_removing_pod_cgroup(&uid, None, Time::now());
             }
         }
         for entry in fs::read_dir(paths.root.join("pods"))
@@ -254,5 +219,75 @@ impl Runtime {
                 Some((c.name.clone(), last_attempt(&container_dir)? + 1))
             })
             .collect()
+    }
+}
+
+/// The pods whose sandbox is in the run dir, complete (pod and sandbox
+/// records of the same uid); an incomplete one is removed.
+fn recover_sandboxes(paths: &Paths) -> BTreeMap<String, Recovered> {
+    let mut pods = BTreeMap::new();
+    for entry in fs::read_dir(paths.run.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = entry.path();
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        let pod = read_json::<Pod>(&dir.join("pod.json")).ok().flatten();
+        let record = read_json::<SandboxRecord>(&dir.join("sandbox.json"))
+            .ok()
+            .flatten();
+        match (pod, record) {
+            (Some(pod), Some(record)) if pod.metadata.uid == uid => {
+                pods.insert(
+                    uid,
+                    Recovered {
+                        pod: Arc::new(pod),
+                        created_at: Time(record.created_at),
+                        sandbox: if record.ready {
+                            RecoveredSandbox::Ready
+                        } else {
+                            RecoveredSandbox::Stopped
+                        },
+                        instances: vec![],
+                        first_attempts: BTreeMap::new(),
+                    },
+                );
+            }
+            _ => {
+                log::warn!("removing an incomplete pod sandbox {}", dir.display());
+                if let Err(e) = sandbox::remove(paths, &uid) {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+    pods
+}
+
+/// Pods on disk whose sandbox went with the run dir: a reboot.
+fn recover_lost_pods(paths: &Paths, pods: &mut BTreeMap<String, Recovered>) {
+    for entry in fs::read_dir(paths.root.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        if pods.contains_key(&uid) {
+            continue;
+        }
+        if let Some((pod, created_at, instances)) = super::history::load(paths, &uid) {
+            log::info!("pod {}: its sandbox was lost (reboot)", pod.full_name());
+            pods.insert(
+                uid,
+                Recovered {
+                    pod: Arc::new(pod),
+                    created_at,
+                    sandbox: RecoveredSandbox::Lost,
+                    instances,
+                    first_attempts: BTreeMap::new(),
+                },
+            );
+        }
     }
 }

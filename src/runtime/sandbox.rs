@@ -388,15 +388,43 @@ fn write_volume_file(
     fs::File::from(fd).write_all(content)
 }
 
+/// Why a hostPath volume's path fails its `type`.
+#[derive(Debug)]
+enum HostPathError {
+    /// `DirectoryOrCreate` or `FileOrCreate` could not create it.
+    Create(io::Error),
+    /// The path is not of the `type` asked for (or missing).
+    NotA { kind: String },
+}
+
+impl std::fmt::Display for HostPathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPathError::Create(e) => e.fmt(f),
+            HostPathError::NotA { kind } => write!(f, "hostPath type check failed: not a {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for HostPathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HostPathError::Create(e) => Some(e),
+            HostPathError::NotA { .. } => None,
+        }
+    }
+}
+
 /// The hostPath `type` checks of the kubelet.
-fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
+fn check_host_path(path: &Path, kind: &str) -> Result<(), HostPathError> {
     let meta = fs::metadata(path);
     let is = |f: fn(&fs::FileType) -> bool| meta.as_ref().is_ok_and(|m| f(&m.file_type()));
     match kind {
         "" => Ok(()),
         "DirectoryOrCreate" if !path.exists() => {
-            fs::create_dir_all(path).map_err(|e| e.to_string())?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())
+            fs::create_dir_all(path).map_err(HostPathError::Create)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+                .map_err(HostPathError::Create)
         }
         "FileOrCreate" if !path.exists() => fs::OpenOptions::new()
             .create(true)
@@ -404,13 +432,13 @@ fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
             .write(true)
             .open(path)
             .map(drop)
-            .map_err(|e| e.to_string()),
+            .map_err(HostPathError::Create),
         "Directory" | "DirectoryOrCreate" if is(fs::FileType::is_dir) => Ok(()),
         "File" | "FileOrCreate" if is(fs::FileType::is_file) => Ok(()),
         "Socket" if is(FileTypeExt::is_socket) => Ok(()),
         "CharDevice" if is(FileTypeExt::is_char_device) => Ok(()),
         "BlockDevice" if is(FileTypeExt::is_block_device) => Ok(()),
-        other => Err(format!("hostPath type check failed: not a {other}")),
+        other => Err(HostPathError::NotA { kind: other.into() }),
     }
 }
 

@@ -11,7 +11,7 @@ use super::pending::PendingStart;
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
 use super::{history, sandbox, Runtime, Watched};
 use crate::engine::{InstanceRef, Observation};
-use crate::image::config::{merge, resolve_user};
+use crate::image::config::{merge, resolve_user, ProcessError};
 use crate::image::{Found, Image, ImageError};
 use crate::pod::{Pod, PullPolicy};
 use crate::reactor::{Reactor, Token};
@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 /// Why an instance could not be created: a kubelet waiting reason.
 pub struct StartFailure {
+    /// The kubelet's waiting reason: `CreateContainerConfigError`, `CreateContainerError`, ...
     pub reason: &'static str,
+    /// What the container status says.
     pub message: String,
 }
 
@@ -322,6 +324,41 @@ fn start_failed(pod: &Pod, instance: InstanceRef, failure: StartFailure) -> Obse
     }
 }
 
+/// Why the process's uid and gid cannot be had.
+#[derive(Debug)]
+enum IdentityError {
+    /// The user or group named (by the image or runAsUser) is not in the image.
+    User(ProcessError),
+    /// runAsUser or runAsGroup does not fit a uid.
+    OutOfRange { field: &'static str, value: i64 },
+    /// runAsNonRoot, and the container would run as uid 0.
+    RunsAsRoot { pod: String, container: String },
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentityError::User(e) => e.fmt(f),
+            IdentityError::OutOfRange { field, value } => {
+                write!(f, "{field} {value} is out of range")
+            }
+            IdentityError::RunsAsRoot { pod, container } => write!(
+                f,
+                "container has runAsNonRoot and image will run as root (pod: {pod:?}, container: {container})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IdentityError::User(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// uid and gid of the process: securityContext over the pod's over the
 /// image's `User`; `runAsNonRoot` refuses uid 0 (kubelet:
 /// CreateContainerConfigError).
@@ -330,29 +367,34 @@ fn identity(
     c: &crate::pod::Container,
     rootfs: &std::path::Path,
     image_user: Option<&str>,
-) -> Result<Identity, String> {
+) -> Result<Identity, IdentityError> {
     let sc = c.security_context.clone().unwrap_or_default();
     let psc = pod.spec.security_context.clone().unwrap_or_default();
     let run_as_user = sc.run_as_user.or(psc.run_as_user);
     let run_as_group = sc.run_as_group.or(psc.run_as_group);
     let non_root = sc.run_as_non_root.or(psc.run_as_non_root) == Some(true);
     let (mut uid, mut gid) = match (run_as_user, image_user) {
-        (Some(u), _) => resolve_user(rootfs, &u.to_string())?,
-        (None, Some(user)) => resolve_user(rootfs, user)?,
+        (Some(u), _) => resolve_user(rootfs, &u.to_string()).map_err(IdentityError::User)?,
+        (None, Some(user)) => resolve_user(rootfs, user).map_err(IdentityError::User)?,
         (None, None) => (0, 0),
     };
     if let Some(u) = run_as_user {
-        uid = u32::try_from(u).map_err(|_| format!("runAsUser {u} is out of range"))?;
+        uid = u32::try_from(u).map_err(|_| IdentityError::OutOfRange {
+            field: "runAsUser",
+            value: u,
+        })?;
     }
     if let Some(g) = run_as_group {
-        gid = u32::try_from(g).map_err(|_| format!("runAsGroup {g} is out of range"))?;
+        gid = u32::try_from(g).map_err(|_| IdentityError::OutOfRange {
+            field: "runAsGroup",
+            value: g,
+        })?;
     }
     if non_root && uid == 0 {
-        return Err(format!(
-            "container has runAsNonRoot and image will run as root (pod: {:?}, container: {})",
-            pod.full_name(),
-            c.name
-        ));
+        return Err(IdentityError::RunsAsRoot {
+            pod: pod.full_name(),
+            container: c.name.clone(),
+        });
     }
     Ok(Identity { uid, gid })
 }

@@ -79,6 +79,7 @@ pub fn exit_from_records(dir: &Path, now: Time) -> (Option<Time>, Exit) {
 }
 
 impl Runtime {
+    /// A monitor ended: its instance ended too; the observation says how.
     pub(super) fn on_monitor_exit(&mut self, mut w: Watched, reactor: &mut Reactor) -> Observation {
         reactor.deregister(&w.pidfd);
         if let Some((fd, token)) = w.notify.take() {

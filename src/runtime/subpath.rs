@@ -21,15 +21,20 @@ use std::path::{Path, PathBuf};
 /// Why a subPath cannot be mounted; the container cannot be created.
 #[derive(Debug)]
 pub struct SubPathError {
+    /// The volumeMount's volume.
     pub volume: String,
+    /// The subPath as the pod wrote it.
     pub sub_path: String,
+    /// What is wrong.
     pub cause: Cause,
 }
 
+/// Why a subPath cannot be mounted.
 #[derive(Debug)]
 pub enum Cause {
     /// The path, or a link on the way, leads outside the volume.
     Outside,
+    /// Resolving, creating or pinning the path failed.
     Io(io::Error),
 }
 

@@ -31,10 +31,15 @@ pub enum Kind {
 pub struct Header {
     /// The name as stored: bytes, not necessarily UTF-8, not yet checked.
     pub path: Vec<u8>,
+    /// A link's target (hard or symbolic), as stored.
     pub link: Vec<u8>,
+    /// What the entry is.
     pub kind: Kind,
+    /// Permission bits (and setuid, setgid, sticky).
     pub mode: u32,
+    /// Owner, as stored; unpacking keeps it.
     pub uid: u64,
+    /// Group, as stored; unpacking keeps it.
     pub gid: u64,
     /// Bytes of content that follow (0 for every kind but `File`).
     pub size: u64,

@@ -7,6 +7,7 @@
 pub struct TarBuilder(pub Vec<u8>);
 
 impl TarBuilder {
+    /// An empty stream.
     pub fn new() -> TarBuilder {
         TarBuilder::default()
     }
