@@ -191,7 +191,7 @@ impl Config {
             }),
         };
         let node_policy = merged.node_policy.clone().unwrap_or_default();
-        node_policy.check()?;
+        node_policy.check().map_err(|e| e.to_string())?;
         let node = merged
             .kubeconfig
             .clone()

@@ -50,12 +50,20 @@ impl PodFacts<'_> {
                     keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
                 }
                 for (k, v) in text("binaryData") {
-                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                    keys.insert(
+                        k.clone(),
+                        crate::base64::decode(v.as_str().unwrap_or(""))
+                            .map_err(|e| e.to_string())?,
+                    );
                 }
             }
             ObjectKind::Secret => {
                 for (k, v) in text("data") {
-                    keys.insert(k.clone(), crate::base64::decode(v.as_str().unwrap_or(""))?);
+                    keys.insert(
+                        k.clone(),
+                        crate::base64::decode(v.as_str().unwrap_or(""))
+                            .map_err(|e| e.to_string())?,
+                    );
                 }
                 for (k, v) in text("stringData") {
                     keys.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
@@ -167,7 +175,9 @@ impl PodFacts<'_> {
                     .ok_or_else(|| format!("container {name:?} not found"))?,
                 None => c,
             };
-            return refs::resource_value(r, target, self.allocatable).map(Some);
+            return refs::resource_value(r, target, self.allocatable)
+                .map(Some)
+                .map_err(|e| e.to_string());
         }
         let (kind, k) = match (&from.config_map_key_ref, &from.secret_key_ref) {
             (Some(k), _) => (ObjectKind::ConfigMap, k),
@@ -228,7 +238,7 @@ impl PodFacts<'_> {
                         .pod
                         .container(name)
                         .ok_or_else(|| format!("container {name:?} not found"))?;
-                    refs::resource_value(r, c, self.allocatable)?
+                    refs::resource_value(r, c, self.allocatable).map_err(|e| e.to_string())?
                 }
                 (None, None) => continue,
             };

@@ -569,7 +569,7 @@ pub(crate) fn decode(object: &mut Value) -> Result<Pod, String> {
     if pod.metadata.uid.is_empty() {
         return Err("metadata.uid: required".into());
     }
-    check(&pod)?;
+    check(&pod).map_err(|e| e.to_string())?;
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
     Ok(pod)
