@@ -29,6 +29,15 @@ impl fmt::Display for JsonError {
     }
 }
 
+impl std::error::Error for JsonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JsonError::TooManyValues { .. } => None,
+            JsonError::Invalid(e) => Some(e),
+        }
+    }
+}
+
 /// Deserialize `bytes` once [`check`] passed them.
 pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     check(bytes)?;

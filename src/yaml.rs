@@ -81,6 +81,8 @@ impl fmt::Display for YamlError {
     }
 }
 
+impl std::error::Error for YamlError {}
+
 /// Deserialize `text` once [`check`] passed it.
 pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     check(text.as_bytes())?;
@@ -262,7 +264,10 @@ unsafe fn convert(raw: &sys::yaml_event_t) -> Event {
         line: raw.start_mark.line,
         column: raw.start_mark.column,
     };
-    // SAFETY (each union read): the field read is the one `type_` selects.
+    // SAFETY: each union field read is the one `type_` selects, so it is
+    // the variant libyaml wrote; and since `raw` is an event libyaml's
+    // parser produced (this function's contract), each anchor it holds is
+    // null or a NUL-terminated string libyaml owns, as `name` requires.
     unsafe {
         match raw.type_ {
             sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
