@@ -13,7 +13,10 @@ use std::fmt;
 pub enum JsonError {
     /// More than [`MAX_NODES`] values; the first one beyond starts near
     /// this byte offset.
-    TooManyValues { offset: usize },
+    TooManyValues {
+        /// 0-based.
+        offset: usize,
+    },
     /// What serde_json says: syntax or type errors.
     Invalid(serde_json::Error),
 }

@@ -48,12 +48,27 @@ const NODE_COST: u64 = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum YamlError {
     /// Collections nested deeper than [`MAX_DEPTH`], at this position.
-    TooDeep { line: u64, column: u64 },
+    TooDeep {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// The alias at this position takes the expansion beyond
     /// [`MAX_ALIAS_EXPANSION`].
-    AliasExpansion { line: u64, column: u64 },
+    AliasExpansion {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// The node at this position is one more than [`MAX_NODES`].
-    TooManyNodes { line: u64, column: u64 },
+    TooManyNodes {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// libyaml could not start (out of memory).
     Parser,
     /// What yaml_serde says: syntax or type errors.

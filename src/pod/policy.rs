@@ -42,9 +42,19 @@ pub struct NodePolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyError {
     /// An `allowedCapabilities` entry that is no Linux capability.
-    UnknownCapability { index: usize, name: String },
+    UnknownCapability {
+        /// Its index in the list.
+        index: usize,
+        /// The entry as given.
+        name: String,
+    },
     /// An `allowedHostPaths` entry that is relative or climbs with `..`.
-    HostPathPrefix { index: usize, prefix: PathBuf },
+    HostPathPrefix {
+        /// Its index in the list.
+        index: usize,
+        /// The entry as given.
+        prefix: PathBuf,
+    },
 }
 
 impl fmt::Display for PolicyError {

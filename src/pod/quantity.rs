@@ -16,7 +16,12 @@ pub enum QuantityError {
     /// Not digits with an optional point and suffix, or negative.
     Malformed(String),
     /// A number with a suffix the API does not know (`12xyz`).
-    UnknownSuffix { text: String, suffix: String },
+    UnknownSuffix {
+        /// The whole quantity.
+        text: String,
+        /// What follows the number.
+        suffix: String,
+    },
     /// A quantity that is not one of CPU (`1Gi`, `1e300m`).
     NotCpu(String),
     /// At least 2^63 in its unit.

@@ -50,7 +50,9 @@ pub fn field_allowed(field: &ObjectFieldSelector, allowed: &[&str], single_keys:
 /// Which API object kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ObjectKind {
+    /// A core/v1 ConfigMap.
     ConfigMap,
+    /// A core/v1 Secret.
     Secret,
 }
 

@@ -1,5 +1,8 @@
 //! core/v1 PodStatus and friends, as the kubelet reports them. The engine
 //! computes these; `get pods` and the API sync print them unchanged.
+//!
+//! Fields are Kubernetes' own and mean what the API reference says; times
+//! are RFC 3339 strings.
 
 use super::{ObjectMeta, PodSpec};
 use serde::{Deserialize, Serialize};
@@ -26,6 +29,7 @@ pub struct PodList {
 }
 
 impl PodList {
+    /// A `v1` `PodList` of `items`, with empty list metadata.
     pub fn new(items: Vec<PodObject>) -> PodList {
         PodList {
             api_version: "v1".into(),
@@ -36,6 +40,7 @@ impl PodList {
     }
 }
 
+/// A pod's `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
@@ -60,21 +65,30 @@ pub struct PodStatus {
     pub qos_class: Option<String>,
 }
 
+/// Where a pod is in its life, as Kubernetes defines the phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum PodPhase {
+    /// Accepted, not all containers started yet.
     #[default]
     Pending,
+    /// Every container started, at least one still running or restarting.
     Running,
+    /// Every container exited 0 and none will restart.
     Succeeded,
+    /// Every container exited, at least one in failure, and none will restart.
     Failed,
+    /// The state could not be obtained.
     Unknown,
 }
 
+/// One condition of a pod (`PodScheduled`, `Initialized`, `Ready`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodCondition {
+    /// `type`: which condition.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `True`, `False` or `Unknown`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -84,6 +98,7 @@ pub struct PodCondition {
     pub last_transition_time: Option<String>,
 }
 
+/// One container's status.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
@@ -117,6 +132,8 @@ pub struct ContainerState {
     pub terminated: Option<StateTerminated>,
 }
 
+/// A container not running yet, and why (`ContainerCreating`,
+/// `CrashLoopBackOff`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct StateWaiting {
     pub reason: String,
@@ -124,12 +141,14 @@ pub struct StateWaiting {
     pub message: Option<String>,
 }
 
+/// A running container, since when.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateRunning {
     pub started_at: String,
 }
 
+/// A container that exited: its code or signal, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateTerminated {

@@ -1,5 +1,10 @@
 //! Serde types of the Pod subset. Unknown keys are reported by the decoder
 //! (`serde_ignored`), not here.
+//!
+//! Fields are Kubernetes' own (core/v1), snake_case here and camelCase on
+//! the wire, and mean what the Kubernetes API reference says; a field's doc
+//! comment says only what picolet does differently (kept but ignored,
+//! rejected by validation, a different default).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,8 +14,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
+    /// `v1`, checked by the decoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// `Pod`, checked by the decoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default)]
@@ -19,13 +26,18 @@ pub struct Pod {
     pub spec: PodSpec,
 }
 
+/// A pod's `metadata`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
+    /// A DNS-1123 subdomain (src/pod/validate/names.rs).
     #[serde(default)]
     pub name: String,
+    /// Empty until `defaults::apply` makes it `default`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// Names the pod's directories, so it is checked as one path component;
+    /// a static pod without one gets one from its content.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -48,14 +60,19 @@ pub struct ObjectMeta {
     pub generate_name: Option<String>,
 }
 
+/// `spec.restartPolicy`: which exits of a regular container restart it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum RestartPolicy {
+    /// Every exit.
     #[default]
     Always,
+    /// Exits with a non-zero code.
     OnFailure,
+    /// None.
     Never,
 }
 
+/// A pod's `spec`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
@@ -73,11 +90,13 @@ pub struct PodSpec {
     pub host_network: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Set by the API server's scheduler, or by picolet to its node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
-    /// Scheduling hints: meaningless on a single node, accepted and kept.
+    /// Scheduling hints: meaningless on a single node, accepted and kept
+    /// (this and the fields down to `serviceAccountName`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,8 +113,9 @@ pub struct PodSpec {
     pub scheduler_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    /// Known fields that would change behaviour and are not implemented:
-    /// decoded so validation can name them, never honoured.
+    /// Known fields that would change behaviour and are not implemented
+    /// (this and the rest of the struct): decoded so validation can name
+    /// them, never honoured.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "hostPID")]
     pub host_pid: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "hostIPC")]
@@ -116,6 +136,9 @@ pub struct PodSpec {
     pub readiness_gates: Option<Value>,
 }
 
+/// `spec.securityContext`: defaults for every container, and the pod's
+/// supplemental groups. `fsGroup`, `sysctls`, `seLinuxOptions` and
+/// `appArmorProfile` are rejected by validation.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSecurityContext {
@@ -139,13 +162,20 @@ pub struct PodSecurityContext {
     pub app_armor_profile: Option<Value>,
 }
 
+/// `imagePullPolicy`. picolet has no registry client yet: images come from
+/// its OCI layout store under every policy, and only the reason given for a
+/// missing one differs (`ErrImageNeverPull` for `Never`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum PullPolicy {
+    /// Pull at every start.
     Always,
+    /// Pull if the image is not stored.
     IfNotPresent,
+    /// Never pull.
     Never,
 }
 
+/// One container of `spec.containers` or `spec.initContainers`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
@@ -186,9 +216,9 @@ pub struct Container {
     pub termination_message_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_message_policy: Option<String>,
-    /// Not implemented, rejected when set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFromSource>,
+    /// Not implemented (this and the rest of the struct): rejected when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +233,9 @@ pub struct Container {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum IntOrString {
+    /// A port number.
     Int(i64),
+    /// A port name.
     Str(String),
 }
 
@@ -213,18 +245,21 @@ impl Default for IntOrString {
     }
 }
 
+/// A command run in the container, without a shell.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub struct ExecAction {
     #[serde(default)]
     pub command: Vec<String>,
 }
 
+/// A header an HTTP probe or hook sends.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub struct HttpHeader {
     pub name: String,
     pub value: String,
 }
 
+/// An HTTP GET to the pod; HTTP only (HTTPS is rejected by validation).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpGetAction {
@@ -239,6 +274,7 @@ pub struct HttpGetAction {
     pub http_headers: Vec<HttpHeader>,
 }
 
+/// A TCP connection to the pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub struct TcpSocketAction {
     pub port: IntOrString,
@@ -246,6 +282,7 @@ pub struct TcpSocketAction {
     pub host: Option<String>,
 }
 
+/// A hook that waits, in the agent, instead of acting.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub struct SleepAction {
     pub seconds: i64,
@@ -293,6 +330,7 @@ pub struct LifecycleHandler {
     pub tcp_socket: Option<Value>,
 }
 
+/// A container's `lifecycle` hooks.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle {
@@ -309,13 +347,18 @@ pub struct Lifecycle {
 /// runtime carries out (a `sleep` never reaches the runtime: it is a timer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handler {
+    /// Run a command in the container.
     Exec(ExecAction),
+    /// Send an HTTP GET.
     HttpGet(HttpGetAction),
+    /// Open a TCP connection.
     TcpSocket(TcpSocketAction),
+    /// Wait this many seconds.
     Sleep(i64),
 }
 
 impl Probe {
+    /// The probe's one handler; `None` only for a probe validation refuses.
     pub fn handler(&self) -> Option<Handler> {
         if let Some(e) = &self.exec {
             Some(Handler::Exec(e.clone()))
@@ -328,6 +371,7 @@ impl Probe {
 }
 
 impl LifecycleHandler {
+    /// The hook's one handler; `None` only for a hook validation refuses.
     pub fn handler(&self) -> Option<Handler> {
         if let Some(e) = &self.exec {
             Some(Handler::Exec(e.clone()))
@@ -339,6 +383,7 @@ impl LifecycleHandler {
     }
 }
 
+/// One environment variable: a value, or where it comes from.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
@@ -365,6 +410,8 @@ pub struct EnvVarSource {
     pub secret_key_ref: Option<KeySelector>,
 }
 
+/// A field of the pod (`metadata.name`), for the downward API; the fields
+/// allowed are in src/pod/refs.rs.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectFieldSelector {
@@ -373,6 +420,7 @@ pub struct ObjectFieldSelector {
     pub field_path: String,
 }
 
+/// A container's resource (`limits.memory`), for the downward API.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceFieldSelector {
@@ -405,6 +453,7 @@ pub struct EnvFromSource {
     pub secret_ref: Option<ObjectRef>,
 }
 
+/// A ConfigMap or Secret by name, in the pod's namespace.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
@@ -413,6 +462,9 @@ pub struct ObjectRef {
     pub optional: Option<bool>,
 }
 
+/// A port a container listens on. Informational, as in Kubernetes, except
+/// that a name can stand for the port in a probe, and a host port is only
+/// allowed in the host's network (picolet maps no ports).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerPort {
@@ -427,6 +479,8 @@ pub struct ContainerPort {
     pub host_ip: Option<String>,
 }
 
+/// A volume mounted into a container; `mountPropagation` other than `None`
+/// is rejected by validation.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
@@ -440,6 +494,8 @@ pub struct VolumeMount {
     pub mount_propagation: Option<String>,
 }
 
+/// A container's requests and limits, by resource name; each quantity stays
+/// a JSON value (a string or a number) until src/pod/quantity.rs parses it.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
@@ -449,6 +505,9 @@ pub struct Resources {
     pub limits: BTreeMap<String, Value>,
 }
 
+/// A container's `securityContext`; where it sets a field, it wins over
+/// the pod's. `seLinuxOptions`, `appArmorProfile` and a `procMount` other
+/// than `Default` are rejected by validation.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityContext {
@@ -481,12 +540,15 @@ pub struct SecurityContext {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeccompProfile {
+    /// `RuntimeDefault` or `Unconfined`; `Localhost` is rejected.
     #[serde(default, rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub localhost_profile: Option<String>,
 }
 
+/// Capabilities added to and dropped from the default set
+/// (`DEFAULT_CAPS`), by Kubernetes name (`NET_ADMIN`) or `ALL`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 pub struct Capabilities {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -495,6 +557,7 @@ pub struct Capabilities {
     pub drop: Vec<String>,
 }
 
+/// A volume of `spec.volumes`: exactly one source.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Volume {
@@ -518,6 +581,7 @@ pub struct Volume {
     pub unsupported: BTreeMap<String, Value>,
 }
 
+/// A ConfigMap's keys as files (pods from an API server only).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapVolumeSource {
@@ -530,6 +594,7 @@ pub struct ConfigMapVolumeSource {
     pub optional: Option<bool>,
 }
 
+/// A Secret's keys as files (pods from an API server only).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretVolumeSource {
@@ -542,6 +607,7 @@ pub struct SecretVolumeSource {
     pub optional: Option<bool>,
 }
 
+/// One key of a ConfigMap or Secret volume, at a path of its own.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyToPath {
@@ -551,6 +617,7 @@ pub struct KeyToPath {
     pub mode: Option<u32>,
 }
 
+/// Fields of the pod and its containers' resources as files.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DownwardApiVolumeSource {
@@ -560,6 +627,7 @@ pub struct DownwardApiVolumeSource {
     pub default_mode: Option<u32>,
 }
 
+/// One file of a downward API volume: a pod field or a resource.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DownwardApiFile {
@@ -572,18 +640,24 @@ pub struct DownwardApiFile {
     pub mode: Option<u32>,
 }
 
+/// A directory that lives as long as the pod.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EmptyDirSource {
+    /// Empty (on disk) or `Memory` (a tmpfs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub medium: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_limit: Option<Value>,
 }
 
+/// A file or directory of the host; subject to the node policy for pods
+/// not from the local directory (src/pod/policy.rs).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 pub struct HostPathSource {
+    /// Absolute.
     pub path: String,
+    /// `type`: what must be (or be made) at the path; empty checks nothing.
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
 }
@@ -602,6 +676,7 @@ impl Pod {
             .unwrap_or(30)
     }
 
+    /// The init or regular container of this name.
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.spec
             .init_containers

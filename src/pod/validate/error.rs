@@ -19,14 +19,21 @@ pub enum Fault {
     NotSupported(Option<&'static str>),
     /// A value outside the set the API accepts, with the set when it is short.
     UnsupportedValue {
+        /// The value as given.
         value: String,
+        /// The values allowed, in words.
         allowed: Option<&'static str>,
     },
     /// Set where the API does not allow it.
     Forbidden(&'static str),
     /// A second container or volume (`what` is "name") or container port
     /// ("port name") of the same name.
-    Duplicate { what: &'static str, name: String },
+    Duplicate {
+        /// What kind of name.
+        what: &'static str,
+        /// The name given twice.
+        name: String,
+    },
     /// A volume mount of a volume the pod does not have.
     NoSuchVolume(String),
     /// A reference to a container the pod does not have.
@@ -158,6 +165,7 @@ impl std::error::Error for InvalidPod {}
 pub(super) struct Errors(pub(super) Vec<FieldError>);
 
 impl Errors {
+    /// `fault` at `path`.
     pub(super) fn push(&mut self, path: impl Into<String>, fault: impl Into<Fault>) {
         self.0.push(FieldError {
             path: path.into(),
@@ -170,10 +178,12 @@ impl Errors {
         self.push(path, Fault::Invalid(rule));
     }
 
+    /// `path` is missing or empty.
     pub(super) fn required(&mut self, path: impl Into<String>) {
         self.push(path, Fault::Required(None));
     }
 
+    /// `path` is set and picolet does not implement it.
     pub(super) fn unsupported(&mut self, path: impl Into<String>) {
         self.push(path, Fault::NotSupported(None));
     }
