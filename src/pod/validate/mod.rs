@@ -1,6 +1,6 @@
 //! Validation as the API server does it, plus picolet's own rule: a field that
 //! would change behaviour but is not implemented is an error naming its path,
-//! never silently ignored.
+//! never silently ignored (docs/lifecycle.md, "Defaults and validation").
 //!
 //! This file walks the pod in field order (metadata, then spec); each part
 //! of a pod has its own file: `container.rs` (one container),
