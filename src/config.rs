@@ -169,9 +169,7 @@ impl Config {
         let (reserved_cpu, reserved_memory) = reserved(&merged)?;
         let manifest_url = manifest_url(&merged)?;
         let node_policy = merged.node_policy.clone().unwrap_or_default();
-        node_policy
-            .check()
-            .map_err(|source| ConfigError::NodePolicy(source.into()))?;
+        node_policy.check().map_err(ConfigError::NodePolicy)?;
         let node = merged
             .kubeconfig
             .clone()
@@ -449,7 +447,7 @@ pub enum ConfigError {
     /// `staticPodURL` is plain HTTP without `staticPodURLAllowHTTP: true`.
     PlainHttp { url: String },
     /// `nodePolicy` fails its own checks; the error names the key.
-    NodePolicy(Box<dyn Error + Send + Sync>),
+    NodePolicy(crate::pod::policy::PolicyError),
     /// `containerLogMaxFiles` below 2, which the kubelet refuses too.
     LogMaxFiles,
     /// The first back-off is zero or longer than the longest.
@@ -503,9 +501,8 @@ impl Error for ConfigError {
         match self {
             ConfigError::Read { source, .. } => Some(source),
             ConfigError::Decode { source, .. } => Some(source),
-            ConfigError::Invalid { source, .. } | ConfigError::NodePolicy(source) => {
-                Some(source.as_ref())
-            }
+            ConfigError::NodePolicy(source) => Some(source),
+            ConfigError::Invalid { source, .. } => Some(source.as_ref()),
             ConfigError::Duration { source, .. } => Some(source),
             // YamlError is not a std::error::Error; its text is in Display.
             ConfigError::Yaml { .. }

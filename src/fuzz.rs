@@ -303,7 +303,10 @@ mod tests {
     fn an_api_list_of_numbers_is_not_a_panic() {
         api_object(b"{\"items\":[0]}");
         let err = crate::source::api::decode(&mut serde_json::json!(0)).unwrap_err();
-        assert_eq!(err, crate::source::api::DecodeError::NotAnObject);
+        assert!(
+            matches!(err, crate::source::api::DecodeError::NotAnObject),
+            "{err:?}"
+        );
     }
 
     /// A GNU long name, then a file whose content fills blocks: with the

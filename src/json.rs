@@ -13,7 +13,10 @@ use std::fmt;
 pub enum JsonError {
     /// More than [`MAX_NODES`] values; the first one beyond starts near
     /// this byte offset.
-    TooManyValues { offset: usize },
+    TooManyValues {
+        /// 0-based.
+        offset: usize,
+    },
     /// What serde_json says: syntax or type errors.
     Invalid(serde_json::Error),
 }
@@ -25,6 +28,15 @@ impl fmt::Display for JsonError {
                 write!(f, "byte {offset}: more than {MAX_NODES} values")
             }
             JsonError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for JsonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JsonError::TooManyValues { .. } => None,
+            JsonError::Invalid(e) => Some(e),
         }
     }
 }

@@ -48,12 +48,27 @@ const NODE_COST: u64 = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum YamlError {
     /// Collections nested deeper than [`MAX_DEPTH`], at this position.
-    TooDeep { line: u64, column: u64 },
+    TooDeep {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// The alias at this position takes the expansion beyond
     /// [`MAX_ALIAS_EXPANSION`].
-    AliasExpansion { line: u64, column: u64 },
+    AliasExpansion {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// The node at this position is one more than [`MAX_NODES`].
-    TooManyNodes { line: u64, column: u64 },
+    TooManyNodes {
+        /// 1-based.
+        line: u64,
+        /// 1-based.
+        column: u64,
+    },
     /// libyaml could not start (out of memory).
     Parser,
     /// What yaml_serde says: syntax or type errors.
@@ -80,6 +95,8 @@ impl fmt::Display for YamlError {
         }
     }
 }
+
+impl std::error::Error for YamlError {}
 
 /// Deserialize `text` once [`check`] passed it.
 pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlError> {
@@ -262,7 +279,10 @@ unsafe fn convert(raw: &sys::yaml_event_t) -> Event {
         line: raw.start_mark.line,
         column: raw.start_mark.column,
     };
-    // SAFETY (each union read): the field read is the one `type_` selects.
+    // SAFETY: each union field read is the one `type_` selects, so it is
+    // the variant libyaml wrote; and since `raw` is an event libyaml's
+    // parser produced (this function's contract), each anchor it holds is
+    // null or a NUL-terminated string libyaml owns, as `name` requires.
     unsafe {
         match raw.type_ {
             sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,

@@ -3,39 +3,92 @@
 //! with their path (a typo must be visible, not fatal).
 
 use super::Pod;
+use crate::json::JsonError;
+use crate::yaml::YamlError;
 use serde_json::Value;
 use std::fmt;
 
 /// One pod decoded from a document, with the unknown keys it carried.
 #[derive(Debug)]
 pub struct Decoded {
+    /// The pod, as written (no defaults applied).
     pub pod: Pod,
     /// Paths of keys picolet does not know, e.g. `spec.containers[0].imagePullPolicyy`.
     pub unknown_fields: Vec<String>,
 }
 
-/// Why a document is not a pod.
-#[derive(Debug, Clone, PartialEq)]
+/// What makes a document not a pod.
+#[derive(Debug)]
+pub enum DecodeFault {
+    /// The bytes are not UTF-8.
+    NotUtf8(std::str::Utf8Error),
+    /// Not JSON, or beyond the bounds of src/json.rs.
+    Json(JsonError),
+    /// Not YAML, or beyond the bounds of src/yaml.rs.
+    Yaml(YamlError),
+    /// A `List` or `PodList` without an `items` array.
+    NoItems,
+    /// The document (or a List's item) is not an object.
+    NotAnObject,
+    /// `apiVersion` is missing (`None`) or not `v1`.
+    ApiVersion(Option<String>),
+    /// `kind` is missing (`None`) or not `Pod`.
+    Kind(Option<String>),
+    /// A field of the wrong type or form, as serde says it.
+    Type(String),
+}
+
+impl fmt::Display for DecodeFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeFault::NotUtf8(e) => write!(f, "not UTF-8: {e}"),
+            DecodeFault::Json(e) => write!(f, "invalid JSON: {e}"),
+            DecodeFault::Yaml(e) => write!(f, "invalid YAML: {e}"),
+            DecodeFault::NoItems => f.write_str("a List needs an items array"),
+            DecodeFault::NotAnObject => f.write_str("a manifest must be a Pod object"),
+            DecodeFault::ApiVersion(Some(other)) => write!(f, "must be v1, not {other:?}"),
+            DecodeFault::ApiVersion(None) => f.write_str("required (v1)"),
+            DecodeFault::Kind(Some(other)) => write!(f, "must be Pod, not {other:?}"),
+            DecodeFault::Kind(None) => f.write_str("required (Pod)"),
+            DecodeFault::Type(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Why a document is not a pod, at a field path.
+#[derive(Debug)]
 pub struct DecodeError {
     /// The field path at fault (`spec.containers[0].ports[1].containerPort`), or empty.
     pub path: String,
-    pub message: String,
+    /// What is wrong there.
+    pub fault: DecodeFault,
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
-            f.write_str(&self.message)
+            self.fault.fmt(f)
         } else {
-            write!(f, "{}: {}", self.path, self.message)
+            write!(f, "{}: {}", self.path, self.fault)
         }
     }
 }
 
-fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.fault {
+            DecodeFault::NotUtf8(e) => Some(e),
+            DecodeFault::Json(e) => Some(e),
+            DecodeFault::Yaml(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn error(path: impl Into<String>, fault: DecodeFault) -> DecodeError {
     DecodeError {
         path: path.into(),
-        message: message.into(),
+        fault,
     }
 }
 
@@ -44,18 +97,18 @@ fn error(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
 /// alias expansion before it is loaded (src/yaml.rs); both bounded in the
 /// number of nodes (src/json.rs, src/yaml.rs).
 pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| error("", format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| error("", DecodeFault::NotUtf8(e)))?;
     let document: Value = if text.trim_start().starts_with('{') {
-        crate::json::from_slice(bytes).map_err(|e| error("", format!("invalid JSON: {e}")))?
+        crate::json::from_slice(bytes).map_err(|e| error("", DecodeFault::Json(e)))?
     } else {
-        crate::yaml::from_str(text).map_err(|e| error("", format!("invalid YAML: {e}")))?
+        crate::yaml::from_str(text).map_err(|e| error("", DecodeFault::Yaml(e)))?
     };
     match document.get("kind").and_then(Value::as_str) {
         Some("List") | Some("PodList") => {
             let items = document
                 .get("items")
                 .and_then(Value::as_array)
-                .ok_or_else(|| error("items", "a List needs an items array"))?;
+                .ok_or_else(|| error("items", DecodeFault::NoItems))?;
             items
                 .iter()
                 .enumerate()
@@ -93,17 +146,21 @@ fn join(prefix: &str, path: &str) -> String {
 /// Decode one Pod object, checking `apiVersion` and `kind`.
 pub fn decode_pod(value: &Value) -> Result<Decoded, DecodeError> {
     if !value.is_object() {
-        return Err(error("", "a manifest must be a Pod object"));
+        return Err(error("", DecodeFault::NotAnObject));
     }
     match value.get("apiVersion").and_then(Value::as_str) {
         Some("v1") => {}
-        Some(other) => return Err(error("apiVersion", format!("must be v1, not {other:?}"))),
-        None => return Err(error("apiVersion", "required (v1)")),
+        other => {
+            let other = other.map(str::to_string);
+            return Err(error("apiVersion", DecodeFault::ApiVersion(other)));
+        }
     }
     match value.get("kind").and_then(Value::as_str) {
         Some("Pod") => {}
-        Some(other) => return Err(error("kind", format!("must be Pod, not {other:?}"))),
-        None => return Err(error("kind", "required (Pod)")),
+        other => {
+            let other = other.map(str::to_string);
+            return Err(error("kind", DecodeFault::Kind(other)));
+        }
     }
     let mut unknown_fields = Vec::new();
     let mut record =
@@ -112,7 +169,7 @@ pub fn decode_pod(value: &Value) -> Result<Decoded, DecodeError> {
     let pod: Pod = serde_path_to_error::deserialize(ignored).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        error(path, e.into_inner().to_string())
+        error(path, DecodeFault::Type(e.into_inner().to_string()))
     })?;
     Ok(Decoded {
         pod,
@@ -174,7 +231,11 @@ mod tests {
         };
         assert_eq!(decode_manifest(list(90).as_bytes()).unwrap().len(), 90);
         let err = decode_manifest(list(100).as_bytes()).unwrap_err();
-        assert!(err.message.ends_with("more than 200000 nodes"), "{err}");
+        assert!(
+            matches!(err.fault, DecodeFault::Yaml(YamlError::TooManyNodes { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with("more than 200000 nodes"), "{err}");
     }
 
     #[test]
@@ -198,6 +259,7 @@ mod tests {
         );
         let err = decode_manifest(yaml.as_bytes()).unwrap_err();
         assert_eq!(err.path, "spec.containers[0].ports[0].containerPort");
+        assert!(matches!(err.fault, DecodeFault::Type(_)), "{err:?}");
     }
 
     #[test]
@@ -217,7 +279,17 @@ mod tests {
         let err =
             decode_manifest(POD.replace("kind: Pod", "kind: Deployment").as_bytes()).unwrap_err();
         assert_eq!(err.path, "kind");
-        assert!(decode_manifest(b"apiVersion: v1\nkind: Pod\n  bad: [").is_err());
+        assert!(
+            matches!(&err.fault, DecodeFault::Kind(Some(k)) if k == "Deployment"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "kind: must be Pod, not \"Deployment\"");
+        let err = decode_manifest(b"apiVersion: v1\nkind: Pod\n  bad: [").unwrap_err();
+        assert!(
+            matches!(err.fault, DecodeFault::Yaml(YamlError::Invalid(_))),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("invalid YAML: "), "{err}");
     }
 
     #[test]
@@ -230,7 +302,17 @@ mod tests {
         let err = decode_manifest(bomb.as_bytes()).unwrap_err();
         assert_eq!(err.path, "");
         assert!(
-            err.message
+            matches!(
+                err.fault,
+                DecodeFault::Yaml(YamlError::AliasExpansion {
+                    line: 3,
+                    column: 14
+                })
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
                 .starts_with("invalid YAML: line 3 column 14: aliases expand to more than"),
             "{err}"
         );
@@ -240,19 +322,27 @@ mod tests {
     fn deep_nesting_is_an_error_in_yaml_and_json() {
         let err = decode_manifest("[".repeat(10 << 20).as_bytes()).unwrap_err();
         assert_eq!(
-            err.message,
+            err.to_string(),
             "invalid YAML: line 1 column 65: nested deeper than 64 levels"
         );
         let err = decode_manifest("{\"a\":".repeat(1000).as_bytes()).unwrap_err();
+        assert!(matches!(
+            err.fault,
+            DecodeFault::Json(JsonError::Invalid(_))
+        ));
         assert!(
-            err.message
+            err.to_string()
                 .starts_with("invalid JSON: recursion limit exceeded"),
             "{err}"
         );
         // A megabyte of them is refused by its count before serde_json.
         let err = decode_manifest("{\"a\":".repeat(1 << 20).as_bytes()).unwrap_err();
+        assert!(matches!(
+            err.fault,
+            DecodeFault::Json(JsonError::TooManyValues { offset: 999995 })
+        ));
         assert_eq!(
-            err.message,
+            err.to_string(),
             "invalid JSON: byte 999995: more than 200000 values"
         );
     }

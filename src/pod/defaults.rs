@@ -1,5 +1,5 @@
-//! API defaults (README, "Lifecycle semantics"), applied once after decoding so that
-//! everything downstream reads plain values.
+//! API defaults (docs/lifecycle.md, "Defaults and validation"), applied once
+//! after decoding so that everything downstream reads plain values.
 
 use super::{Pod, PullPolicy};
 

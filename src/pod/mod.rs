@@ -5,6 +5,14 @@
 //! existing manifests decode unchanged. Fields picolet knows but does not
 //! implement are kept as raw values so that validation can reject them by path
 //! instead of silently dropping behaviour.
+//!
+//! One concern a file: `types.rs` (the spec) and `status.rs` (the status),
+//! `decode.rs` (bytes to pods), `defaults.rs` (the API server's defaults),
+//! `validate/` (the API server's rules and picolet's own), `policy.rs`
+//! (what the operator lets pods from elsewhere do), `quantity.rs`
+//! (resource quantities), `resources.rs` (QoS and cgroup arithmetic),
+//! `refs.rs` (ConfigMaps, Secrets and the downward API a pod uses). This
+//! layer imports no runtime, engine or source: they import it.
 
 pub mod decode;
 pub mod defaults;

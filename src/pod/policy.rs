@@ -9,11 +9,15 @@
 use crate::pod::validate::capability_name;
 use crate::pod::{Container, Pod, DEFAULT_CAPS};
 use serde::Deserialize;
+use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+/// The `nodePolicy` section of the configuration file: what pods the policy
+/// applies to may ask for. Everything is refused by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodePolicy {
+    /// Containers may be privileged.
     #[serde(default)]
     pub allow_privileged: bool,
     /// Capabilities a container may add beyond the default set; `ALL`
@@ -23,35 +27,77 @@ pub struct NodePolicy {
     /// Host directories under which hostPath volumes may lie.
     #[serde(default)]
     pub allowed_host_paths: Vec<PathBuf>,
+    /// Pods may share the host's network namespace.
     #[serde(default)]
     pub allow_host_network: bool,
+    /// Pods may share the host's PID namespace.
     #[serde(default, rename = "allowHostPID")]
     pub allow_host_pid: bool,
+    /// Pods may share the host's IPC namespace.
     #[serde(default, rename = "allowHostIPC")]
     pub allow_host_ipc: bool,
 }
+
+/// A fault in the `nodePolicy` configuration, named by key and index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// An `allowedCapabilities` entry that is no Linux capability.
+    UnknownCapability {
+        /// Its index in the list.
+        index: usize,
+        /// The entry as given.
+        name: String,
+    },
+    /// An `allowedHostPaths` entry that is relative or climbs with `..`.
+    HostPathPrefix {
+        /// Its index in the list.
+        index: usize,
+        /// The entry as given.
+        prefix: PathBuf,
+    },
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::UnknownCapability { index, name } => write!(
+                f,
+                "nodePolicy.allowedCapabilities[{index}]: unknown capability {name:?}"
+            ),
+            PolicyError::HostPathPrefix { index, prefix } => write!(
+                f,
+                "nodePolicy.allowedHostPaths[{index}]: {prefix:?} must be an absolute path without `..`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 /// The kubelet's word for a pod its admission refused.
 pub const REASON: &str = "NodePolicy";
 /// Where a refused pod came from, for its message.
 pub const FROM_API: &str = "the API server";
+/// Where a refused pod came from when the manifest URL served it.
 pub const FROM_URL: &str = "the manifest URL";
 
 impl NodePolicy {
     /// The configuration's own faults, named by key.
-    pub fn check(&self) -> Result<(), String> {
-        for (i, name) in self.allowed_capabilities.iter().enumerate() {
+    pub fn check(&self) -> Result<(), PolicyError> {
+        for (index, name) in self.allowed_capabilities.iter().enumerate() {
             if capability_name(name).is_none() {
-                return Err(format!(
-                    "nodePolicy.allowedCapabilities[{i}]: unknown capability {name:?}"
-                ));
+                return Err(PolicyError::UnknownCapability {
+                    index,
+                    name: name.clone(),
+                });
             }
         }
-        for (i, prefix) in self.allowed_host_paths.iter().enumerate() {
+        for (index, prefix) in self.allowed_host_paths.iter().enumerate() {
             if normal(prefix).is_none() {
-                return Err(format!(
-                    "nodePolicy.allowedHostPaths[{i}]: {prefix:?} must be an absolute path without `..`"
-                ));
+                return Err(PolicyError::HostPathPrefix {
+                    index,
+                    prefix: prefix.clone(),
+                });
             }
         }
         Ok(())
@@ -398,9 +444,17 @@ mod tests {
             allowed_capabilities: vec!["NET_ADMIN".into(), "NOPE".into()],
             ..NodePolicy::default()
         };
+        let err = bad_cap.check().unwrap_err();
         assert_eq!(
-            bad_cap.check(),
-            Err("nodePolicy.allowedCapabilities[1]: unknown capability \"NOPE\"".into())
+            err,
+            PolicyError::UnknownCapability {
+                index: 1,
+                name: "NOPE".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "nodePolicy.allowedCapabilities[1]: unknown capability \"NOPE\""
         );
         for path in ["data", "/data/../etc"] {
             let bad_path = NodePolicy {
@@ -408,7 +462,18 @@ mod tests {
                 ..NodePolicy::default()
             };
             let err = bad_path.check().unwrap_err();
-            assert!(err.starts_with("nodePolicy.allowedHostPaths[1]: "), "{err}");
+            assert_eq!(
+                err,
+                PolicyError::HostPathPrefix {
+                    index: 1,
+                    prefix: path.into()
+                }
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("nodePolicy.allowedHostPaths[1]: "),
+                "{err}"
+            );
         }
         assert_eq!(NodePolicy::default().check(), Ok(()));
     }

@@ -5,18 +5,56 @@
 //! an error, never a saturated or wrapped number, so that the sums and
 //! products of resources.rs stay within u64.
 
+use std::fmt;
+
 /// The first value refused, 2^63: f64 cannot hold `i64::MAX` itself.
 const TOO_LARGE: f64 = 9_223_372_036_854_775_808.0;
 
+/// Why a text or YAML value is not a quantity; each holds the text as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuantityError {
+    /// Not digits with an optional point and suffix, or negative.
+    Malformed(String),
+    /// A number with a suffix the API does not know (`12xyz`).
+    UnknownSuffix {
+        /// The whole quantity.
+        text: String,
+        /// What follows the number.
+        suffix: String,
+    },
+    /// A quantity that is not one of CPU (`1Gi`, `1e300m`).
+    NotCpu(String),
+    /// At least 2^63 in its unit.
+    TooLarge(String),
+    /// A YAML value that is neither a string nor a number, as JSON text.
+    NotScalar(String),
+}
+
+impl fmt::Display for QuantityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantityError::Malformed(text) => write!(f, "{text:?} is not a quantity"),
+            QuantityError::UnknownSuffix { text, suffix } => {
+                write!(f, "{text:?} has an unknown suffix {suffix:?}")
+            }
+            QuantityError::NotCpu(text) => write!(f, "{text:?} is not a CPU quantity"),
+            QuantityError::TooLarge(text) => write!(f, "{text:?} is too large (at most 2^63-1)"),
+            QuantityError::NotScalar(json) => write!(f, "{json} is not a quantity"),
+        }
+    }
+}
+
+impl std::error::Error for QuantityError {}
+
 /// Parse a byte quantity such as `64Mi`, `1G`, `1e3` or `128974848` into bytes.
 /// Fractions that are not whole bytes round up, as the API server does.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, QuantityError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
-    let value = decimal(number).ok_or_else(|| format!("{text:?} is not a quantity"))?;
+    let value = decimal(number).ok_or_else(|| QuantityError::Malformed(text.to_string()))?;
     let factor: f64 = match suffix {
         "" => 1.0,
         "k" => 1e3,
@@ -35,19 +73,24 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         s if s.starts_with('e') || s.starts_with('E') => {
             let exp: i32 = s[1..]
                 .parse()
-                .map_err(|_| format!("{text:?} is not a quantity"))?;
+                .map_err(|_| QuantityError::Malformed(text.to_string()))?;
             10f64.powi(exp)
         }
-        _ => return Err(format!("{text:?} has an unknown suffix {suffix:?}")),
+        _ => {
+            return Err(QuantityError::UnknownSuffix {
+                text: text.to_string(),
+                suffix: suffix.to_string(),
+            })
+        }
     };
     whole(value * factor, text)
 }
 
 /// Millicores of a CPU quantity: `500m` is 500, `1` is 1000, `0.25` is 250;
 /// fractions of a millicore round up, as the API server does.
-pub fn parse_millicores(text: &str) -> Result<u64, String> {
+pub fn parse_millicores(text: &str) -> Result<u64, QuantityError> {
     let text = text.trim();
-    let not_cpu = || format!("{text:?} is not a CPU quantity");
+    let not_cpu = || QuantityError::NotCpu(text.to_string());
     match text.strip_suffix('m') {
         Some(milli) => whole(decimal(milli).ok_or_else(not_cpu)?, text),
         None => {
@@ -59,20 +102,20 @@ pub fn parse_millicores(text: &str) -> Result<u64, String> {
 }
 
 /// A CPU quantity as it appears in YAML.
-pub fn millicores_of(value: &serde_json::Value) -> Result<u64, String> {
+pub fn millicores_of(value: &serde_json::Value) -> Result<u64, QuantityError> {
     match value {
         serde_json::Value::String(s) => parse_millicores(s),
         serde_json::Value::Number(n) => parse_millicores(&n.to_string()),
-        other => Err(format!("{other} is not a quantity")),
+        other => Err(QuantityError::NotScalar(other.to_string())),
     }
 }
 
 /// A quantity as it appears in YAML: a string (`64Mi`) or a bare number.
-pub fn bytes_of(value: &serde_json::Value) -> Result<u64, String> {
+pub fn bytes_of(value: &serde_json::Value) -> Result<u64, QuantityError> {
     match value {
         serde_json::Value::String(s) => parse_bytes(s),
         serde_json::Value::Number(n) => parse_bytes(&n.to_string()),
-        other => Err(format!("{other} is not a quantity")),
+        other => Err(QuantityError::NotScalar(other.to_string())),
     }
 }
 
@@ -87,13 +130,13 @@ fn decimal(number: &str) -> Option<f64> {
 }
 
 /// A non-negative amount rounded up, if it is below 2^63.
-fn whole(amount: f64, text: &str) -> Result<u64, String> {
+fn whole(amount: f64, text: &str) -> Result<u64, QuantityError> {
     if amount.is_nan() || amount < 0.0 {
-        return Err(format!("{text:?} is not a quantity"));
+        return Err(QuantityError::Malformed(text.to_string()));
     }
     let amount = amount.ceil();
     if amount >= TOO_LARGE {
-        return Err(format!("{text:?} is too large (at most 2^63-1)"));
+        return Err(QuantityError::TooLarge(text.to_string()));
     }
     Ok(amount as u64)
 }
@@ -109,8 +152,17 @@ mod tests {
         assert_eq!(parse_bytes("1e3"), Ok(1000));
         assert_eq!(parse_bytes("1.5Ki"), Ok(1536));
         assert_eq!(parse_bytes("128974848"), Ok(128974848));
-        assert!(parse_bytes("12xyz").is_err());
-        assert!(parse_bytes("Mi").is_err());
+        assert_eq!(
+            parse_bytes("12xyz"),
+            Err(QuantityError::UnknownSuffix {
+                text: "12xyz".into(),
+                suffix: "xyz".into()
+            })
+        );
+        assert_eq!(
+            parse_bytes("Mi"),
+            Err(QuantityError::Malformed("Mi".into()))
+        );
     }
 
     #[test]
@@ -119,17 +171,23 @@ mod tests {
         assert_eq!(parse_millicores("1"), Ok(1000));
         assert_eq!(parse_millicores("0.25"), Ok(250));
         assert_eq!(parse_millicores("2.0005"), Ok(2001));
-        assert!(parse_millicores("1Gi").is_err());
-        assert!(parse_millicores("x").is_err());
+        assert_eq!(
+            parse_millicores("1Gi"),
+            Err(QuantityError::NotCpu("1Gi".into()))
+        );
+        assert_eq!(
+            parse_millicores("x"),
+            Err(QuantityError::Malformed("x".into()))
+        );
     }
 
     #[test]
     fn huge_and_odd_quantities_are_errors() {
-        let too_large = |t: &str| Err(format!("{t:?} is too large (at most 2^63-1)"));
+        let too_large = |t: &str| Err(QuantityError::TooLarge(t.into()));
         assert_eq!(parse_millicores("1e300"), too_large("1e300"));
         assert_eq!(
             parse_millicores("1e300m"),
-            Err("\"1e300m\" is not a CPU quantity".into())
+            Err(QuantityError::NotCpu("1e300m".into()))
         );
         let t = "99999999999999999999Ei";
         assert_eq!(parse_bytes(t), too_large(t));
@@ -137,15 +195,42 @@ mod tests {
         assert_eq!(parse_bytes("8Ei"), too_large("8Ei"));
         assert_eq!(parse_bytes("7Ei"), Ok(7 << 60));
         assert_eq!(parse_millicores("4503599627370496m"), Ok(1 << 52));
-        let not_cpu = |t: &str| Err(format!("{t:?} is not a CPU quantity"));
+        let not_cpu = |t: &str| Err(QuantityError::NotCpu(t.into()));
         for t in ["infm", "NaNm", "-5m", "1.2.3m", ".m"] {
             assert_eq!(parse_millicores(t), not_cpu(t), "{t}");
         }
         assert_eq!(
             parse_bytes("1..2Ki"),
-            Err("\"1..2Ki\" is not a quantity".into())
+            Err(QuantityError::Malformed("1..2Ki".into()))
         );
         let json = serde_json::json!(1e300);
         assert_eq!(bytes_of(&json), too_large("1e+300"));
+        assert_eq!(
+            bytes_of(&serde_json::json!(true)),
+            Err(QuantityError::NotScalar("true".into()))
+        );
+    }
+
+    /// The texts the CLI prints and the integration tests match.
+    #[test]
+    fn messages_are_the_api_servers() {
+        let text = |r: Result<u64, QuantityError>| r.unwrap_err().to_string();
+        assert_eq!(
+            text(parse_bytes("1e300")),
+            "\"1e300\" is too large (at most 2^63-1)"
+        );
+        assert_eq!(
+            text(parse_bytes("12xyz")),
+            "\"12xyz\" has an unknown suffix \"xyz\""
+        );
+        assert_eq!(
+            text(parse_millicores("1Gi")),
+            "\"1Gi\" is not a CPU quantity"
+        );
+        assert_eq!(text(parse_bytes("x")), "\"x\" is not a quantity");
+        assert_eq!(
+            text(bytes_of(&serde_json::json!(true))),
+            "true is not a quantity"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! containers' resources). The field paths picolet resolves, and where each
 //! API object is used, for validation and for the sync that caches them.
 
+use super::quantity::{self, QuantityError};
 use super::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
+use std::fmt;
 
 /// Fields an environment variable may take (`fieldRef.fieldPath`).
 pub const ENV_FIELDS: [&str; 8] = [
@@ -48,11 +50,14 @@ pub fn field_allowed(field: &ObjectFieldSelector, allowed: &[&str], single_keys:
 /// Which API object kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ObjectKind {
+    /// A core/v1 ConfigMap.
     ConfigMap,
+    /// A core/v1 Secret.
     Secret,
 }
 
 impl ObjectKind {
+    /// The kind's resource name in API paths (`/api/v1/.../configmaps/<name>`).
     pub fn plural(self) -> &'static str {
         match self {
             ObjectKind::ConfigMap => "configmaps",
@@ -64,8 +69,11 @@ impl ObjectKind {
 /// One use of a ConfigMap or Secret, at a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectUse {
+    /// Where the pod names the object (`spec.volumes[0].secret`).
     pub path: String,
+    /// ConfigMap or Secret.
     pub kind: ObjectKind,
+    /// The object's name in the pod's namespace.
     pub name: String,
 }
 
@@ -140,6 +148,39 @@ pub fn object_uses(pod: &Pod) -> Vec<ObjectUse> {
     uses
 }
 
+/// Why a `resourceFieldRef` has no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceValueError {
+    /// Not one of [`RESOURCES`].
+    UnsupportedResource(String),
+    /// The container's amount or the divisor is not a quantity.
+    Quantity(QuantityError),
+}
+
+impl fmt::Display for ResourceValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceValueError::UnsupportedResource(r) => write!(f, "unsupported resource {r:?}"),
+            ResourceValueError::Quantity(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ResourceValueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResourceValueError::UnsupportedResource(_) => None,
+            ResourceValueError::Quantity(e) => Some(e),
+        }
+    }
+}
+
+impl From<QuantityError> for ResourceValueError {
+    fn from(e: QuantityError) -> Self {
+        ResourceValueError::Quantity(e)
+    }
+}
+
 /// The value of a `resourceFieldRef` for `container`, with the node's
 /// allocatable (millicores, bytes) standing in for a missing limit, as the
 /// kubelet does; rounded up to whole divisors.
@@ -147,8 +188,7 @@ pub fn resource_value(
     selector: &ResourceFieldSelector,
     container: &Container,
     allocatable: (u64, u64),
-) -> Result<String, String> {
-    use super::quantity;
+) -> Result<String, ResourceValueError> {
     let res = container.resources.as_ref();
     let get = |section: &str, name: &str| {
         res.and_then(|r| match section {
@@ -159,13 +199,17 @@ pub fn resource_value(
     let (section, name) = selector
         .resource
         .split_once('.')
-        .ok_or_else(|| format!("unsupported resource {:?}", selector.resource))?;
+        .ok_or_else(|| ResourceValueError::UnsupportedResource(selector.resource.clone()))?;
     // Millicores for cpu (divisor 1 core), bytes for memory (divisor 1).
-    type Parse = fn(&serde_json::Value) -> Result<u64, String>;
+    type Parse = fn(&serde_json::Value) -> Result<u64, QuantityError>;
     let (parse, unlimited, default_divisor): (Parse, u64, u64) = match name {
         "cpu" => (quantity::millicores_of, allocatable.0, 1000),
         "memory" => (quantity::bytes_of, allocatable.1, 1),
-        _ => return Err(format!("unsupported resource {:?}", selector.resource)),
+        _ => {
+            return Err(ResourceValueError::UnsupportedResource(
+                selector.resource.clone(),
+            ))
+        }
     };
     let amount = match get(section, name) {
         Some(v) => parse(v)?,
@@ -255,6 +299,19 @@ mod tests {
             resource_value(&sel("limits.memory", None), c, alloc).unwrap(),
             (8u64 << 30).to_string()
         );
+        assert_eq!(
+            resource_value(&sel("limits.gpu", None), c, alloc),
+            Err(ResourceValueError::UnsupportedResource("limits.gpu".into()))
+        );
+        let err = resource_value(&sel("limits.memory", Some("1Mx")), c, alloc).unwrap_err();
+        assert_eq!(
+            err,
+            ResourceValueError::Quantity(QuantityError::UnknownSuffix {
+                text: "1Mx".into(),
+                suffix: "Mx".into()
+            })
+        );
+        assert_eq!(err.to_string(), "\"1Mx\" has an unknown suffix \"Mx\"");
     }
 
     #[test]

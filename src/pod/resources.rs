@@ -9,12 +9,16 @@ use super::{Container, Pod};
 /// The QoS classes of core/v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QosClass {
+    /// Every container has cpu and memory limits, and requests equal to them.
     Guaranteed,
+    /// Some container has a request or a limit, but the pod is not Guaranteed.
     Burstable,
+    /// No container has any request or limit.
     BestEffort,
 }
 
 impl QosClass {
+    /// The class as `status.qosClass` writes it.
     pub fn name(self) -> &'static str {
         match self {
             QosClass::Guaranteed => "Guaranteed",
@@ -28,12 +32,18 @@ impl QosClass {
 /// a request defaults to its limit, as the API server defaults it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Amounts {
+    /// Millicores.
     pub cpu_request: Option<u64>,
+    /// Millicores.
     pub cpu_limit: Option<u64>,
+    /// Bytes.
     pub memory_request: Option<u64>,
+    /// Bytes.
     pub memory_limit: Option<u64>,
 }
 
+/// Container `c`'s amounts; a quantity that does not parse counts as unset
+/// (validation has refused such a pod).
 pub fn amounts(c: &Container) -> Amounts {
     let Some(r) = &c.resources else {
         return Amounts::default();
@@ -117,10 +127,12 @@ fn effective(
     Some(init_peak.max(regular.saturating_add(sidecars)))
 }
 
+/// The pod's effective cpu request in millicores (0 if none).
 pub fn pod_cpu_request(pod: &Pod) -> u64 {
     effective(pod, |a| a.cpu_request, false).unwrap_or(0)
 }
 
+/// The pod's effective memory request in bytes (0 if none).
 pub fn pod_memory_request(pod: &Pod) -> u64 {
     effective(pod, |a| a.memory_request, false).unwrap_or(0)
 }

@@ -32,13 +32,13 @@ pub enum ObjectError {
         source: serde_json::Error,
     },
     /// A value of `data` (Secret) or `binaryData` (ConfigMap) is not base64.
-    Base64 { message: String },
+    Base64(crate::base64::InvalidCharacter),
     /// A required ConfigMap or Secret is not known here.
     NotFound { kind: ObjectKind, name: String },
     /// A resourceFieldRef names a container the pod does not have.
     NoContainer { container: String },
     /// A resourceFieldRef's value cannot be had (`refs::resource_value`).
-    Resource { message: String },
+    Resource(crate::pod::refs::ResourceValueError),
     /// A required key of a configMapKeyRef or secretKeyRef is absent.
     NoKey {
         kind: ObjectKind,
@@ -50,7 +50,7 @@ pub enum ObjectError {
     BadKey {
         kind: ObjectKind,
         name: String,
-        message: String,
+        error: crate::pod::validate::NameError,
     },
     /// A volume item names a key the object does not have.
     NoItemKey {
@@ -69,9 +69,8 @@ impl fmt::Display for ObjectError {
             ObjectError::Read { path, source } => write!(f, "{}: {source}", path.display()),
             ObjectError::Decode { path, source } => write!(f, "{}: {source}", path.display()),
             // The decoder's message alone, as before the object had a type.
-            ObjectError::Base64 { message } | ObjectError::Resource { message } => {
-                f.write_str(message)
-            }
+            ObjectError::Base64(e) => e.fmt(f),
+            ObjectError::Resource(e) => e.fmt(f),
             ObjectError::NotFound { kind, name } => {
                 write!(f, "{} {name:?} not found", kind_name(*kind))
             }
@@ -88,11 +87,9 @@ impl fmt::Display for ObjectError {
                 "couldn't find key {key} in {} {namespace}/{name}",
                 kind_name(*kind)
             ),
-            ObjectError::BadKey {
-                kind,
-                name,
-                message,
-            } => write!(f, "{} {name:?}: {message}", kind_name(*kind)),
+            ObjectError::BadKey { kind, name, error } => {
+                write!(f, "{} {name:?}: {error}", kind_name(*kind))
+            }
             ObjectError::NoItemKey { kind, name, key } => {
                 write!(f, "{} {name:?} has no key {key:?}", kind_name(*kind))
             }
@@ -152,8 +149,7 @@ impl PodFacts<'_> {
             Err(source) => return Err(ObjectError::Decode { path, source }),
         };
         let base64 = |v: &Value| {
-            crate::base64::decode(v.as_str().unwrap_or(""))
-                .map_err(|message| ObjectError::Base64 { message })
+            crate::base64::decode(v.as_str().unwrap_or("")).map_err(ObjectError::Base64)
         };
         let mut keys = BTreeMap::new();
         let text = |field: &str| object[field].as_object().into_iter().flatten();
@@ -287,7 +283,7 @@ impl PodFacts<'_> {
             };
             return refs::resource_value(r, target, self.allocatable)
                 .map(Some)
-                .map_err(|message| ObjectError::Resource { message });
+                .map_err(ObjectError::Resource);
         }
         let (kind, k) = match (&from.config_map_key_ref, &from.secret_key_ref) {
             (Some(k), _) => (ObjectKind::ConfigMap, k),
@@ -349,8 +345,7 @@ impl PodFacts<'_> {
                         .ok_or_else(|| ObjectError::NoContainer {
                             container: name.into(),
                         })?;
-                    refs::resource_value(r, c, self.allocatable)
-                        .map_err(|message| ObjectError::Resource { message })?
+                    refs::resource_value(r, c, self.allocatable).map_err(ObjectError::Resource)?
                 }
                 (None, None) => continue,
             };
@@ -389,10 +384,10 @@ fn project(
             .into_iter()
             .map(|(k, v)| match config_map_key(&k) {
                 Ok(()) => Ok((k, v, mode)),
-                Err(message) => Err(ObjectError::BadKey {
+                Err(error) => Err(ObjectError::BadKey {
                     kind,
                     name: name.into(),
-                    message,
+                    error,
                 }),
             })
             .collect();

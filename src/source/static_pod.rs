@@ -43,7 +43,7 @@ pub fn decode(
         for field in &d.unknown_fields {
             log::warn!("manifest {location}: {field}: unknown field, ignored");
         }
-        check(&d.pod)?;
+        check(&d.pod).map_err(|e| e.to_string())?;
         // As the kubelet: a static pod cannot reference API objects.
         if let Some(u) = object_uses(&d.pod).first() {
             return Err(format!(

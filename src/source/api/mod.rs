@@ -70,14 +70,16 @@ pub struct Listing {
 }
 
 /// Why a pod of the server cannot be run here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum DecodeError {
     /// The object is not a JSON object.
     NotAnObject,
     /// It has no `metadata.uid`, which names its directories.
     NoUid,
-    /// picolet's decoding or checks refused it.
-    Spec(String),
+    /// It is not a pod picolet can decode (an unknown or unsupported field).
+    Decode(crate::pod::decode::DecodeError),
+    /// picolet's checks refused it.
+    Invalid(crate::pod::validate::InvalidPod),
 }
 
 impl fmt::Display for DecodeError {
@@ -85,7 +87,8 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::NotAnObject => f.write_str("a pod is a JSON object"),
             DecodeError::NoUid => f.write_str("metadata.uid: required"),
-            DecodeError::Spec(message) => f.write_str(message),
+            DecodeError::Decode(e) => e.fmt(f),
+            DecodeError::Invalid(e) => e.fmt(f),
         }
     }
 }
@@ -344,14 +347,14 @@ pub(crate) fn decode(object: &mut Value) -> Result<Pod, DecodeError> {
     m.insert("apiVersion".into(), json!("v1"));
     m.insert("kind".into(), json!("Pod"));
     m.remove("status");
-    let decoded = decode_pod(object).map_err(|e| DecodeError::Spec(e.to_string()))?;
+    let decoded = decode_pod(object).map_err(DecodeError::Decode)?;
     let mut pod = decoded.pod;
     // The UID names the pod's directories; `check` accepts an empty one only
     // for a static pod, which is given one from its content.
     if pod.metadata.uid.is_empty() {
         return Err(DecodeError::NoUid);
     }
-    check(&pod).map_err(|e| DecodeError::Spec(e.to_string()))?;
+    check(&pod).map_err(DecodeError::Invalid)?;
     defaults::apply(&mut pod);
     pod.metadata.annotations.insert(SOURCE.into(), "api".into());
     Ok(pod)
