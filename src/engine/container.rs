@@ -221,19 +221,24 @@ pub enum State {
     },
 }
 
+/// One container's instances. Its state changes only through the methods
+/// below, each of which checks that the instance it is told about is the live
+/// one, so a late or repeated observation cannot move it back.
 #[derive(Debug, Clone)]
 pub struct ContainerMachine {
-    pub name: String,
-    pub image: String,
-    pub role: Role,
-    pub state: State,
+    name: String,
+    image: String,
+    role: Role,
+    state: State,
     /// The instance before the newest one: `lastState`.
-    pub previous: Option<Finished>,
+    previous: Option<Finished>,
     /// The attempt number (restartCount) the next instance gets.
-    pub next_attempt: u32,
+    next_attempt: u32,
 }
 
 impl ContainerMachine {
+    /// A container that never ran, whose first instance gets attempt
+    /// `first_attempt` (the restart count found in the log directory).
     pub fn new(name: &str, image: &str, role: Role, first_attempt: u32) -> Self {
         ContainerMachine {
             name: name.into(),
@@ -242,6 +247,119 @@ impl ContainerMachine {
             state: State::Waiting(Waiting::fresh()),
             previous: None,
             next_attempt: first_attempt,
+        }
+    }
+
+    /// The container's name in the pod spec.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The image of its spec, which keys its back-off.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The newest instance.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Adopt a running instance a previous run of the agent left.
+    /// Instances are adopted oldest first.
+    pub fn adopt_running(&mut self, running: Running) {
+        self.adopt(running.attempt, State::Running(running));
+    }
+
+    /// Adopt a finished instance a previous run of the agent recorded.
+    /// Instances are adopted oldest first.
+    pub fn adopt_exited(&mut self, finished: Finished) {
+        let attempt = finished.attempt;
+        let state = State::Exited {
+            finished,
+            restart: None,
+        };
+        self.adopt(attempt, state);
+    }
+
+    /// The adopted instance becomes the newest; a finished one before it
+    /// becomes `lastState`, and the next instance counts on from it.
+    fn adopt(&mut self, attempt: u32, state: State) {
+        if let State::Exited { finished, .. } = std::mem::replace(&mut self.state, state) {
+            self.previous = Some(finished);
+        }
+        self.next_attempt = self.next_attempt.max(attempt + 1);
+    }
+
+    /// The sandbox was lost (a reboot): the container starts over, waiting,
+    /// and its last instance becomes `lastState`.
+    pub fn start_over(&mut self) {
+        if let State::Exited { finished, .. } =
+            std::mem::replace(&mut self.state, State::Waiting(Waiting::fresh()))
+        {
+            self.previous = Some(finished);
+        }
+    }
+
+    /// Is instance `attempt` requested and not yet answered?
+    pub fn is_starting(&self, attempt: u32) -> bool {
+        self.state == (State::Starting { attempt })
+    }
+
+    /// The runtime started the instance being started.
+    pub fn started(&mut self, running: Running) {
+        if self.is_starting(running.attempt) {
+            self.state = State::Running(running);
+        }
+    }
+
+    /// The runtime could not create instance `attempt`: wait as `waiting`
+    /// says, and give the next try the same attempt number.
+    pub fn start_failed(&mut self, attempt: u32, waiting: Waiting) {
+        if self.is_starting(attempt) {
+            self.next_attempt = attempt;
+            self.state = State::Waiting(waiting);
+        }
+    }
+
+    /// Instance `attempt` ended. Returns false, changing nothing, when it is
+    /// not the live instance (a late or repeated observation).
+    pub fn exited(&mut self, attempt: u32, started_at: Option<Time>, exit: Exit) -> bool {
+        let finished = match &self.state {
+            State::Starting { attempt: live } if *live == attempt => Finished {
+                attempt,
+                container_id: None,
+                image_id: String::new(),
+                started_at,
+                exit,
+            },
+            State::Running(r) if r.attempt == attempt => Finished {
+                attempt,
+                container_id: Some(r.container_id.clone()),
+                image_id: r.image_id.clone(),
+                started_at: started_at.or(Some(r.started_at)),
+                exit,
+            },
+            _ => return false,
+        };
+        self.state = State::Exited {
+            finished,
+            restart: None,
+        };
+        true
+    }
+
+    /// Hold the exited instance's restart in back-off as `waiting` says.
+    /// Returns true when the wait begins now, false when it was already
+    /// waiting (or nothing exited).
+    pub fn back_off(&mut self, waiting: Waiting) -> bool {
+        match &mut self.state {
+            State::Exited { restart, .. } => restart.replace(waiting).is_none(),
+            _ => false,
         }
     }
 

@@ -20,9 +20,8 @@
 
 pub mod backoff;
 pub mod container;
-pub mod pod;
-pub mod probe;
-pub mod status;
+mod pod;
+mod probe;
 
 #[cfg(test)]
 mod scenarios;
@@ -34,8 +33,8 @@ use crate::pod::{Handler, Pod};
 use crate::time::Time;
 use backoff::{BackoffPolicy, CrashLoopBackoff};
 pub use container::Exit;
-use container::{ExitKind, Finished, Running, State};
-use pod::{Cx, Lifecycle, PodMachine, Runs, Sandbox, StopCause};
+use container::ExitKind;
+use pod::{Cx, PodMachine, Runs, StopCause};
 pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -219,52 +218,7 @@ impl Engine {
     /// counts are kept, completed init containers are not re-run.
     pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
         for r in recovered {
-            let pod = r.pod.clone();
-            let mut machine = PodMachine::new(r.pod, &r.first_attempts, r.created_at);
-            let mut instances = r.instances;
-            instances.sort_by_key(|i| i.attempt);
-            for i in instances {
-                let Some(c) = machine.container_mut(&i.container) else {
-                    continue;
-                };
-                if let State::Exited { finished, .. } =
-                    std::mem::replace(&mut c.state, State::Starting { attempt: i.attempt })
-                {
-                    c.previous = Some(finished);
-                }
-                c.next_attempt = c.next_attempt.max(i.attempt + 1);
-                c.state = match (i.exit, i.started_at) {
-                    (Some(exit), started_at) => State::Exited {
-                        finished: Finished {
-                            attempt: i.attempt,
-                            container_id: Some(i.container_id),
-                            image_id: i.image_id,
-                            started_at,
-                            exit,
-                        },
-                        restart: None,
-                    },
-                    (None, started_at) => State::Running(Running {
-                        attempt: i.attempt,
-                        probes: probe_workers(&pod, &i.container, &i.container_id, now),
-                        container_id: i.container_id,
-                        image_id: i.image_id,
-                        started_at: started_at.unwrap_or(now),
-                        post_start: container::Hook::Done,
-                        stopping: None,
-                    }),
-                };
-            }
-            match r.sandbox {
-                RecoveredSandbox::Ready => machine.sandbox = Sandbox::Ready,
-                RecoveredSandbox::Stopped => {
-                    machine.sandbox = Sandbox::Stopped;
-                    if let Some(phase) = machine.completed_phase() {
-                        machine.lifecycle = Lifecycle::Finished(phase);
-                    }
-                }
-                RecoveredSandbox::Lost => machine.sandbox_lost(),
-            }
+            let machine = PodMachine::restored(r, now);
             self.pods.insert(machine.uid().to_string(), machine);
         }
         let uids: Vec<String> = self.pods.keys().cloned().collect();
@@ -319,7 +273,7 @@ impl Engine {
         let waiting = std::mem::take(&mut self.waiting);
         for d in waiting {
             let name = d.pod.full_name();
-            if self.pods.values().any(|p| p.pod.full_name() == name) {
+            if self.pods.values().any(|p| p.pod().full_name() == name) {
                 self.waiting.push(d);
                 continue;
             }
@@ -349,8 +303,8 @@ impl Engine {
         let admitted = self.pods.values().filter(|p| p.holds_resources());
         let (used_cpu, used_memory) = admitted.fold((0, 0), |(c, m), p| {
             (
-                pod_cpu_request(&p.pod).saturating_add(c),
-                pod_memory_request(&p.pod).saturating_add(m),
+                pod_cpu_request(p.pod()).saturating_add(c),
+                pod_memory_request(p.pod()).saturating_add(m),
             )
         });
         let checks = [
@@ -404,26 +358,9 @@ impl Engine {
                 instance,
                 started_at,
                 exit,
-            } => {
-                let finished = Finished {
-                    attempt: instance.attempt,
-                    container_id: None,
-                    image_id: String::new(),
-                    started_at,
-                    exit,
-                };
-                self.with_pod(&instance.pod_uid, now, |p, cx| {
-                    let mut finished = finished;
-                    if let Some(c) = p.container_mut(&instance.container) {
-                        if let State::Running(r) = &c.state {
-                            finished.container_id = Some(r.container_id.clone());
-                            finished.image_id = r.image_id.clone();
-                            finished.started_at = finished.started_at.or(Some(r.started_at));
-                        }
-                    }
-                    p.exited(&instance.container, instance.attempt, finished, cx)
-                })
-            }
+            } => self.with_pod(&instance.pod_uid, now, |p, cx| {
+                p.exited(&instance.container, instance.attempt, started_at, exit, cx)
+            }),
             Observation::HandlerDone { run, result } => {
                 // A cancelled or stale run has no owner any more.
                 if let Some(owner) = self.runs.take(run) {
@@ -464,12 +401,12 @@ impl Engine {
 
     /// Every pod the engine holds, with its status now.
     pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
-        self.pods.values().map(|p| (&p.pod, p.status()))
+        self.pods.values().map(|p| (p.pod(), p.status()))
     }
 
     /// The pod of this UID, if the engine holds it.
     pub fn pod(&self, uid: &str) -> Option<&Arc<Pod>> {
-        self.pods.get(uid).map(|p| &p.pod)
+        self.pods.get(uid).map(PodMachine::pod)
     }
 
     /// Does the engine hold this pod (running, stopping or finished)?
@@ -479,14 +416,7 @@ impl Engine {
 
     /// When the deletion of a pod began, if it is being deleted.
     pub fn deleting_since(&self, uid: &str) -> Option<Time> {
-        match self.pods.get(uid)?.lifecycle {
-            Lifecycle::Stopping {
-                cause: StopCause::Deleted,
-                since,
-                ..
-            } => Some(since),
-            _ => None,
-        }
+        self.pods.get(uid)?.deleting_since()
     }
 
     /// A read-only view for the reporters (the status file, the API server):
@@ -512,7 +442,7 @@ impl Engine {
         };
         f(machine, &mut cx);
         machine.refresh_conditions(now);
-        if machine.lifecycle == Lifecycle::Gone {
+        if machine.is_gone() {
             self.pods.remove(uid);
             self.admit_waiting(now);
         }
@@ -531,32 +461,6 @@ impl Exit {
             message: Some("The container could not be located when the pod was terminated".into()),
         }
     }
-}
-
-/// Fresh probe workers for an adopted instance: after an agent restart the
-/// kubelet's workers start over too, each after a spread delay.
-fn probe_workers(
-    pod: &Pod,
-    container: &str,
-    container_id: &str,
-    now: Time,
-) -> Vec<probe::ProbeWorker> {
-    use probe::{ProbeKind, ProbeWorker};
-    let Some(c) = pod.container(container) else {
-        return vec![];
-    };
-    [
-        (ProbeKind::Startup, &c.startup_probe),
-        (ProbeKind::Liveness, &c.liveness_probe),
-        (ProbeKind::Readiness, &c.readiness_probe),
-    ]
-    .into_iter()
-    .filter_map(|(kind, p)| {
-        let mut w = ProbeWorker::new(kind, p.as_ref()?);
-        w.spread_first_attempt(now, container_id);
-        Some(w)
-    })
-    .collect()
 }
 
 /// What a reporter sees of the engine: the pods it holds and their statuses.
@@ -584,10 +488,10 @@ impl<'a> Snapshot<'a> {
     /// Every pod the engine holds, with its status now.
     pub fn pods(&self) -> impl Iterator<Item = PodReport<'a>> + 'a {
         let engine = self.engine;
-        engine.pods.values().map(move |p| PodReport {
-            pod: &p.pod,
+        engine.pods.values().map(|p| PodReport {
+            pod: p.pod(),
             status: p.status(),
-            deleting_since: engine.deleting_since(&p.pod.metadata.uid),
+            deleting_since: p.deleting_since(),
         })
     }
 

@@ -5,12 +5,14 @@
 //! machine's state and the time: it is called after every observation and
 //! timer of the pod and queues the actions that move it forward.
 
+mod status;
+
 use super::backoff::{go_duration, BackoffKey, CrashLoopBackoff};
 use super::container::{
-    ContainerMachine, Finished, Hook, Role, Running, State, StopStage, Stopping, Waiting,
+    ContainerMachine, Exit, Finished, Hook, Role, Running, State, StopStage, Stopping, Waiting,
 };
 use super::probe::{ProbeKind, ProbeWorker};
-use super::{Action, InstanceRef, StopSignal};
+use super::{Action, InstanceRef, Recovered, RecoveredSandbox, StopSignal};
 use crate::pod::status::PodPhase;
 use crate::pod::{Container, Handler, LifecycleHandler, Pod, RestartPolicy};
 use crate::time::Time;
@@ -140,21 +142,24 @@ impl Cx<'_> {
     }
 }
 
+/// One pod and its containers. Its fields change only through its methods
+/// (here and in this module's children), so that the lifecycle's invariants
+/// live in one place.
 #[derive(Debug, Clone)]
 pub struct PodMachine {
-    pub pod: Arc<Pod>,
-    pub created_at: Time,
-    pub sandbox: Sandbox,
-    pub lifecycle: Lifecycle,
+    pod: Arc<Pod>,
+    created_at: Time,
+    sandbox: Sandbox,
+    lifecycle: Lifecycle,
     /// Init containers first, then regular ones, each in spec order.
-    pub containers: Vec<ContainerMachine>,
+    containers: Vec<ContainerMachine>,
     /// When each condition last changed: (status, time).
-    pub condition_times: BTreeMap<&'static str, (bool, Time)>,
+    condition_times: BTreeMap<&'static str, (bool, Time)>,
     /// Why admission refused the pod: (reason, message).
-    pub rejection: Option<(String, String)>,
+    rejection: Option<(String, String)>,
     /// The sandbox was lost (a reboot) and the init sequence runs again:
     /// until it completes the pod counts as not initialized.
-    pub reinit: bool,
+    reinit: bool,
 }
 
 impl PodMachine {
@@ -186,16 +191,86 @@ impl PodMachine {
         }
     }
 
+    /// A pod a previous run of the agent left, with what the runtime found
+    /// of it: nothing is restarted, restart counts are kept, completed init
+    /// containers are not re-run.
+    pub fn restored(recovered: Recovered, now: Time) -> Self {
+        let mut machine = PodMachine::new(
+            recovered.pod,
+            &recovered.first_attempts,
+            recovered.created_at,
+        );
+        let mut instances = recovered.instances;
+        instances.sort_by_key(|i| i.attempt);
+        let pod = machine.pod.clone();
+        for i in instances {
+            let Some(c) = machine.container_mut(&i.container) else {
+                continue;
+            };
+            match i.exit {
+                Some(exit) => c.adopt_exited(Finished {
+                    attempt: i.attempt,
+                    container_id: Some(i.container_id),
+                    image_id: i.image_id,
+                    started_at: i.started_at,
+                    exit,
+                }),
+                None => c.adopt_running(Running {
+                    attempt: i.attempt,
+                    probes: adopted_probe_workers(&pod, &i.container, &i.container_id, now),
+                    container_id: i.container_id,
+                    image_id: i.image_id,
+                    started_at: i.started_at.unwrap_or(now),
+                    post_start: Hook::Done,
+                    stopping: None,
+                }),
+            }
+        }
+        match recovered.sandbox {
+            RecoveredSandbox::Ready => machine.sandbox = Sandbox::Ready,
+            RecoveredSandbox::Stopped => {
+                machine.sandbox = Sandbox::Stopped;
+                if let Some(phase) = machine.completed_phase() {
+                    machine.lifecycle = Lifecycle::Finished(phase);
+                }
+            }
+            RecoveredSandbox::Lost => machine.sandbox_lost(),
+        }
+        machine
+    }
+
+    /// The pod as the sources gave it.
+    pub fn pod(&self) -> &Arc<Pod> {
+        &self.pod
+    }
+
     pub fn uid(&self) -> &str {
         &self.pod.metadata.uid
+    }
+
+    /// Deleted and fully stopped: the engine drops it.
+    pub fn is_gone(&self) -> bool {
+        self.lifecycle == Lifecycle::Gone
+    }
+
+    /// When its deletion began, if it is being deleted.
+    pub fn deleting_since(&self) -> Option<Time> {
+        match self.lifecycle {
+            Lifecycle::Stopping {
+                cause: StopCause::Deleted,
+                since,
+                ..
+            } => Some(since),
+            _ => None,
+        }
     }
 
     fn policy(&self) -> RestartPolicy {
         self.pod.spec.restart_policy
     }
 
-    pub fn container_mut(&mut self, name: &str) -> Option<&mut ContainerMachine> {
-        self.containers.iter_mut().find(|c| c.name == name)
+    fn container_mut(&mut self, name: &str) -> Option<&mut ContainerMachine> {
+        self.containers.iter_mut().find(|c| c.name() == name)
     }
 
     fn spec(&self, name: &str) -> Option<&Container> {
@@ -208,7 +283,7 @@ impl PodMachine {
         let mut regular_ran = false;
         let mut init_done = true;
         for c in &self.containers {
-            match c.role {
+            match c.role() {
                 Role::Regular => regular_ran |= c.ever_ran(),
                 Role::Init => init_done &= c.ready(),
                 Role::Sidecar => init_done &= c.running().is_some_and(Running::started),
@@ -239,11 +314,11 @@ impl PodMachine {
             return None;
         }
         let mut all_ok = true;
-        for c in self.containers.iter().filter(|c| c.role == Role::Regular) {
+        for c in self.containers.iter().filter(|c| c.role() == Role::Regular) {
             let State::Exited {
                 finished,
                 restart: None,
-            } = &c.state
+            } = c.state()
             else {
                 return None;
             };
@@ -270,7 +345,7 @@ impl PodMachine {
             let init_failed = self
                 .containers
                 .iter()
-                .any(|c| c.role == Role::Init && c.finished().is_some_and(|f| !f.succeeded()));
+                .any(|c| c.role() == Role::Init && c.finished().is_some_and(|f| !f.succeeded()));
             if ran {
                 let phase = match self.completed_phase() {
                     Some(phase) if !init_failed => phase,
@@ -282,11 +357,7 @@ impl PodMachine {
             return;
         }
         for c in &mut self.containers {
-            if let State::Exited { finished, .. } =
-                std::mem::replace(&mut c.state, State::Waiting(Waiting::fresh()))
-            {
-                c.previous = Some(finished);
-            }
+            c.start_over();
         }
         self.reinit = true;
     }
@@ -380,7 +451,7 @@ impl PodMachine {
         let policy = self.policy();
         for i in 0..self.containers.len() {
             let c = &self.containers[i];
-            match (c.role, &c.state) {
+            match (c.role(), c.state()) {
                 (Role::Regular, _) => continue,
                 (Role::Init, State::Exited { finished, .. }) if finished.succeeded() => continue,
                 (Role::Sidecar, State::Running(r)) if r.start_complete() => continue,
@@ -411,20 +482,20 @@ impl PodMachine {
     fn sync_regular(&mut self, cx: &mut Cx) {
         let policy = self.policy();
         for i in 0..self.containers.len() {
-            if self.containers[i].role != Role::Sidecar {
+            if self.containers[i].role() != Role::Sidecar {
                 continue;
             }
-            match &self.containers[i].state {
+            match self.containers[i].state() {
                 State::Exited { .. } => self.restart_or_back_off(i, cx),
                 State::Waiting(w) if w.due(cx.now) => self.start(i, cx),
                 _ => {}
             }
         }
         for i in 0..self.containers.len() {
-            if self.containers[i].role != Role::Regular {
+            if self.containers[i].role() != Role::Regular {
                 continue;
             }
-            match &self.containers[i].state {
+            match self.containers[i].state() {
                 State::Starting { .. } => break,
                 State::Running(r) if r.post_start != Hook::Done => break,
                 State::Waiting(w) if w.due(cx.now) => {
@@ -457,7 +528,7 @@ impl PodMachine {
         let pod_stopping = matches!(self.lifecycle, Lifecycle::Stopping { .. });
         let pod = self.pod.clone();
         for i in 0..self.containers.len() {
-            let name = self.containers[i].name.clone();
+            let name = self.containers[i].name().to_string();
             let Some(spec) = pod.container(&name) else {
                 continue;
             };
@@ -525,7 +596,7 @@ impl PodMachine {
     /// A probe attempt ended: count it, and act on a flipped result
     ///.
     fn probe_outcome(&mut self, i: usize, kind: ProbeKind, success: bool, cx: &mut Cx) {
-        let name = self.containers[i].name.clone();
+        let name = self.containers[i].name().to_string();
         let probe_grace = self
             .spec(&name)
             .and_then(|c| probe_of(c, kind))
@@ -570,24 +641,22 @@ impl PodMachine {
                 let message = format!(
                     "back-off {} restarting failed container={} pod={}",
                     go_duration(backoff),
-                    c.name,
+                    c.name(),
                     self.display_name()
                 );
-                let name = c.name.clone();
+                let name = c.name().to_string();
                 let uid = self.uid().to_string();
-                if let State::Exited { restart, .. } = &mut self.containers[i].state {
-                    if restart.is_none() {
-                        let text = format!(
-                            "Back-off restarting failed container {name} in pod {}",
-                            self.pod.metadata.name
-                        );
-                        cx.event(&uid, Some(&name), EventType::Warning, "BackOff", text);
-                    }
-                    *restart = Some(Waiting {
-                        reason: Some("CrashLoopBackOff".into()),
-                        message: Some(message),
-                        retry_at: Some(until),
-                    });
+                let waiting = Waiting {
+                    reason: Some("CrashLoopBackOff".into()),
+                    message: Some(message),
+                    retry_at: Some(until),
+                };
+                if self.containers[i].back_off(waiting) {
+                    let text = format!(
+                        "Back-off restarting failed container {name} in pod {}",
+                        self.pod.metadata.name
+                    );
+                    cx.event(&uid, Some(&name), EventType::Warning, "BackOff", text);
                 }
             }
             None => {
@@ -601,8 +670,8 @@ impl PodMachine {
     fn backoff_key(&self, c: &ContainerMachine) -> BackoffKey {
         BackoffKey {
             pod_uid: self.uid().to_string(),
-            container: c.name.clone(),
-            image: c.image.clone(),
+            container: c.name().to_string(),
+            image: c.image().to_string(),
         }
     }
 
@@ -616,7 +685,7 @@ impl PodMachine {
         let attempt = self.containers[i].begin_start();
         cx.actions.push_back(Action::StartContainer {
             pod: self.pod.clone(),
-            container: self.containers[i].name.clone(),
+            container: self.containers[i].name().to_string(),
             attempt,
         });
     }
@@ -636,10 +705,10 @@ impl PodMachine {
             container: name.to_string(),
             image: String::new(),
         };
-        let Some(c) = self.container_mut(name) else {
-            return;
-        };
-        if c.state != (State::Starting { attempt }) {
+        if !self
+            .container_mut(name)
+            .is_some_and(|c| c.is_starting(attempt))
+        {
             return;
         }
         cx.start_backoff.advance(key.clone(), cx.now, cx.now);
@@ -647,18 +716,20 @@ impl PodMachine {
             .start_backoff
             .in_backoff(&key, cx.now, cx.now)
             .map(|(until, _)| until);
-        c.next_attempt = attempt;
         let uid = key.pod_uid.clone();
         let text = format!("Error: {reason}: {message}");
         cx.event(&uid, Some(name), EventType::Warning, "Failed", text);
         let Some(c) = self.container_mut(name) else {
             return;
         };
-        c.state = State::Waiting(Waiting {
-            reason: Some(reason),
-            message: Some(message),
-            retry_at,
-        });
+        c.start_failed(
+            attempt,
+            Waiting {
+                reason: Some(reason),
+                message: Some(message),
+                retry_at,
+            },
+        );
         self.sync(cx);
     }
 
@@ -679,7 +750,7 @@ impl PodMachine {
         let Some(c) = self.container_mut(name) else {
             return;
         };
-        if c.state != (State::Starting { attempt }) {
+        if !c.is_starting(attempt) {
             return;
         }
         let probes = [
@@ -704,7 +775,7 @@ impl PodMachine {
             at.max(cx.now),
             cx,
         );
-        c.state = State::Running(Running {
+        c.started(Running {
             attempt,
             container_id,
             image_id,
@@ -738,7 +809,7 @@ impl PodMachine {
         let Some(i) = self
             .containers
             .iter()
-            .position(|c| c.name == owner.container)
+            .position(|c| c.name() == owner.container)
         else {
             return;
         };
@@ -813,23 +884,21 @@ impl PodMachine {
         self.sync(cx);
     }
 
-    pub fn exited(&mut self, name: &str, attempt: u32, finished: Finished, cx: &mut Cx) {
+    /// Instance `attempt` of container `name` ended.
+    pub fn exited(
+        &mut self,
+        name: &str,
+        attempt: u32,
+        started_at: Option<Time>,
+        exit: Exit,
+        cx: &mut Cx,
+    ) {
         let Some(c) = self.container_mut(name) else {
             return;
         };
-        let live_attempt = match &c.state {
-            State::Starting { attempt } => *attempt,
-            State::Running(r) => r.attempt,
-            _ => return,
-        };
-        if live_attempt != attempt {
-            return;
+        if c.exited(attempt, started_at, exit) {
+            self.sync(cx);
         }
-        c.state = State::Exited {
-            finished,
-            restart: None,
-        };
-        self.sync(cx);
     }
 
     pub fn sandbox_result(&mut self, result: Result<(), String>, cx: &mut Cx) {
@@ -859,7 +928,7 @@ impl PodMachine {
     /// first (when grace > 0), then, for a sidecar in a stopping pod, its
     /// turn, then SIGTERM and SIGKILL.
     fn stop_container(&mut self, i: usize, grace: Duration, cx: &mut Cx) {
-        let name = self.containers[i].name.clone();
+        let name = self.containers[i].name().to_string();
         let pre_stop = self
             .spec(&name)
             .and_then(|c| c.lifecycle.clone())
@@ -902,8 +971,8 @@ impl PodMachine {
     fn advance_stop(&mut self, i: usize, cx: &mut Cx) {
         let in_pod_stop = matches!(self.lifecycle, Lifecycle::Stopping { .. });
         let my_turn = self.sidecar_turn(i);
-        let waits_turn = in_pod_stop && self.containers[i].role == Role::Sidecar;
-        let name = self.containers[i].name.clone();
+        let waits_turn = in_pod_stop && self.containers[i].role() == Role::Sidecar;
+        let name = self.containers[i].name().to_string();
         let uid = self.uid().to_string();
         let Some(r) = self.containers[i].running_mut() else {
             return;
@@ -957,7 +1026,7 @@ impl PodMachine {
     /// every sidecar declared after it has exited.
     fn sidecar_turn(&self, i: usize) -> bool {
         self.containers.iter().enumerate().all(|(j, c)| {
-            let must_outlive = c.role == Role::Regular || (c.role == Role::Sidecar && j > i);
+            let must_outlive = c.role() == Role::Regular || (c.role() == Role::Sidecar && j > i);
             !(must_outlive && c.is_live())
         })
     }
@@ -1066,4 +1135,29 @@ fn launch_hook(
             Hook::Running { run }
         }
     }
+}
+
+/// Fresh probe workers for an adopted instance: after an agent restart the
+/// kubelet's workers start over too, each after a spread delay.
+fn adopted_probe_workers(
+    pod: &Pod,
+    container: &str,
+    container_id: &str,
+    now: Time,
+) -> Vec<ProbeWorker> {
+    let Some(c) = pod.container(container) else {
+        return vec![];
+    };
+    [
+        ProbeKind::Startup,
+        ProbeKind::Liveness,
+        ProbeKind::Readiness,
+    ]
+    .into_iter()
+    .filter_map(|kind| {
+        let mut w = ProbeWorker::new(kind, probe_of(c, kind)?);
+        w.spread_first_attempt(now, container_id);
+        Some(w)
+    })
+    .collect()
 }
