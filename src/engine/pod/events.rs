@@ -2,39 +2,191 @@
 //! kubelet reports, and the one place their texts are built.
 
 use super::Cx;
+use crate::engine::probe::ProbeKind;
 
 /// An event for `kubectl describe pod` users (Created, Started, Killing,
 /// BackOff, Unhealthy, FailedPreStopHook, ...), with the kubelet's reasons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodEvent {
     pub pod_uid: String,
+    /// The container it is about, if any.
     pub container: Option<String>,
     pub kind: EventType,
+    /// The kubelet's reason, a CamelCase word.
     pub reason: &'static str,
     pub message: String,
 }
 
+/// The two kinds of events Kubernetes knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     Normal,
     Warning,
 }
 
+/// Something normal that happened to a container.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Normal<'a> {
+    /// Its image is there (picolet never pulls).
+    Pulled {
+        image: &'a str,
+    },
+    Created,
+    Started,
+    /// Its stop began.
+    Killing,
+}
+
+impl Normal<'_> {
+    fn reason(self) -> &'static str {
+        match self {
+            Normal::Pulled { .. } => "Pulled",
+            Normal::Created => "Created",
+            Normal::Started => "Started",
+            Normal::Killing => "Killing",
+        }
+    }
+
+    fn message(self, container: &str) -> String {
+        match self {
+            Normal::Pulled { image } => {
+                format!("Container image \"{image}\" already present on machine")
+            }
+            Normal::Created => format!("Created container: {container}"),
+            Normal::Started => format!("Started container {container}"),
+            Normal::Killing => format!("Stopping container {container}"),
+        }
+    }
+}
+
+/// Something that went wrong with a container.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Warning<'a> {
+    /// The runtime could not create an instance, for this (waiting) reason.
+    StartFailed { reason: &'a str, message: &'a str },
+    /// A restart waits in CrashLoopBackOff.
+    BackOff { pod_name: &'a str },
+    /// A probe attempt failed.
+    ProbeFailed { kind: ProbeKind, error: &'a str },
+    /// A postStart hook failed: the container is stopped.
+    PostStartHookFailed { error: &'a str },
+    /// A preStop hook failed: the stop goes on.
+    PreStopHookFailed { error: &'a str },
+}
+
+impl Warning<'_> {
+    fn reason(self) -> &'static str {
+        match self {
+            Warning::StartFailed { .. } => "Failed",
+            Warning::BackOff { .. } => "BackOff",
+            Warning::ProbeFailed { .. } => "Unhealthy",
+            Warning::PostStartHookFailed { .. } => "FailedPostStartHook",
+            Warning::PreStopHookFailed { .. } => "FailedPreStopHook",
+        }
+    }
+
+    fn message(self, container: &str) -> String {
+        match self {
+            Warning::StartFailed { reason, message } => format!("Error: {reason}: {message}"),
+            Warning::BackOff { pod_name } => {
+                format!("Back-off restarting failed container {container} in pod {pod_name}")
+            }
+            Warning::ProbeFailed { kind, error } => {
+                let mut kind_name = kind.name().to_string();
+                kind_name[..1].make_ascii_uppercase();
+                format!("{kind_name} probe failed: {error}")
+            }
+            Warning::PostStartHookFailed { error } => format!("PostStartHook failed: {error}"),
+            Warning::PreStopHookFailed { error } => format!("PreStopHook failed: {error}"),
+        }
+    }
+}
+
 impl Cx<'_> {
-    pub(super) fn event(
+    /// Tell users something normal happened to `container`.
+    pub(super) fn normal(&mut self, pod_uid: &str, container: &str, event: Normal) {
+        let message = event.message(container);
+        self.push(
+            pod_uid,
+            container,
+            EventType::Normal,
+            event.reason(),
+            message,
+        );
+    }
+
+    /// Warn users that something went wrong with `container`.
+    pub(super) fn warn(&mut self, pod_uid: &str, container: &str, warning: Warning) {
+        let message = warning.message(container);
+        self.push(
+            pod_uid,
+            container,
+            EventType::Warning,
+            warning.reason(),
+            message,
+        );
+    }
+
+    fn push(
         &mut self,
         pod_uid: &str,
-        container: Option<&str>,
+        container: &str,
         kind: EventType,
         reason: &'static str,
         message: String,
     ) {
         self.events.push_back(PodEvent {
             pod_uid: pod_uid.to_string(),
-            container: container.map(str::to_string),
+            container: Some(container.to_string()),
             kind,
             reason,
             message,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_carry_the_kubelets_reasons_and_texts() {
+        let cases = [
+            (
+                Warning::StartFailed {
+                    reason: "ErrImageNeverPull",
+                    message: "image not present",
+                },
+                "Failed",
+                "Error: ErrImageNeverPull: image not present",
+            ),
+            (
+                Warning::BackOff { pod_name: "web" },
+                "BackOff",
+                "Back-off restarting failed container c in pod web",
+            ),
+            (
+                Warning::ProbeFailed {
+                    kind: ProbeKind::Liveness,
+                    error: "exit 1",
+                },
+                "Unhealthy",
+                "Liveness probe failed: exit 1",
+            ),
+            (
+                Warning::PostStartHookFailed { error: "exit 1" },
+                "FailedPostStartHook",
+                "PostStartHook failed: exit 1",
+            ),
+            (
+                Warning::PreStopHookFailed { error: "exit 1" },
+                "FailedPreStopHook",
+                "PreStopHook failed: exit 1",
+            ),
+        ];
+        for (warning, reason, message) in cases {
+            assert_eq!(warning.reason(), reason);
+            assert_eq!(warning.message("c"), message);
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! to start or exited, a handler done) and the lifecycle hooks it leads to.
 
 use super::context::{Purpose, RunOwner};
+use super::events::{Normal, Warning};
 use super::probing::probe_of;
-use super::{secs, Cx, EventType, PodMachine, Sandbox};
+use super::{secs, Cx, PodMachine, Sandbox};
 use crate::engine::backoff::BackoffKey;
 use crate::engine::container::{Exit, Hook, Running, StopStage, Waiting};
 use crate::engine::probe::{ProbeKind, ProbeWorker};
@@ -62,9 +63,11 @@ impl PodMachine {
             .start_backoff
             .in_backoff(&key, cx.now, cx.now)
             .map(|(until, _)| until);
-        let uid = key.pod_uid.clone();
-        let text = format!("Error: {reason}: {message}");
-        cx.event(&uid, Some(name), EventType::Warning, "Failed", text);
+        let warning = Warning::StartFailed {
+            reason: &reason,
+            message: &message,
+        };
+        cx.warn(&key.pod_uid, name, warning);
         let Some(c) = self.container_mut(name) else {
             return;
         };
@@ -130,16 +133,9 @@ impl PodMachine {
             probes,
             stopping: None,
         });
-        let image = &spec.image;
-        for (reason, message) in [
-            (
-                "Pulled",
-                format!("Container image \"{image}\" already present on machine"),
-            ),
-            ("Created", format!("Created container: {name}")),
-            ("Started", format!("Started container {name}")),
-        ] {
-            cx.event(&uid, Some(name), EventType::Normal, reason, message);
+        let pulled = Normal::Pulled { image: &spec.image };
+        for event in [pulled, Normal::Created, Normal::Started] {
+            cx.normal(&uid, name, event);
         }
         self.sync(cx);
     }
@@ -188,36 +184,20 @@ impl PodMachine {
                     .and_then(|w| w.in_flight)
                     .is_some_and(|(id, _)| id == run)
                 {
-                    if let Err(e) = &result {
-                        let mut kind_name = kind.name().to_string();
-                        kind_name[..1].make_ascii_uppercase();
-                        let text = format!("{kind_name} probe failed: {e}");
-                        let uid = owner.pod_uid.clone();
-                        cx.event(
-                            &uid,
-                            Some(&owner.container),
-                            EventType::Warning,
-                            "Unhealthy",
-                            text,
-                        );
+                    if let Err(error) = &result {
+                        let warning = Warning::ProbeFailed { kind, error };
+                        cx.warn(&owner.pod_uid, &owner.container, warning);
                     }
                     self.probe_outcome(i, kind, result.is_ok(), cx);
                 }
             }
             Purpose::PostStart if r.post_start == (Hook::Running { run }) => {
                 r.post_start = Hook::Done;
-                if let Err(e) = result {
+                if let Err(error) = &result {
                     // A failed postStart kills the container; the
                     // restart policy decides what follows.
-                    let text = format!("PostStartHook failed: {e}");
-                    let uid = owner.pod_uid.clone();
-                    cx.event(
-                        &uid,
-                        Some(&owner.container),
-                        EventType::Warning,
-                        "FailedPostStartHook",
-                        text,
-                    );
+                    let warning = Warning::PostStartHookFailed { error };
+                    cx.warn(&owner.pod_uid, &owner.container, warning);
                     let grace = secs(self.pod.grace_period_seconds());
                     self.stop_container(i, grace, cx);
                 }
@@ -229,16 +209,9 @@ impl PodMachine {
                     .filter(|s| s.stage == StopStage::PreStop(Hook::Running { run }))
                 {
                     s.stage = StopStage::PreStop(Hook::Done);
-                    if let Err(e) = result {
-                        let text = format!("PreStopHook failed: {e}");
-                        let uid = owner.pod_uid.clone();
-                        cx.event(
-                            &uid,
-                            Some(&owner.container),
-                            EventType::Warning,
-                            "FailedPreStopHook",
-                            text,
-                        );
+                    if let Err(error) = &result {
+                        let warning = Warning::PreStopHookFailed { error };
+                        cx.warn(&owner.pod_uid, &owner.container, warning);
                     }
                 }
             }

@@ -2,7 +2,8 @@
 //! then regular containers one at a time, restarts under the restart policy
 //! and the CrashLoopBackOff.
 
-use super::{Cx, EventType, PodMachine, StopCause};
+use super::events::Warning;
+use super::{Cx, PodMachine, StopCause};
 use crate::engine::backoff::{go_duration, BackoffKey};
 use crate::engine::container::{ContainerMachine, Hook, Role, State, Waiting};
 use crate::engine::Action;
@@ -105,19 +106,15 @@ impl PodMachine {
                     c.name(),
                     self.display_name()
                 );
-                let name = c.name().to_string();
-                let uid = self.uid().to_string();
                 let waiting = Waiting {
                     reason: Some("CrashLoopBackOff".into()),
                     message: Some(message),
                     retry_at: Some(until),
                 };
                 if self.containers[i].back_off(waiting) {
-                    let text = format!(
-                        "Back-off restarting failed container {name} in pod {}",
-                        self.pod.metadata.name
-                    );
-                    cx.event(&uid, Some(&name), EventType::Warning, "BackOff", text);
+                    let pod_name = &self.pod.metadata.name;
+                    let name = self.containers[i].name();
+                    cx.warn(self.uid(), name, Warning::BackOff { pod_name });
                 }
             }
             None => {

@@ -4,8 +4,9 @@
 //! as finished.
 
 use super::context::Purpose;
+use super::events::Normal;
 use super::observe::launch_hook;
-use super::{Cx, EventType, Lifecycle, PodMachine, Sandbox, StopCause};
+use super::{Cx, Lifecycle, PodMachine, Sandbox, StopCause};
 use crate::engine::container::{ContainerMachine, Hook, Role, StopStage, Stopping};
 use crate::engine::{Action, InstanceRef, StopSignal};
 use crate::time::Time;
@@ -65,8 +66,7 @@ impl PodMachine {
         if r.stopping.is_some() {
             return;
         }
-        let text = format!("Stopping container {name}");
-        cx.event(&uid, Some(&name), EventType::Normal, "Killing", text);
+        cx.normal(&uid, &name, Normal::Killing);
         let Some(r) = self.containers[i].running_mut() else {
             return;
         };
