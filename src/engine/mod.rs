@@ -25,8 +25,6 @@ mod probe;
 
 #[cfg(test)]
 mod scenarios;
-#[cfg(test)]
-mod sim;
 
 use crate::pod::status::PodStatus;
 use crate::pod::{Handler, Pod};
