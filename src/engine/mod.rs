@@ -32,7 +32,7 @@ use crate::time::Time;
 use backoff::{BackoffPolicy, CrashLoopBackoff};
 pub use container::Exit;
 use container::ExitKind;
-use pod::{Cx, PodMachine, Runs, StopCause};
+use pod::{Cx, HandlerError, PodMachine, Runs, StopCause};
 pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -325,10 +325,10 @@ impl Engine {
     pub fn handle(&mut self, observation: Observation, now: Time) {
         match observation {
             Observation::SandboxReady { pod_uid } => {
-                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Ok(()), cx))
+                self.with_pod(&pod_uid, now, PodMachine::sandbox_ready)
             }
             Observation::SandboxFailed { pod_uid, message } => {
-                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Err(message), cx))
+                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_failed(message, cx))
             }
             Observation::Started {
                 instance,
@@ -363,6 +363,8 @@ impl Engine {
                 // A cancelled or stale run has no owner any more.
                 if let Some(owner) = self.runs.take(run) {
                     let uid = owner.pod_uid.clone();
+                    let result =
+                        result.map_err(|message| HandlerError::new(owner.purpose, message));
                     self.with_pod(&uid, now, |p, cx| p.handler_done(owner, run, result, cx));
                 }
             }

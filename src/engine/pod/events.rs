@@ -1,8 +1,8 @@
 //! Events for `kubectl describe pod` users: the kinds and reasons the
 //! kubelet reports, and the one place their texts are built.
 
+use super::context::HandlerError;
 use super::Cx;
-use crate::engine::probe::ProbeKind;
 
 /// An event for `kubectl describe pod` users (Created, Started, Killing,
 /// BackOff, Unhealthy, FailedPreStopHook, ...), with the kubelet's reasons.
@@ -66,12 +66,8 @@ pub(super) enum Warning<'a> {
     StartFailed { reason: &'a str, message: &'a str },
     /// A restart waits in CrashLoopBackOff.
     BackOff { pod_name: &'a str },
-    /// A probe attempt failed.
-    ProbeFailed { kind: ProbeKind, error: &'a str },
-    /// A postStart hook failed: the container is stopped.
-    PostStartHookFailed { error: &'a str },
-    /// A preStop hook failed: the stop goes on.
-    PreStopHookFailed { error: &'a str },
+    /// A probe attempt or a lifecycle hook failed.
+    HandlerFailed(&'a HandlerError),
 }
 
 impl Warning<'_> {
@@ -79,9 +75,9 @@ impl Warning<'_> {
         match self {
             Warning::StartFailed { .. } => "Failed",
             Warning::BackOff { .. } => "BackOff",
-            Warning::ProbeFailed { .. } => "Unhealthy",
-            Warning::PostStartHookFailed { .. } => "FailedPostStartHook",
-            Warning::PreStopHookFailed { .. } => "FailedPreStopHook",
+            Warning::HandlerFailed(HandlerError::Probe { .. }) => "Unhealthy",
+            Warning::HandlerFailed(HandlerError::PostStart { .. }) => "FailedPostStartHook",
+            Warning::HandlerFailed(HandlerError::PreStop { .. }) => "FailedPreStopHook",
         }
     }
 
@@ -91,13 +87,7 @@ impl Warning<'_> {
             Warning::BackOff { pod_name } => {
                 format!("Back-off restarting failed container {container} in pod {pod_name}")
             }
-            Warning::ProbeFailed { kind, error } => {
-                let mut kind_name = kind.name().to_string();
-                kind_name[..1].make_ascii_uppercase();
-                format!("{kind_name} probe failed: {error}")
-            }
-            Warning::PostStartHookFailed { error } => format!("PostStartHook failed: {error}"),
-            Warning::PreStopHookFailed { error } => format!("PreStopHook failed: {error}"),
+            Warning::HandlerFailed(error) => error.to_string(),
         }
     }
 }
@@ -148,9 +138,20 @@ impl Cx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::probe::ProbeKind;
 
     #[test]
     fn warnings_carry_the_kubelets_reasons_and_texts() {
+        let probe_failed = HandlerError::Probe {
+            kind: ProbeKind::Liveness,
+            message: "exit 1".into(),
+        };
+        let post_start_failed = HandlerError::PostStart {
+            message: "exit 1".into(),
+        };
+        let pre_stop_failed = HandlerError::PreStop {
+            message: "exit 1".into(),
+        };
         let cases = [
             (
                 Warning::StartFailed {
@@ -166,20 +167,17 @@ mod tests {
                 "Back-off restarting failed container c in pod web",
             ),
             (
-                Warning::ProbeFailed {
-                    kind: ProbeKind::Liveness,
-                    error: "exit 1",
-                },
+                Warning::HandlerFailed(&probe_failed),
                 "Unhealthy",
                 "Liveness probe failed: exit 1",
             ),
             (
-                Warning::PostStartHookFailed { error: "exit 1" },
+                Warning::HandlerFailed(&post_start_failed),
                 "FailedPostStartHook",
                 "PostStartHook failed: exit 1",
             ),
             (
-                Warning::PreStopHookFailed { error: "exit 1" },
+                Warning::HandlerFailed(&pre_stop_failed),
                 "FailedPreStopHook",
                 "PreStopHook failed: exit 1",
             ),

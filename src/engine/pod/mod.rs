@@ -13,7 +13,7 @@ mod probing;
 mod status;
 mod termination;
 
-pub use context::{Cx, Runs};
+pub use context::{Cx, HandlerError, Runs};
 pub use events::{EventType, PodEvent};
 
 use super::container::{ContainerMachine, Finished, Hook, Role, Running, State};

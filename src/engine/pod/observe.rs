@@ -1,7 +1,7 @@
 //! What the runtime reports of a pod (its sandbox, an instance started, failed
 //! to start or exited, a handler done) and the lifecycle hooks it leads to.
 
-use super::context::{Purpose, RunOwner};
+use super::context::{HandlerError, Purpose, RunOwner};
 use super::events::{Normal, Warning};
 use super::probing::probe_of;
 use super::{secs, Cx, PodMachine, Sandbox};
@@ -14,26 +14,31 @@ use crate::time::Time;
 use std::sync::Arc;
 
 impl PodMachine {
-    pub fn sandbox_result(&mut self, result: Result<(), String>, cx: &mut Cx) {
+    /// The sandbox being created is ready.
+    pub fn sandbox_ready(&mut self, cx: &mut Cx) {
         if self.sandbox != Sandbox::Creating {
             return;
         }
-        self.sandbox = match result {
-            Ok(()) => Sandbox::Ready,
-            Err(message) => {
-                let key = BackoffKey {
-                    pod_uid: self.uid().to_string(),
-                    container: String::new(),
-                    image: String::new(),
-                };
-                cx.start_backoff.advance(key.clone(), cx.now, cx.now);
-                let retry_at = cx
-                    .start_backoff
-                    .in_backoff(&key, cx.now, cx.now)
-                    .map_or(cx.now, |(until, _)| until);
-                Sandbox::Failed { message, retry_at }
-            }
+        self.sandbox = Sandbox::Ready;
+        self.sync(cx);
+    }
+
+    /// The sandbox could not be created: retry under the start back-off.
+    pub fn sandbox_failed(&mut self, message: String, cx: &mut Cx) {
+        if self.sandbox != Sandbox::Creating {
+            return;
+        }
+        let key = BackoffKey {
+            pod_uid: self.uid().to_string(),
+            container: String::new(),
+            image: String::new(),
         };
+        cx.start_backoff.advance(key.clone(), cx.now, cx.now);
+        let retry_at = cx
+            .start_backoff
+            .in_backoff(&key, cx.now, cx.now)
+            .map_or(cx.now, |(until, _)| until);
+        self.sandbox = Sandbox::Failed { message, retry_at };
         self.sync(cx);
     }
 
@@ -162,7 +167,7 @@ impl PodMachine {
         &mut self,
         owner: RunOwner,
         run: u64,
-        result: Result<(), String>,
+        result: Result<(), HandlerError>,
         cx: &mut Cx,
     ) {
         let Some(i) = self
@@ -185,8 +190,11 @@ impl PodMachine {
                     .is_some_and(|(id, _)| id == run)
                 {
                     if let Err(error) = &result {
-                        let warning = Warning::ProbeFailed { kind, error };
-                        cx.warn(&owner.pod_uid, &owner.container, warning);
+                        cx.warn(
+                            &owner.pod_uid,
+                            &owner.container,
+                            Warning::HandlerFailed(error),
+                        );
                     }
                     self.probe_outcome(i, kind, result.is_ok(), cx);
                 }
@@ -196,8 +204,11 @@ impl PodMachine {
                 if let Err(error) = &result {
                     // A failed postStart kills the container; the
                     // restart policy decides what follows.
-                    let warning = Warning::PostStartHookFailed { error };
-                    cx.warn(&owner.pod_uid, &owner.container, warning);
+                    cx.warn(
+                        &owner.pod_uid,
+                        &owner.container,
+                        Warning::HandlerFailed(error),
+                    );
                     let grace = secs(self.pod.grace_period_seconds());
                     self.stop_container(i, grace, cx);
                 }
@@ -210,8 +221,11 @@ impl PodMachine {
                 {
                     s.stage = StopStage::PreStop(Hook::Done);
                     if let Err(error) = &result {
-                        let warning = Warning::PreStopHookFailed { error };
-                        cx.warn(&owner.pod_uid, &owner.container, warning);
+                        cx.warn(
+                            &owner.pod_uid,
+                            &owner.container,
+                            Warning::HandlerFailed(error),
+                        );
                     }
                 }
             }

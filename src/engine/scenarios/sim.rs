@@ -24,6 +24,13 @@ pub enum Answer {
 /// A probe script: the answer for (instance attempt, seconds since its start).
 pub type ProbeScript = Box<dyn Fn(u32, u64) -> Answer>;
 
+/// What a handler the runtime is asked to run is.
+enum Handled {
+    Probe(ProbeKind),
+    /// A lifecycle hook: `"postStart"` or `"preStop"`.
+    Hook(&'static str),
+}
+
 /// What one instance of a container does once started.
 #[derive(Debug, Clone, Copy)]
 pub enum Script {
@@ -74,8 +81,8 @@ pub struct Sim {
     probes: BTreeMap<(String, ProbeKind), ProbeScript>,
     /// Hooks run by the runtime: how long they take and whether they fail.
     hooks: BTreeMap<(String, &'static str), (u64, bool)>,
-    /// Handler answers due later: (time, run, result).
-    answers: Vec<(Time, u64, Result<(), String>)>,
+    /// Handler answers (`HandlerDone`) due later, with their time.
+    answers: Vec<(Time, Observation)>,
     /// Wake-ups in a row at one time that changed nothing.
     spins: u32,
 }
@@ -119,11 +126,7 @@ impl Sim {
     }
 
     /// Which of the container's probes or hooks `handler` is.
-    fn purpose_of(
-        pod: &Pod,
-        container: &str,
-        handler: &Handler,
-    ) -> Result<ProbeKind, &'static str> {
+    fn purpose_of(pod: &Pod, container: &str, handler: &Handler) -> Handled {
         let c = pod.container(container).expect("container in spec");
         let probes = [
             (ProbeKind::Startup, &c.startup_probe),
@@ -132,14 +135,14 @@ impl Sim {
         ];
         for (kind, p) in probes {
             if p.as_ref().and_then(|p| p.handler()).as_ref() == Some(handler) {
-                return Ok(kind);
+                return Handled::Probe(kind);
             }
         }
         let l = c.lifecycle.as_ref().expect("a hook");
         if l.post_start.as_ref().and_then(|h| h.handler()).as_ref() == Some(handler) {
-            Err("postStart")
+            Handled::Hook("postStart")
         } else {
-            Err("preStop")
+            Handled::Hook("preStop")
         }
     }
 
@@ -212,49 +215,51 @@ impl Sim {
                     instance,
                     handler,
                 } => {
-                    let name = instance.container.clone();
-                    match Self::purpose_of(&pod, &name, &handler) {
-                        Ok(kind) => {
-                            self.see(Seen::Probe(name.clone(), kind));
-                            let since = self
-                                .live
-                                .iter()
-                                .find(|l| l.instance == instance)
-                                .map_or(0, |l| self.now.saturating_sub(l.started_at).as_secs());
-                            let answer = self
-                                .probes
-                                .get(&(name, kind))
-                                .map_or(Answer::Success, |f| f(instance.attempt, since));
-                            match answer {
-                                Answer::Success => self.answers.push((self.now, run, Ok(()))),
-                                Answer::Failure => {
-                                    self.answers
-                                        .push((self.now, run, Err("probe failed".into())))
-                                }
-                                Answer::Hang => {}
-                            }
-                        }
-                        Err(which) => {
-                            self.see(Seen::Hook(name.clone(), which));
-                            let (secs, ok) =
-                                self.hooks.get(&(name, which)).copied().unwrap_or((0, true));
-                            let result = if ok {
-                                Ok(())
-                            } else {
-                                Err("hook failed".into())
-                            };
-                            self.answers
-                                .push((self.now + Duration::from_secs(secs), run, result));
-                        }
-                    }
+                    self.run_handler(run, &pod, instance, &handler);
                     self.deliver_answers();
                 }
                 Action::CancelHandler { run } => {
                     self.see(Seen::Cancel(run));
-                    self.answers.retain(|(_, r, _)| *r != run);
+                    self.answers.retain(|(_, answer)| {
+                        !matches!(answer, Observation::HandlerDone { run: r, .. } if *r == run)
+                    });
                 }
             }
         }
+    }
+
+    /// Run a probe or hook as its script says: a probe answers at once (or
+    /// never), a hook after its time.
+    fn run_handler(&mut self, run: u64, pod: &Pod, instance: InstanceRef, handler: &Handler) {
+        let name = instance.container.clone();
+        let (at, failure) = match Self::purpose_of(pod, &name, handler) {
+            Handled::Probe(kind) => {
+                self.see(Seen::Probe(name.clone(), kind));
+                let since = self
+                    .live
+                    .iter()
+                    .find(|l| l.instance == instance)
+                    .map_or(0, |l| self.now.saturating_sub(l.started_at).as_secs());
+                let answer = self
+                    .probes
+                    .get(&(name, kind))
+                    .map_or(Answer::Success, |f| f(instance.attempt, since));
+                match answer {
+                    Answer::Success => (self.now, None),
+                    Answer::Failure => (self.now, Some("probe failed")),
+                    Answer::Hang => return,
+                }
+            }
+            Handled::Hook(which) => {
+                self.see(Seen::Hook(name.clone(), which));
+                let (secs, ok) = self.hooks.get(&(name, which)).copied().unwrap_or((0, true));
+                let at = self.now + Duration::from_secs(secs);
+                (at, (!ok).then_some("hook failed"))
+            }
+        };
+        let result = failure.map_or(Ok(()), |message| Err(message.to_string()));
+        let answer = Observation::HandlerDone { run, result };
+        self.answers.push((at, answer));
     }
 
     fn start(&mut self, pod: &Pod, container: String, attempt: u32) {
@@ -307,11 +312,10 @@ impl Sim {
         let now = self.now;
         let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.answers)
             .into_iter()
-            .partition(|(t, _, _)| *t <= now);
+            .partition(|(t, _)| *t <= now);
         self.answers = rest;
-        for (_, run, result) in due {
-            self.engine
-                .handle(Observation::HandlerDone { run, result }, now);
+        for (_, answer) in due {
+            self.engine.handle(answer, now);
         }
     }
 
@@ -347,7 +351,7 @@ impl Sim {
                 .iter()
                 .filter_map(|l| l.exits_at.map(|(t, _)| t))
                 .min();
-            let next_answer = self.answers.iter().map(|(t, _, _)| *t).min();
+            let next_answer = self.answers.iter().map(|(t, _)| *t).min();
             let next = [next_exit, next_answer, self.engine.poll_timeout()]
                 .into_iter()
                 .flatten()
