@@ -16,6 +16,7 @@ pub enum Role {
     /// A native sidecar (init container with `restartPolicy: Always`): starts
     /// in init order, keeps running, restarts on any exit.
     Sidecar,
+    /// A container of `spec.containers`.
     Regular,
 }
 
@@ -35,24 +36,31 @@ pub enum ExitKind {
 /// How an instance ended, as the runtime observed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
+    /// The exit code (128 + the signal for a signalled process).
     pub code: i32,
+    /// The signal that ended it, if one did.
     pub signal: Option<i32>,
     pub kind: ExitKind,
     pub finished_at: Time,
+    /// The runtime's message, shown as `terminated.message`.
     pub message: Option<String>,
 }
 
 /// A finished instance: `state.terminated` or `lastState.terminated`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// Its attempt number: the restartCount it had.
     pub attempt: u32,
+    /// `None` when it ended before the runtime reported it started.
     pub container_id: Option<String>,
+    /// The image's manifest digest, reported as imageID.
     pub image_id: String,
     pub started_at: Option<Time>,
     pub exit: Exit,
 }
 
 impl Finished {
+    /// Exit code 0 of a process that ended normally.
     pub fn succeeded(&self) -> bool {
         self.exit.code == 0 && self.exit.kind == ExitKind::Normal
     }
@@ -86,12 +94,14 @@ pub struct Waiting {
     /// A kubelet waiting reason; `None` means the default (`ContainerCreating`
     /// or `PodInitializing`).
     pub reason: Option<String>,
+    /// The message that goes with `reason`.
     pub message: Option<String>,
     /// Not to be started before this time (back-off).
     pub retry_at: Option<Time>,
 }
 
 impl Waiting {
+    /// Due at once, with the default reason.
     pub fn fresh() -> Waiting {
         Waiting {
             reason: None,
@@ -100,6 +110,7 @@ impl Waiting {
         }
     }
 
+    /// May an instance start now?
     pub fn due(&self, now: Time) -> bool {
         self.retry_at.is_none_or(|t| now >= t)
     }
@@ -137,26 +148,35 @@ pub enum StopStage {
 pub struct Stopping {
     /// The end of this container's grace period.
     pub deadline: Time,
+    /// What the stop waits for now.
     pub stage: StopStage,
 }
 
+/// A live instance: what the runtime said of it, its postStart hook, its
+/// probes, and its stop once one began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
+    /// Its attempt number: its restartCount.
     pub attempt: u32,
     pub container_id: String,
+    /// The image's manifest digest, reported as imageID.
     pub image_id: String,
     pub started_at: Time,
+    /// Its postStart hook; the instance is not started until it is `Done`.
     pub post_start: Hook,
     /// One worker per probe the container has.
     pub probes: Vec<ProbeWorker>,
+    /// Its stop, once one began.
     pub stopping: Option<Stopping>,
 }
 
 impl Running {
+    /// Its probe of `kind`, if the spec has one.
     pub fn probe(&self, kind: ProbeKind) -> Option<&ProbeWorker> {
         self.probes.iter().find(|w| w.kind == kind)
     }
 
+    /// Its probe of `kind`, to record a result.
     pub fn probe_mut(&mut self, kind: ProbeKind) -> Option<&mut ProbeWorker> {
         self.probes.iter_mut().find(|w| w.kind == kind)
     }
@@ -260,6 +280,7 @@ impl ContainerMachine {
         &self.image
     }
 
+    /// Plain init container, sidecar or regular container.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -368,10 +389,12 @@ impl ContainerMachine {
         !matches!(self.state, State::Waiting(_)) || self.previous.is_some()
     }
 
+    /// Is an instance being started or running?
     pub fn is_live(&self) -> bool {
         matches!(self.state, State::Starting { .. } | State::Running(_))
     }
 
+    /// The running instance, if one runs.
     pub fn running(&self) -> Option<&Running> {
         match &self.state {
             State::Running(r) => Some(r),
@@ -379,6 +402,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The newest instance if it exited.
     pub fn finished(&self) -> Option<&Finished> {
         match &self.state {
             State::Exited { finished, .. } => Some(finished),
@@ -415,6 +439,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The restartCount to report: the attempt of the newest instance.
     pub fn restart_count(&self) -> u32 {
         match &self.state {
             State::Starting { attempt } => *attempt,
@@ -439,6 +464,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The running instance, to drive its hooks, probes and stop.
     pub fn running_mut(&mut self) -> Option<&mut Running> {
         match &mut self.state {
             State::Running(r) => Some(r),
@@ -455,6 +481,8 @@ impl ContainerMachine {
         }
     }
 
+    /// Its status as the kubelet reports it; a waiting container without
+    /// a reason of its own shows `default_reason`.
     pub fn status(&self, default_reason: &str) -> ContainerStatus {
         let waiting = |w: &Waiting| ContainerState {
             waiting: Some(StateWaiting {

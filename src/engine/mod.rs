@@ -17,6 +17,15 @@
 //!
 //! Every `Action` says which observations it leads to. Status is read at any
 //! time with [`Engine::statuses`].
+//!
+//! # Layout
+//!
+//! This file owns the engine's API (its inputs, outputs and the reporters'
+//! [`Snapshot`]) and the node-wide decisions: admission, replacements
+//! waiting for their predecessor, which pod a timer or observation is for.
+//! One pod's lifecycle is `pod/` (a `PodMachine` per pod), one container's
+//! instances `container.rs`, probe timing `probe.rs`, back-offs
+//! `backoff.rs`. `scenarios/` runs kubelet scenarios on a simulated node.
 
 pub mod backoff;
 pub mod container;
@@ -43,10 +52,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InstanceRef {
     pub pod_uid: String,
+    /// The container's name in the pod spec.
     pub container: String,
     pub attempt: u32,
 }
 
+/// The signal a stop sends: SIGTERM first, SIGKILL when the grace ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
     Term,
@@ -95,13 +106,11 @@ pub enum Action {
 /// What the runtime observed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
-    SandboxReady {
-        pod_uid: String,
-    },
-    SandboxFailed {
-        pod_uid: String,
-        message: String,
-    },
+    /// The pod's sandbox was created.
+    SandboxReady { pod_uid: String },
+    /// The pod's sandbox could not be created; the engine retries later.
+    SandboxFailed { pod_uid: String, message: String },
+    /// An instance runs.
     Started {
         instance: InstanceRef,
         container_id: String,
@@ -116,13 +125,15 @@ pub enum Observation {
         reason: String,
         message: String,
     },
+    /// An instance ended.
     Exited {
         instance: InstanceRef,
         started_at: Option<Time>,
         exit: Exit,
     },
     /// A handler of `RunHandler` finished: `Ok` is success (exit 0, HTTP
-    /// 200-399, a connection made).
+    /// 200-399, a connection made), `Err` carries the runtime's account of
+    /// the failure, which the engine makes a typed error of its purpose.
     HandlerDone {
         run: u64,
         result: Result<(), String>,
@@ -134,6 +145,7 @@ pub enum Observation {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub pod: Arc<Pod>,
+    /// The restart count each container starts from, by container name.
     pub first_attempts: BTreeMap<String, u32>,
     /// A refusal decided outside the engine (a node policy), as (reason,
     /// message): the pod is admitted as rejected, like a failed admission.
@@ -144,8 +156,10 @@ pub struct Desired {
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub pod: Arc<Pod>,
+    /// Its startTime, as recorded with its sandbox.
     pub created_at: Time,
     pub sandbox: RecoveredSandbox,
+    /// Every instance recorded, in any order.
     pub instances: Vec<RecoveredInstance>,
     /// The restart count each container continues from when no recorded
     /// instance says more (the log directory).
@@ -163,19 +177,24 @@ pub enum RecoveredSandbox {
     Lost,
 }
 
+/// One instance of a recovered pod, as the runtime recorded it.
 #[derive(Debug, Clone)]
 pub struct RecoveredInstance {
+    /// The container's name in the pod spec.
     pub container: String,
     pub attempt: u32,
     pub container_id: String,
+    /// The image's manifest digest.
     pub image_id: String,
     pub started_at: Option<Time>,
     /// `None`: still running.
     pub exit: Option<Exit>,
 }
 
+/// What the node decides about the engine's behaviour.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngineConfig {
+    /// The CrashLoopBackOff of restarts and of failed starts.
     pub backoff: BackoffPolicy,
     /// Node allocatable (millicores, bytes) for admission; `None` admits all.
     pub allocatable: Option<(u64, u64)>,
@@ -198,6 +217,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine that holds no pod yet.
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             pods: BTreeMap::new(),
@@ -322,6 +342,7 @@ impl Engine {
         })
     }
 
+    /// Take in what the runtime observed.
     pub fn handle(&mut self, observation: Observation, now: Time) {
         match observation {
             Observation::SandboxReady { pod_uid } => {
@@ -385,6 +406,7 @@ impl Engine {
         }
     }
 
+    /// The next action for the shell to carry out, in the order decided.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -471,6 +493,7 @@ pub struct Snapshot<'a> {
 
 /// One pod as a reporter sees it.
 pub struct PodReport<'a> {
+    /// The pod as the sources gave it.
     pub pod: &'a Arc<Pod>,
     /// The status now, computed when the report is made.
     pub status: PodStatus,

@@ -24,6 +24,7 @@ pub enum Purpose {
 pub struct RunOwner {
     pub pod_uid: String,
     pub container: String,
+    /// The instance the run belongs to: an answer for an older one is stale.
     pub attempt: u32,
     pub purpose: Purpose,
 }
@@ -36,12 +37,15 @@ pub struct Runs {
 }
 
 impl Runs {
+    /// A new run of `owner`, by a fresh id.
     pub(super) fn launch(&mut self, owner: RunOwner) -> u64 {
         self.next += 1;
         self.open.insert(self.next, owner);
         self.next
     }
 
+    /// The owner of a run that ended or is abandoned; `None` for a run
+    /// already taken (cancelled, or answered before).
     pub fn take(&mut self, run: u64) -> Option<RunOwner> {
         self.open.remove(&run)
     }
@@ -51,9 +55,13 @@ impl Runs {
 /// handler runs.
 pub struct Cx<'a> {
     pub now: Time,
+    /// The engine's queue of actions for the shell.
     pub actions: &'a mut VecDeque<Action>,
+    /// The engine's queue of events for users.
     pub events: &'a mut VecDeque<PodEvent>,
+    /// The back-off of restarts after exits.
     pub crash_backoff: &'a mut CrashLoopBackoff,
+    /// The back-off of retries after failed starts and sandboxes.
     pub start_backoff: &'a mut CrashLoopBackoff,
     pub runs: &'a mut Runs,
 }

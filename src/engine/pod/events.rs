@@ -8,12 +8,14 @@ use super::Cx;
 /// BackOff, Unhealthy, FailedPreStopHook, ...), with the kubelet's reasons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodEvent {
+    /// The pod it is about.
     pub pod_uid: String,
     /// The container it is about, if any.
     pub container: Option<String>,
     pub kind: EventType,
     /// The kubelet's reason, a CamelCase word.
     pub reason: &'static str,
+    /// The kubelet's text.
     pub message: String,
 }
 

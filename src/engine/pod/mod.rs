@@ -4,6 +4,14 @@
 //! `sync` is the kubelet's SyncPod for one pod, as a pure function of the
 //! machine's state and the time: it is called after every observation and
 //! timer of the pod and queues the actions that move it forward.
+//!
+//! This file owns [`PodMachine`] (its fields are private to this module and
+//! its children, which hold its other methods), its construction (admitted
+//! or recovered), the queries on it and `sync`. The children: `ordering`
+//! (which container starts next), `observe` (what the runtime reports),
+//! `probing`, `termination`, `status` (the pod status), `events` (what users
+//! are told) and `context` (what the methods work with: [`Cx`], handler
+//! runs).
 
 mod context;
 mod events;
@@ -26,11 +34,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The pod's sandbox (namespaces, volumes) as the engine knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sandbox {
+    /// Not created (yet, or again after a reboot).
     Absent,
+    /// `CreateSandbox` asked; waiting for the answer.
     Creating,
     Ready,
+    /// Its creation failed; it is retried at `retry_at`.
     Failed {
         message: String,
         retry_at: Time,
@@ -48,9 +60,12 @@ pub enum StopCause {
     Completed(PodPhase),
 }
 
+/// Where the pod as a whole stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
+    /// Admitted and running its containers.
     Active,
+    /// Terminating since `since`, all of it done within `grace`.
     Stopping {
         cause: StopCause,
         grace: Duration,
@@ -83,6 +98,8 @@ pub struct PodMachine {
 }
 
 impl PodMachine {
+    /// A pod just admitted at `now`, none of its containers started; each
+    /// container's first attempt comes from `first_attempts`, or is 0.
     pub fn new(pod: Arc<Pod>, first_attempts: &BTreeMap<String, u32>, now: Time) -> Self {
         let attempt = |name: &str| first_attempts.get(name).copied().unwrap_or(0);
         let init = pod.spec.init_containers.iter().map(|c| {
@@ -164,6 +181,7 @@ impl PodMachine {
         &self.pod
     }
 
+    /// The pod's UID, the engine's key for it.
     pub fn uid(&self) -> &str {
         &self.pod.metadata.uid
     }
@@ -307,6 +325,8 @@ impl PodMachine {
         }
     }
 
+    /// Move the pod forward as far as it can go now: its sandbox, then its
+    /// running instances, init containers, regular ones; or its termination.
     pub fn sync(&mut self, cx: &mut Cx) {
         match self.lifecycle {
             Lifecycle::Finished(_) | Lifecycle::Gone => return,

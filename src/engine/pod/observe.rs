@@ -87,6 +87,8 @@ impl PodMachine {
         self.sync(cx);
     }
 
+    /// The runtime started instance `attempt` of container `name`: it runs
+    /// with fresh probe workers, and its postStart hook begins.
     pub fn started(
         &mut self,
         name: &str,

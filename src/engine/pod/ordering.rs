@@ -125,6 +125,7 @@ impl PodMachine {
         }
     }
 
+    /// The key of a container's CrashLoopBackOff: a new image starts over.
     pub(super) fn backoff_key(&self, c: &ContainerMachine) -> BackoffKey {
         BackoffKey {
             pod_uid: self.uid().to_string(),
@@ -133,6 +134,7 @@ impl PodMachine {
         }
     }
 
+    /// Ask the runtime for the next instance of container `i`.
     pub(super) fn start(&mut self, i: usize, cx: &mut Cx) {
         let attempt = self.containers[i].begin_start();
         cx.actions.push_back(Action::StartContainer {

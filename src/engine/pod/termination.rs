@@ -191,6 +191,8 @@ impl PodMachine {
         }
     }
 
+    /// Everything stopped: forget a deleted pod, keep a completed one with
+    /// its sandbox torn down.
     pub(super) fn finish_stop(&mut self, cause: StopCause, cx: &mut Cx) {
         match cause {
             StopCause::Deleted => {
