@@ -10,7 +10,9 @@ use std::time::Duration;
 /// Initial and maximum back-off; the kubelet's are 10 s and 300 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
+    /// The first wait.
     pub initial: Duration,
+    /// The cap the waits double up to.
     pub max: Duration,
 }
 
@@ -27,7 +29,9 @@ impl Default for BackoffPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BackoffKey {
     pub pod_uid: String,
+    /// The container's name; empty for the pod's sandbox.
     pub container: String,
+    /// The container's image; empty where a change must not reset it.
     pub image: String,
 }
 
@@ -37,6 +41,7 @@ struct Entry {
     last_update: Time,
 }
 
+/// The back-off entries of every sequence, under one policy.
 #[derive(Debug, Default)]
 pub struct CrashLoopBackoff {
     policy: BackoffPolicy,
@@ -44,6 +49,7 @@ pub struct CrashLoopBackoff {
 }
 
 impl CrashLoopBackoff {
+    /// No entries yet: every first restart is immediate.
     pub fn new(policy: BackoffPolicy) -> Self {
         CrashLoopBackoff {
             policy,
@@ -88,6 +94,7 @@ impl CrashLoopBackoff {
         self.entries.insert(key, next);
     }
 
+    /// Drop every sequence of a pod that is gone.
     pub fn forget_pod(&mut self, pod_uid: &str) {
         self.entries.retain(|k, _| k.pod_uid != pod_uid);
     }

@@ -16,6 +16,7 @@ pub enum Role {
     /// A native sidecar (init container with `restartPolicy: Always`): starts
     /// in init order, keeps running, restarts on any exit.
     Sidecar,
+    /// A container of `spec.containers`.
     Regular,
 }
 
@@ -35,24 +36,31 @@ pub enum ExitKind {
 /// How an instance ended, as the runtime observed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
+    /// The exit code (128 + the signal for a signalled process).
     pub code: i32,
+    /// The signal that ended it, if one did.
     pub signal: Option<i32>,
     pub kind: ExitKind,
     pub finished_at: Time,
+    /// The runtime's message, shown as `terminated.message`.
     pub message: Option<String>,
 }
 
 /// A finished instance: `state.terminated` or `lastState.terminated`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// Its attempt number: the restartCount it had.
     pub attempt: u32,
+    /// `None` when it ended before the runtime reported it started.
     pub container_id: Option<String>,
+    /// The image's manifest digest, reported as imageID.
     pub image_id: String,
     pub started_at: Option<Time>,
     pub exit: Exit,
 }
 
 impl Finished {
+    /// Exit code 0 of a process that ended normally.
     pub fn succeeded(&self) -> bool {
         self.exit.code == 0 && self.exit.kind == ExitKind::Normal
     }
@@ -86,12 +94,14 @@ pub struct Waiting {
     /// A kubelet waiting reason; `None` means the default (`ContainerCreating`
     /// or `PodInitializing`).
     pub reason: Option<String>,
+    /// The message that goes with `reason`.
     pub message: Option<String>,
     /// Not to be started before this time (back-off).
     pub retry_at: Option<Time>,
 }
 
 impl Waiting {
+    /// Due at once, with the default reason.
     pub fn fresh() -> Waiting {
         Waiting {
             reason: None,
@@ -100,6 +110,7 @@ impl Waiting {
         }
     }
 
+    /// May an instance start now?
     pub fn due(&self, now: Time) -> bool {
         self.retry_at.is_none_or(|t| now >= t)
     }
@@ -137,26 +148,35 @@ pub enum StopStage {
 pub struct Stopping {
     /// The end of this container's grace period.
     pub deadline: Time,
+    /// What the stop waits for now.
     pub stage: StopStage,
 }
 
+/// A live instance: what the runtime said of it, its postStart hook, its
+/// probes, and its stop once one began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
+    /// Its attempt number: its restartCount.
     pub attempt: u32,
     pub container_id: String,
+    /// The image's manifest digest, reported as imageID.
     pub image_id: String,
     pub started_at: Time,
+    /// Its postStart hook; the instance is not started until it is `Done`.
     pub post_start: Hook,
     /// One worker per probe the container has.
     pub probes: Vec<ProbeWorker>,
+    /// Its stop, once one began.
     pub stopping: Option<Stopping>,
 }
 
 impl Running {
+    /// Its probe of `kind`, if the spec has one.
     pub fn probe(&self, kind: ProbeKind) -> Option<&ProbeWorker> {
         self.probes.iter().find(|w| w.kind == kind)
     }
 
+    /// Its probe of `kind`, to record a result.
     pub fn probe_mut(&mut self, kind: ProbeKind) -> Option<&mut ProbeWorker> {
         self.probes.iter_mut().find(|w| w.kind == kind)
     }
@@ -221,19 +241,24 @@ pub enum State {
     },
 }
 
+/// One container's instances. Its state changes only through the methods
+/// below, each of which checks that the instance it is told about is the live
+/// one, so a late or repeated observation cannot move it back.
 #[derive(Debug, Clone)]
 pub struct ContainerMachine {
-    pub name: String,
-    pub image: String,
-    pub role: Role,
-    pub state: State,
+    name: String,
+    image: String,
+    role: Role,
+    state: State,
     /// The instance before the newest one: `lastState`.
-    pub previous: Option<Finished>,
+    previous: Option<Finished>,
     /// The attempt number (restartCount) the next instance gets.
-    pub next_attempt: u32,
+    next_attempt: u32,
 }
 
 impl ContainerMachine {
+    /// A container that never ran, whose first instance gets attempt
+    /// `first_attempt` (the restart count found in the log directory).
     pub fn new(name: &str, image: &str, role: Role, first_attempt: u32) -> Self {
         ContainerMachine {
             name: name.into(),
@@ -245,15 +270,131 @@ impl ContainerMachine {
         }
     }
 
+    /// The container's name in the pod spec.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The image of its spec, which keys its back-off.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// Plain init container, sidecar or regular container.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The newest instance.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Adopt a running instance a previous run of the agent left.
+    /// Instances are adopted oldest first.
+    pub fn adopt_running(&mut self, running: Running) {
+        self.adopt(running.attempt, State::Running(running));
+    }
+
+    /// Adopt a finished instance a previous run of the agent recorded.
+    /// Instances are adopted oldest first.
+    pub fn adopt_exited(&mut self, finished: Finished) {
+        let attempt = finished.attempt;
+        let state = State::Exited {
+            finished,
+            restart: None,
+        };
+        self.adopt(attempt, state);
+    }
+
+    /// The adopted instance becomes the newest; a finished one before it
+    /// becomes `lastState`, and the next instance counts on from it.
+    fn adopt(&mut self, attempt: u32, state: State) {
+        if let State::Exited { finished, .. } = std::mem::replace(&mut self.state, state) {
+            self.previous = Some(finished);
+        }
+        self.next_attempt = self.next_attempt.max(attempt + 1);
+    }
+
+    /// The sandbox was lost (a reboot): the container starts over, waiting,
+    /// and its last instance becomes `lastState`.
+    pub fn start_over(&mut self) {
+        if let State::Exited { finished, .. } =
+            std::mem::replace(&mut self.state, State::Waiting(Waiting::fresh()))
+        {
+            self.previous = Some(finished);
+        }
+    }
+
+    /// Is instance `attempt` requested and not yet answered?
+    pub fn is_starting(&self, attempt: u32) -> bool {
+        self.state == (State::Starting { attempt })
+    }
+
+    /// The runtime started the instance being started.
+    pub fn started(&mut self, running: Running) {
+        if self.is_starting(running.attempt) {
+            self.state = State::Running(running);
+        }
+    }
+
+    /// The runtime could not create instance `attempt`: wait as `waiting`
+    /// says, and give the next try the same attempt number.
+    pub fn start_failed(&mut self, attempt: u32, waiting: Waiting) {
+        if self.is_starting(attempt) {
+            self.next_attempt = attempt;
+            self.state = State::Waiting(waiting);
+        }
+    }
+
+    /// Instance `attempt` ended. Returns false, changing nothing, when it is
+    /// not the live instance (a late or repeated observation).
+    pub fn exited(&mut self, attempt: u32, started_at: Option<Time>, exit: Exit) -> bool {
+        let finished = match &self.state {
+            State::Starting { attempt: live } if *live == attempt => Finished {
+                attempt,
+                container_id: None,
+                image_id: String::new(),
+                started_at,
+                exit,
+            },
+            State::Running(r) if r.attempt == attempt => Finished {
+                attempt,
+                container_id: Some(r.container_id.clone()),
+                image_id: r.image_id.clone(),
+                started_at: started_at.or(Some(r.started_at)),
+                exit,
+            },
+            _ => return false,
+        };
+        self.state = State::Exited {
+            finished,
+            restart: None,
+        };
+        true
+    }
+
+    /// Hold the exited instance's restart in back-off as `waiting` says.
+    /// Returns true when the wait begins now, false when it was already
+    /// waiting (or nothing exited).
+    pub fn back_off(&mut self, waiting: Waiting) -> bool {
+        match &mut self.state {
+            State::Exited { restart, .. } => restart.replace(waiting).is_none(),
+            _ => false,
+        }
+    }
+
     /// Has any instance of this container ever been created?
     pub fn ever_ran(&self) -> bool {
         !matches!(self.state, State::Waiting(_)) || self.previous.is_some()
     }
 
+    /// Is an instance being started or running?
     pub fn is_live(&self) -> bool {
         matches!(self.state, State::Starting { .. } | State::Running(_))
     }
 
+    /// The running instance, if one runs.
     pub fn running(&self) -> Option<&Running> {
         match &self.state {
             State::Running(r) => Some(r),
@@ -261,6 +402,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The newest instance if it exited.
     pub fn finished(&self) -> Option<&Finished> {
         match &self.state {
             State::Exited { finished, .. } => Some(finished),
@@ -297,6 +439,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The restartCount to report: the attempt of the newest instance.
     pub fn restart_count(&self) -> u32 {
         match &self.state {
             State::Starting { attempt } => *attempt,
@@ -321,6 +464,7 @@ impl ContainerMachine {
         }
     }
 
+    /// The running instance, to drive its hooks, probes and stop.
     pub fn running_mut(&mut self) -> Option<&mut Running> {
         match &mut self.state {
             State::Running(r) => Some(r),
@@ -337,6 +481,8 @@ impl ContainerMachine {
         }
     }
 
+    /// Its status as the kubelet reports it; a waiting container without
+    /// a reason of its own shows `default_reason`.
     pub fn status(&self, default_reason: &str) -> ContainerStatus {
         let waiting = |w: &Waiting| ContainerState {
             waiting: Some(StateWaiting {

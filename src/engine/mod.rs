@@ -17,25 +17,31 @@
 //!
 //! Every `Action` says which observations it leads to. Status is read at any
 //! time with [`Engine::statuses`].
+//!
+//! # Layout
+//!
+//! This file owns the engine's API (its inputs, outputs and the reporters'
+//! [`Snapshot`]) and the node-wide decisions: admission, replacements
+//! waiting for their predecessor, which pod a timer or observation is for.
+//! One pod's lifecycle is `pod/` (a `PodMachine` per pod), one container's
+//! instances `container.rs`, probe timing `probe.rs`, back-offs
+//! `backoff.rs`. `scenarios/` runs kubelet scenarios on a simulated node.
 
 pub mod backoff;
 pub mod container;
-pub mod pod;
-pub mod probe;
-pub mod status;
+mod pod;
+mod probe;
 
 #[cfg(test)]
 mod scenarios;
-#[cfg(test)]
-mod sim;
 
 use crate::pod::status::PodStatus;
 use crate::pod::{Handler, Pod};
 use crate::time::Time;
 use backoff::{BackoffPolicy, CrashLoopBackoff};
 pub use container::Exit;
-use container::{ExitKind, Finished, Running, State};
-use pod::{Cx, Lifecycle, PodMachine, Runs, Sandbox, StopCause};
+use container::ExitKind;
+use pod::{Cx, HandlerError, PodMachine, Runs, StopCause};
 pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -46,10 +52,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InstanceRef {
     pub pod_uid: String,
+    /// The container's name in the pod spec.
     pub container: String,
     pub attempt: u32,
 }
 
+/// The signal a stop sends: SIGTERM first, SIGKILL when the grace ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
     Term,
@@ -98,13 +106,11 @@ pub enum Action {
 /// What the runtime observed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
-    SandboxReady {
-        pod_uid: String,
-    },
-    SandboxFailed {
-        pod_uid: String,
-        message: String,
-    },
+    /// The pod's sandbox was created.
+    SandboxReady { pod_uid: String },
+    /// The pod's sandbox could not be created; the engine retries later.
+    SandboxFailed { pod_uid: String, message: String },
+    /// An instance runs.
     Started {
         instance: InstanceRef,
         container_id: String,
@@ -119,13 +125,15 @@ pub enum Observation {
         reason: String,
         message: String,
     },
+    /// An instance ended.
     Exited {
         instance: InstanceRef,
         started_at: Option<Time>,
         exit: Exit,
     },
     /// A handler of `RunHandler` finished: `Ok` is success (exit 0, HTTP
-    /// 200-399, a connection made).
+    /// 200-399, a connection made), `Err` carries the runtime's account of
+    /// the failure, which the engine makes a typed error of its purpose.
     HandlerDone {
         run: u64,
         result: Result<(), String>,
@@ -137,6 +145,7 @@ pub enum Observation {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub pod: Arc<Pod>,
+    /// The restart count each container starts from, by container name.
     pub first_attempts: BTreeMap<String, u32>,
     /// A refusal decided outside the engine (a node policy), as (reason,
     /// message): the pod is admitted as rejected, like a failed admission.
@@ -147,8 +156,10 @@ pub struct Desired {
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub pod: Arc<Pod>,
+    /// Its startTime, as recorded with its sandbox.
     pub created_at: Time,
     pub sandbox: RecoveredSandbox,
+    /// Every instance recorded, in any order.
     pub instances: Vec<RecoveredInstance>,
     /// The restart count each container continues from when no recorded
     /// instance says more (the log directory).
@@ -166,19 +177,24 @@ pub enum RecoveredSandbox {
     Lost,
 }
 
+/// One instance of a recovered pod, as the runtime recorded it.
 #[derive(Debug, Clone)]
 pub struct RecoveredInstance {
+    /// The container's name in the pod spec.
     pub container: String,
     pub attempt: u32,
     pub container_id: String,
+    /// The image's manifest digest.
     pub image_id: String,
     pub started_at: Option<Time>,
     /// `None`: still running.
     pub exit: Option<Exit>,
 }
 
+/// What the node decides about the engine's behaviour.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngineConfig {
+    /// The CrashLoopBackOff of restarts and of failed starts.
     pub backoff: BackoffPolicy,
     /// Node allocatable (millicores, bytes) for admission; `None` admits all.
     pub allocatable: Option<(u64, u64)>,
@@ -201,6 +217,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine that holds no pod yet.
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             pods: BTreeMap::new(),
@@ -219,52 +236,7 @@ impl Engine {
     /// counts are kept, completed init containers are not re-run.
     pub fn restore(&mut self, recovered: Vec<Recovered>, now: Time) {
         for r in recovered {
-            let pod = r.pod.clone();
-            let mut machine = PodMachine::new(r.pod, &r.first_attempts, r.created_at);
-            let mut instances = r.instances;
-            instances.sort_by_key(|i| i.attempt);
-            for i in instances {
-                let Some(c) = machine.container_mut(&i.container) else {
-                    continue;
-                };
-                if let State::Exited { finished, .. } =
-                    std::mem::replace(&mut c.state, State::Starting { attempt: i.attempt })
-                {
-                    c.previous = Some(finished);
-                }
-                c.next_attempt = c.next_attempt.max(i.attempt + 1);
-                c.state = match (i.exit, i.started_at) {
-                    (Some(exit), started_at) => State::Exited {
-                        finished: Finished {
-                            attempt: i.attempt,
-                            container_id: Some(i.container_id),
-                            image_id: i.image_id,
-                            started_at,
-                            exit,
-                        },
-                        restart: None,
-                    },
-                    (None, started_at) => State::Running(Running {
-                        attempt: i.attempt,
-                        probes: probe_workers(&pod, &i.container, &i.container_id, now),
-                        container_id: i.container_id,
-                        image_id: i.image_id,
-                        started_at: started_at.unwrap_or(now),
-                        post_start: container::Hook::Done,
-                        stopping: None,
-                    }),
-                };
-            }
-            match r.sandbox {
-                RecoveredSandbox::Ready => machine.sandbox = Sandbox::Ready,
-                RecoveredSandbox::Stopped => {
-                    machine.sandbox = Sandbox::Stopped;
-                    if let Some(phase) = machine.completed_phase() {
-                        machine.lifecycle = Lifecycle::Finished(phase);
-                    }
-                }
-                RecoveredSandbox::Lost => machine.sandbox_lost(),
-            }
+            let machine = PodMachine::restored(r, now);
             self.pods.insert(machine.uid().to_string(), machine);
         }
         let uids: Vec<String> = self.pods.keys().cloned().collect();
@@ -319,7 +291,7 @@ impl Engine {
         let waiting = std::mem::take(&mut self.waiting);
         for d in waiting {
             let name = d.pod.full_name();
-            if self.pods.values().any(|p| p.pod.full_name() == name) {
+            if self.pods.values().any(|p| p.pod().full_name() == name) {
                 self.waiting.push(d);
                 continue;
             }
@@ -349,8 +321,8 @@ impl Engine {
         let admitted = self.pods.values().filter(|p| p.holds_resources());
         let (used_cpu, used_memory) = admitted.fold((0, 0), |(c, m), p| {
             (
-                pod_cpu_request(&p.pod).saturating_add(c),
-                pod_memory_request(&p.pod).saturating_add(m),
+                pod_cpu_request(p.pod()).saturating_add(c),
+                pod_memory_request(p.pod()).saturating_add(m),
             )
         });
         let checks = [
@@ -370,13 +342,14 @@ impl Engine {
         })
     }
 
+    /// Take in what the runtime observed.
     pub fn handle(&mut self, observation: Observation, now: Time) {
         match observation {
             Observation::SandboxReady { pod_uid } => {
-                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Ok(()), cx))
+                self.with_pod(&pod_uid, now, PodMachine::sandbox_ready)
             }
             Observation::SandboxFailed { pod_uid, message } => {
-                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_result(Err(message), cx))
+                self.with_pod(&pod_uid, now, |p, cx| p.sandbox_failed(message, cx))
             }
             Observation::Started {
                 instance,
@@ -404,30 +377,15 @@ impl Engine {
                 instance,
                 started_at,
                 exit,
-            } => {
-                let finished = Finished {
-                    attempt: instance.attempt,
-                    container_id: None,
-                    image_id: String::new(),
-                    started_at,
-                    exit,
-                };
-                self.with_pod(&instance.pod_uid, now, |p, cx| {
-                    let mut finished = finished;
-                    if let Some(c) = p.container_mut(&instance.container) {
-                        if let State::Running(r) = &c.state {
-                            finished.container_id = Some(r.container_id.clone());
-                            finished.image_id = r.image_id.clone();
-                            finished.started_at = finished.started_at.or(Some(r.started_at));
-                        }
-                    }
-                    p.exited(&instance.container, instance.attempt, finished, cx)
-                })
-            }
+            } => self.with_pod(&instance.pod_uid, now, |p, cx| {
+                p.exited(&instance.container, instance.attempt, started_at, exit, cx)
+            }),
             Observation::HandlerDone { run, result } => {
                 // A cancelled or stale run has no owner any more.
                 if let Some(owner) = self.runs.take(run) {
                     let uid = owner.pod_uid.clone();
+                    let result =
+                        result.map_err(|message| HandlerError::new(owner.purpose, message));
                     self.with_pod(&uid, now, |p, cx| p.handler_done(owner, run, result, cx));
                 }
             }
@@ -448,6 +406,7 @@ impl Engine {
         }
     }
 
+    /// The next action for the shell to carry out, in the order decided.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -465,12 +424,12 @@ impl Engine {
     /// Every pod the engine holds, with its status now.
     #[cfg(test)]
     pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
-        self.pods.values().map(|p| (&p.pod, p.status()))
+        self.pods.values().map(|p| (p.pod(), p.status()))
     }
 
     /// The pod of this UID, if the engine holds it.
     pub fn pod(&self, uid: &str) -> Option<&Arc<Pod>> {
-        self.pods.get(uid).map(|p| &p.pod)
+        self.pods.get(uid).map(PodMachine::pod)
     }
 
     /// Does the engine hold this pod (running, stopping or finished)?
@@ -480,14 +439,7 @@ impl Engine {
 
     /// When the deletion of a pod began, if it is being deleted.
     pub fn deleting_since(&self, uid: &str) -> Option<Time> {
-        match self.pods.get(uid)?.lifecycle {
-            Lifecycle::Stopping {
-                cause: StopCause::Deleted,
-                since,
-                ..
-            } => Some(since),
-            _ => None,
-        }
+        self.pods.get(uid)?.deleting_since()
     }
 
     /// A read-only view for the reporters (the status file, the API server):
@@ -513,7 +465,7 @@ impl Engine {
         };
         f(machine, &mut cx);
         machine.refresh_conditions(now);
-        if machine.lifecycle == Lifecycle::Gone {
+        if machine.is_gone() {
             self.pods.remove(uid);
             self.admit_waiting(now);
         }
@@ -534,32 +486,6 @@ impl Exit {
     }
 }
 
-/// Fresh probe workers for an adopted instance: after an agent restart the
-/// kubelet's workers start over too, each after a spread delay.
-fn probe_workers(
-    pod: &Pod,
-    container: &str,
-    container_id: &str,
-    now: Time,
-) -> Vec<probe::ProbeWorker> {
-    use probe::{ProbeKind, ProbeWorker};
-    let Some(c) = pod.container(container) else {
-        return vec![];
-    };
-    [
-        (ProbeKind::Startup, &c.startup_probe),
-        (ProbeKind::Liveness, &c.liveness_probe),
-        (ProbeKind::Readiness, &c.readiness_probe),
-    ]
-    .into_iter()
-    .filter_map(|(kind, p)| {
-        let mut w = ProbeWorker::new(kind, p.as_ref()?);
-        w.spread_first_attempt(now, container_id);
-        Some(w)
-    })
-    .collect()
-}
-
 /// What a reporter sees of the engine: the pods it holds and their statuses.
 #[derive(Clone, Copy)]
 pub struct Snapshot<'a> {
@@ -568,6 +494,7 @@ pub struct Snapshot<'a> {
 
 /// One pod as a reporter sees it.
 pub struct PodReport<'a> {
+    /// The pod as the sources gave it.
     pub pod: &'a Arc<Pod>,
     /// The status now, computed when the report is made.
     pub status: PodStatus,
@@ -585,10 +512,10 @@ impl<'a> Snapshot<'a> {
     /// Every pod the engine holds, with its status now.
     pub fn pods(&self) -> impl Iterator<Item = PodReport<'a>> + 'a {
         let engine = self.engine;
-        engine.pods.values().map(move |p| PodReport {
-            pod: &p.pod,
+        engine.pods.values().map(|p| PodReport {
+            pod: p.pod(),
             status: p.status(),
-            deleting_since: engine.deleting_since(&p.pod.metadata.uid),
+            deleting_since: p.deleting_since(),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::pod::Probe;
 use crate::time::Time;
 use std::time::Duration;
 
+/// The three probes a container may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProbeKind {
     Startup,
@@ -15,6 +16,7 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
+    /// Its name in messages: `startup`, `liveness`, `readiness`.
     pub fn name(self) -> &'static str {
         match self {
             ProbeKind::Startup => "startup",
@@ -40,6 +42,7 @@ impl ProbeKind {
 /// One probe of one container instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeWorker {
+    /// Which of the container's probes it runs.
     pub kind: ProbeKind,
     /// `None` is Unknown (the startup probe's initial result).
     pub result: Option<bool>,
@@ -65,6 +68,8 @@ fn secs(v: Option<i64>, default: i64) -> Duration {
 }
 
 impl ProbeWorker {
+    /// A worker for the probe of `kind` of a new instance, with the
+    /// kubelet's initial result and the spec's timing, not yet armed.
     pub fn new(kind: ProbeKind, probe: &Probe) -> ProbeWorker {
         ProbeWorker {
             kind,
@@ -126,6 +131,8 @@ impl ProbeWorker {
         true
     }
 
+    /// An attempt was handed to the runtime as run `run`: it times out
+    /// after `timeoutSeconds`, and the next is due a period later.
     pub fn launched(&mut self, run: u64, now: Time) {
         self.in_flight = Some((run, now + self.timeout));
         self.next_at = Some(now + self.period);

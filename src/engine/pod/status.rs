@@ -1,8 +1,8 @@
 //! Pod status exactly as the kubelet computes it: container statuses, phase
 //! (`getPhase`) and conditions.
 
-use super::container::Role;
-use super::pod::{Lifecycle, PodMachine, Sandbox};
+use super::{Lifecycle, PodMachine, Sandbox};
+use crate::engine::container::{ContainerMachine, Role, Running};
 use crate::pod::status::{ContainerStatus, PodCondition, PodPhase, PodStatus};
 use crate::pod::RestartPolicy;
 use crate::time::Time;
@@ -23,7 +23,7 @@ impl PodMachine {
         let mut regular = Vec::new();
         for c in &self.containers {
             let status = c.status(default_reason);
-            match c.role {
+            match c.role() {
                 Role::Regular => regular.push(status),
                 role => {
                     sidecar.push(role == Role::Sidecar);
@@ -103,12 +103,12 @@ impl PodMachine {
         let incomplete: Vec<&str> = self
             .containers
             .iter()
-            .filter(|c| match c.role {
+            .filter(|c| match c.role() {
                 Role::Init => !c.ready(),
-                Role::Sidecar => !c.running().is_some_and(super::container::Running::started),
+                Role::Sidecar => !c.running().is_some_and(Running::started),
                 Role::Regular => false,
             })
-            .map(|c| c.name.as_str())
+            .map(ContainerMachine::name)
             .collect();
         let initialized = if self.initialized() {
             Condition::new("Initialized", true)
@@ -126,8 +126,8 @@ impl PodMachine {
         let unready: Vec<&str> = self
             .containers
             .iter()
-            .filter(|c| c.role != Role::Init && !c.ready())
-            .map(|c| c.name.as_str())
+            .filter(|c| c.role() != Role::Init && !c.ready())
+            .map(ContainerMachine::name)
             .collect();
         let containers_ready = if terminal {
             Condition::new("ContainersReady", false).reason(Some(completed_reason()))
@@ -184,8 +184,8 @@ impl Condition {
     }
 }
 
-/// The kubelet's `getPhase` for a pod that is not yet terminal (rules
-/// 48-51). `sidecar[i]` says whether `init[i]` is a sidecar.
+/// The kubelet's `getPhase` for a pod that is not yet terminal (README,
+/// "Lifecycle semantics"). `sidecar[i]` says whether `init[i]` is a sidecar.
 pub fn phase(
     policy: RestartPolicy,
     init: &[ContainerStatus],
