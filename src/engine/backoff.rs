@@ -1,5 +1,5 @@
 //! CrashLoopBackOff bookkeeping, as client-go's `flowcontrol.Backoff` keeps it
-//! for the kubelet (README, "Lifecycle semantics"): per (pod, container, image)
+//! for the kubelet (docs/lifecycle.md, "CrashLoopBackOff"): per (pod, container, image)
 //! entries, doubling from `initial` to `max`, no jitter, and an entry expires
 //! when the latest exit is more than 2 x max after the last restart decision.
 

@@ -1,4 +1,4 @@
-//! Probe workers (README, "Lifecycle semantics"): one per (container
+//! Probe workers (docs/lifecycle.md, "Probes"): one per (container
 //! instance, probe type), with the kubelet's initial results, thresholds and
 //! timing. A worker only decides *when* to probe and what a result means;
 //! running the probe is the runtime's.

@@ -3,7 +3,7 @@
 /// Unblock every signal in a child between fork and exec: the agent blocks
 /// its termination signals for its signalfd, and a child inheriting that
 /// mask would pass it on to containers, which would then ignore SIGTERM
-/// (README, "Footprint").
+/// (bench/README.md, "Dependencies and their cost").
 ///
 /// # Safety
 /// Call only between fork and exec (`CommandExt::pre_exec`): it makes only

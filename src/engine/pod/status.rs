@@ -184,8 +184,8 @@ impl Condition {
     }
 }
 
-/// The kubelet's `getPhase` for a pod that is not yet terminal (README,
-/// "Lifecycle semantics"). `sidecar[i]` says whether `init[i]` is a sidecar.
+/// The kubelet's `getPhase` for a pod that is not yet terminal
+/// (docs/lifecycle.md, "Pod phase"). `sidecar[i]` says whether `init[i]` is a sidecar.
 pub fn phase(
     policy: RestartPolicy,
     init: &[ContainerStatus],
