@@ -324,7 +324,7 @@ fn start_pods(dir: &Path, marks: &Path, names: &[String], probe: bool) -> Vec<f6
 const TICKS_PER_S: f64 = 100.0;
 
 /// The rows of one idle window: the agent's wake-ups and CPU time.
-fn idle_rows(rows: &mut Vec<(String, String)>, window: &str, (a, b): (Counters, Counters)) {
+fn idle_rows(rows: &mut Vec<Row>, window: &str, (a, b): (Counters, Counters)) {
     let cpu_ms = (b.cpu_ticks - a.cpu_ticks) as f64 * 1000.0 / TICKS_PER_S;
     rows.push((
         format!("agent wake-ups over {window}"),
@@ -342,6 +342,13 @@ fn idle_cost(pid: u32, secs: u64) -> (Counters, Counters) {
     (before, counters(pid))
 }
 
+/// A table row: the metric and its value.
+type Row = (String, String);
+
+/// The agent's memory with a number of pods: the pods, its RSS and PSS,
+/// and the mean PSS of the monitors (KiB).
+type Footprint = (usize, u64, u64, u64);
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (pods, idle, podman_pods) = if quick { (10, 10, 3) } else { (50, 60, 10) };
@@ -355,16 +362,60 @@ fn main() {
         "/configs/images/build-busybox"
     ))
     .arg(&layout));
-    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut cdfs: Vec<plot::Series> = Vec::new();
 
-    // The floor: the bare runtimes running the same image.
+    let floors = bare_runtime_floors(&work, &layout, pods, &mut rows, &mut cdfs);
+
+    // picolet, through runc.
+    let marks = work.join("marks");
+    let agent = start_agent(&bin, &work, &layout, &marks);
+    let dir = agent.dir.clone();
+    let pid = agent.child.id();
+    let status = dir.join("run/pods.json");
+    wait_file(&status, Duration::from_secs(10));
+    let pair = floors.iter().any(|(r, _)| *r == "runc");
+    let mut starts = start_pods_with_their_floors(pid, &work, &dir, &marks, pods, pair);
+    remove_same_bundles(&work, starts.paired.len());
+    latency_rows(&mut starts, &floors, &mut rows, &mut cdfs);
+    footprint_rows(&starts.footprint, &mut rows);
+
+    // Idle: pods running, no probes, nothing changing.
+    std::thread::sleep(Duration::from_secs(1));
+    let (a, b) = idle_cost(pid, idle);
+    idle_rows(
+        &mut rows,
+        &format!("{idle} s idle, {pods} pods, no probes"),
+        (a, b),
+    );
+    rows.push((
+        format!("agent bytes written over {idle} s idle"),
+        (b.written - a.written).to_string(),
+    ));
+    flash_writes_row(pid, &dir, &marks, &status, &mut rows);
+    probed_idle_rows(pid, &dir, &marks, idle, &mut rows);
+    drop(agent);
+
+    binary_rows(&bin, &mut rows);
+    podman_rows(&layout, &work, &marks, podman_pods, &mut rows, &mut cdfs);
+    write_results(&work, quick, pods, &rows, &starts.footprint, cdfs);
+}
+
+/// The floor: the bare runtimes running the same image. Each runtime that
+/// ran, with its p50 (ms).
+fn bare_runtime_floors(
+    work: &Path,
+    layout: &Path,
+    pods: usize,
+    rows: &mut Vec<Row>,
+    cdfs: &mut Vec<plot::Series>,
+) -> Vec<(&'static str, f64)> {
     let mut floors = Vec::new();
     for runtime in ["runc", "crun"] {
         if Command::new(runtime).arg("--version").output().is_err() {
             continue;
         }
-        let mut ms = match bare_runtime(runtime, &work, &layout, pods) {
+        let mut ms = match bare_runtime(runtime, work, layout, pods) {
             Ok(ms) => ms,
             Err(why) => {
                 rows.push((format!("{runtime} run"), format!("cannot run here: {why}")));
@@ -382,15 +433,18 @@ fn main() {
             points: plot::cdf(&ms),
         });
     }
+    floors
+}
 
-    // picolet, through runc.
+/// picolet with runc, in `work/agent`, on a copy of the image `layout`;
+/// its pods mark their start in `marks`.
+fn start_agent(bin: &Path, work: &Path, layout: &Path, marks: &Path) -> Agent {
     let dir = work.join("agent");
-    let marks = work.join("marks");
     fs::create_dir_all(dir.join("manifests")).unwrap();
-    fs::create_dir_all(&marks).unwrap();
+    fs::create_dir_all(marks).unwrap();
     sh(Command::new("cp")
         .arg("-a")
-        .arg(&layout)
+        .arg(layout)
         .arg(dir.join("images-src")));
     fs::create_dir_all(dir.join("root")).unwrap();
     fs::rename(dir.join("images-src"), dir.join("root/images")).unwrap();
@@ -399,7 +453,7 @@ fn main() {
     sh(Command::new("mount")
         .args(["-t", "tmpfs", "bench-run"])
         .arg(dir.join("run")));
-    let child = Command::new(&bin)
+    let child = Command::new(bin)
         .args([
             "run",
             "--cgroups",
@@ -422,13 +476,32 @@ fn main() {
         .stderr(fs::File::create(work.join("agent.log")).unwrap())
         .spawn()
         .unwrap();
-    let agent = Agent {
-        child,
-        dir: dir.clone(),
-    };
-    let pid = agent.child.id();
-    let status = dir.join("run/pods.json");
-    wait_file(&status, Duration::from_secs(10));
+    Agent { child, dir }
+}
+
+/// What starting the pods measured.
+struct Starts {
+    /// Each pod's start (ms), in the order started.
+    latencies: Vec<f64>,
+    /// Each pod's paired floor (ms), in the same order.
+    paired: Vec<f64>,
+    /// Why the paired floor could not run, if it could not.
+    paired_error: Option<String>,
+    /// The agent's memory with 0, 1, 10 and 50 pods.
+    footprint: Vec<Footprint>,
+}
+
+/// Start `pods` pods one at a time on the agent `pid` in `dir`, each
+/// followed by its paired floor when `pair` (runc ran), and the footprint
+/// with 0, 1, 10 and 50 pods.
+fn start_pods_with_their_floors(
+    pid: u32,
+    work: &Path,
+    dir: &Path,
+    marks: &Path,
+    pods: usize,
+    pair: bool,
+) -> Starts {
     let (rss0, pss0) = rss_pss(pid);
     let mut latencies = Vec::new();
     let mut paired = Vec::new();
@@ -436,9 +509,9 @@ fn main() {
     let mut footprint = vec![(0usize, rss0, pss0, 0u64)];
     for i in 0..pods {
         let name = format!("p{i}");
-        latencies.extend(start_pods(&dir, &marks, std::slice::from_ref(&name), false));
-        if paired_error.is_none() && floors.iter().any(|(r, _)| *r == "runc") {
-            match same_bundle(&work, &dir, &marks, &name) {
+        latencies.extend(start_pods(dir, marks, std::slice::from_ref(&name), false));
+        if paired_error.is_none() && pair {
+            match same_bundle(work, dir, marks, &name) {
                 Ok(ms) => paired.push(ms),
                 Err(why) => paired_error = Some(why),
             }
@@ -454,10 +527,20 @@ fn main() {
             footprint.push((n, rss, pss, avg));
         }
     }
+    Starts {
+        latencies,
+        paired,
+        paired_error,
+        footprint,
+    }
+}
+
+/// Delete the `count` paired floors' containers and unmount their roots.
+fn remove_same_bundles(work: &Path, count: usize) {
     delete_all(
         "runc",
         &work.join("state-same"),
-        (0..paired.len()).map(|i| format!("same-p{i}")),
+        (0..count).map(|i| format!("same-p{i}")),
     );
     for bundle in fs::read_dir(work.join("same"))
         .into_iter()
@@ -468,21 +551,37 @@ fn main() {
             .arg(bundle.path().join("rootfs"))
             .output();
     }
+}
+
+/// picolet's start latency, against the image bundle's floor and against
+/// the paired floors.
+fn latency_rows(
+    starts: &mut Starts,
+    floors: &[(&str, f64)],
+    rows: &mut Vec<Row>,
+    cdfs: &mut Vec<plot::Series>,
+) {
+    let Starts {
+        latencies,
+        paired,
+        paired_error,
+        ..
+    } = starts;
     // Each pod's start against its own paired floor, run right after it:
     // the machine's drift between pods cancels out of these.
-    let mut differences: Vec<f64> = latencies.iter().zip(&paired).map(|(p, f)| p - f).collect();
-    let mut ratios: Vec<f64> = latencies.iter().zip(&paired).map(|(p, f)| p / f).collect();
+    let mut differences: Vec<f64> = latencies.iter().zip(&*paired).map(|(p, f)| p - f).collect();
+    let mut ratios: Vec<f64> = latencies.iter().zip(&*paired).map(|(p, f)| p / f).collect();
     latencies.sort_by(f64::total_cmp);
-    let p50 = percentile(&latencies, 0.5);
+    let p50 = percentile(latencies, 0.5);
     rows.push((
         "picolet (runc), p50 / p99 (ms)".into(),
-        format!("{p50:.1} / {:.1}", percentile(&latencies, 0.99)),
+        format!("{p50:.1} / {:.1}", percentile(latencies, 0.99)),
     ));
     cdfs.insert(
         0,
         plot::Series {
             label: "picolet (runc)".into(),
-            points: plot::cdf(&latencies),
+            points: plot::cdf(latencies),
         },
     );
     if let Some((_, floor)) = floors.iter().find(|(r, _)| *r == "runc") {
@@ -491,17 +590,17 @@ fn main() {
             against(p50 / floor, p50 - floor),
         ));
     }
-    if let Some(why) = paired_error {
+    if let Some(why) = paired_error.take() {
         rows.push((
             "runc run, same bundle".into(),
             format!("cannot run here: {why}"),
         ));
     } else if !paired.is_empty() {
         paired.sort_by(f64::total_cmp);
-        let floor = percentile(&paired, 0.5);
+        let floor = percentile(paired, 0.5);
         rows.push((
             "runc run, same bundle, same pods alive, p50 / p99 (ms)".into(),
-            format!("{floor:.1} / {:.1}", percentile(&paired, 0.99)),
+            format!("{floor:.1} / {:.1}", percentile(paired, 0.99)),
         ));
         rows.push((
             "picolet / bare runc, same bundle, at p50".into(),
@@ -515,10 +614,14 @@ fn main() {
         ));
         cdfs.push(plot::Series {
             label: "runc run, same bundle".into(),
-            points: plot::cdf(&paired),
+            points: plot::cdf(paired),
         });
     }
-    for (n, rss, pss, helper) in &footprint {
+}
+
+/// The agent's and the monitors' memory by pods.
+fn footprint_rows(footprint: &[Footprint], rows: &mut Vec<Row>) {
+    for (n, rss, pss, helper) in footprint {
         rows.push((
             format!("agent RSS / PSS with {n} pods (KiB)"),
             format!("{rss} / {pss}"),
@@ -538,36 +641,28 @@ fn main() {
             format!("{:.0}", (last as f64 - first as f64) / (n as f64 - 1.0)),
         ));
     }
+}
 
-    // Idle: pods running, no probes, nothing changing.
-    std::thread::sleep(Duration::from_secs(1));
-    let (a, b) = idle_cost(pid, idle);
-    idle_rows(
-        &mut rows,
-        &format!("{idle} s idle, {pods} pods, no probes"),
-        (a, b),
-    );
-    rows.push((
-        format!("agent bytes written over {idle} s idle"),
-        (b.written - a.written).to_string(),
-    ));
-
-    // Flash writes of one pod's life: created, running, deleted.
+/// Flash writes of one pod's life: created, running, deleted.
+fn flash_writes_row(pid: u32, dir: &Path, marks: &Path, status: &Path, rows: &mut Vec<Row>) {
     let before = counters(pid);
-    start_pods(&dir, &marks, &["flash".to_string()], false);
+    start_pods(dir, marks, &["flash".to_string()], false);
     fs::remove_file(dir.join("manifests/flash.yaml")).unwrap();
-    wait_gone(&status, "flash-bench", Duration::from_secs(60));
+    wait_gone(status, "flash-bench", Duration::from_secs(60));
     rows.push((
         "agent bytes written per pod create + delete".into(),
         (counters(pid).written - before.written).to_string(),
     ));
+}
 
-    // Idle with probes: 10 more pods with an exec readiness probe every 10 s.
+/// Idle with probes: 10 more pods with an exec readiness probe every 10 s;
+/// then the agent's threads.
+fn probed_idle_rows(pid: u32, dir: &Path, marks: &Path, idle: u64, rows: &mut Vec<Row>) {
     let probed: Vec<String> = (0..10).map(|i| format!("q{i}")).collect();
-    start_pods(&dir, &marks, &probed, true);
+    start_pods(dir, marks, &probed, true);
     std::thread::sleep(Duration::from_secs(11));
     idle_rows(
-        &mut rows,
+        rows,
         &format!("{idle} s, 10 more pods probed every 10 s"),
         idle_cost(pid, idle),
     );
@@ -578,9 +673,10 @@ fn main() {
             .unwrap_or(0)
             .to_string(),
     ));
-    drop(agent);
+}
 
-    // Binary sizes, as cross/build leaves them.
+/// Binary sizes, as cross/build leaves them, and the binary measured.
+fn binary_rows(bin: &Path, rows: &mut Vec<Row>) {
     for triple in ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join(format!("target/{triple}/release/picolet"));
@@ -592,10 +688,19 @@ fn main() {
         }
     }
     rows.push(("binary measured".into(), bin.display().to_string()));
+}
 
-    // The peer.
-    match podman::measure(&layout, &work, &marks, podman_pods, |name| {
-        bench_pod(name, &marks, false)
+/// The peer: podman kube play's start latency and its helpers' memory.
+fn podman_rows(
+    layout: &Path,
+    work: &Path,
+    marks: &Path,
+    podman_pods: usize,
+    rows: &mut Vec<Row>,
+    cdfs: &mut Vec<plot::Series>,
+) {
+    match podman::measure(layout, work, marks, podman_pods, |name| {
+        bench_pod(name, marks, false)
     }) {
         Ok(mut r) => {
             r.latencies.sort_by(f64::total_cmp);
@@ -615,7 +720,17 @@ fn main() {
         }
         Err(why) => rows.push(("podman kube play".into(), format!("not measured: {why}"))),
     }
+}
 
+/// Print the table; write it as results.csv and the plots as results.svg.
+fn write_results(
+    work: &Path,
+    quick: bool,
+    pods: usize,
+    rows: &[Row],
+    footprint: &[Footprint],
+    cdfs: Vec<plot::Series>,
+) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut csv = String::from("metric,value\n");
     let title = format!(
@@ -625,7 +740,7 @@ fn main() {
         pods
     );
     println!("\n{title}");
-    for (k, v) in &rows {
+    for (k, v) in rows {
         println!("{k:<width$}  {v}");
         csv.push_str(&format!("\"{k}\",\"{v}\"\n"));
     }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
@@ -14,10 +16,21 @@ fn a_multi_container_pod_shares_an_empty_dir_and_sees_a_host_path() {
     let host = agent.dir.join("host-data");
     fs::create_dir_all(&host).unwrap();
     fs::write(host.join("greeting"), "hello from the host\n").unwrap();
-    agent.write_manifest(
-        "web.yaml",
-        &format!(
-            r#"apiVersion: v1
+    agent.write_manifest("web.yaml", &web_with_shared_host_and_memory_volumes(&host));
+    let pod = agent.wait_pod("web", "both containers running", 30, |p| {
+        running(p, "writer") && running(p, "reader")
+    });
+    assert_eq!(phase(&pod), "Running");
+    every_pod_condition_is_true(&pod);
+    the_containers_see_the_volumes_and_the_pod_hostname(&agent, &host);
+    the_cli_lists_the_pod_without_resource_limits(&agent);
+}
+
+/// Two containers sharing an emptyDir, the writer with the host directory
+/// `host` and a 1 MiB memory-backed emptyDir.
+fn web_with_shared_host_and_memory_volumes(host: &Path) -> String {
+    format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: web
@@ -47,13 +60,12 @@ spec:
     volumeMounts:
     - {{name: shared, mountPath: /in, readOnly: true}}
 "#,
-            host.display()
-        ),
-    );
-    let pod = agent.wait_pod("web", "both containers running", 30, |p| {
-        running(p, "writer") && running(p, "reader")
-    });
-    assert_eq!(phase(&pod), "Running");
+        host.display()
+    )
+}
+
+/// The kubelet's pod conditions, all True.
+fn every_pod_condition_is_true(pod: &Value) {
     let conditions: Vec<(String, String)> = pod["status"]["conditions"]
         .as_array()
         .unwrap()
@@ -77,6 +89,11 @@ spec:
             "{kind}: {conditions:?}"
         );
     }
+}
+
+/// The reader sees what the writer copied from the host, both see the
+/// pod's hostname, and the memory volume is a 1 MiB tmpfs.
+fn the_containers_see_the_volumes_and_the_pod_hostname(agent: &Agent, host: &Path) {
     let logs = wait_for("the reader to print", Duration::from_secs(10), || {
         let l = agent.logs("web", &["-c", "reader"]);
         l.contains("web-node1").then_some(l)
@@ -98,6 +115,11 @@ spec:
         scratch.starts_with("tmpfs") && scratch.contains(" 1024 "),
         "a 1 MiB tmpfs: {scratch}"
     );
+}
+
+/// `picolet get pods` in its three formats, and the log's warning that
+/// nothing is limited.
+fn the_cli_lists_the_pod_without_resource_limits(agent: &Agent) {
     let table = String::from_utf8(agent.cli(&["get", "pods"]).stdout).unwrap();
     assert!(table.starts_with("NAME"), "{table}");
     assert!(
