@@ -307,6 +307,7 @@ mod tests {
             matches!(err, crate::source::api::DecodeError::NotAnObject),
             "{err:?}"
         );
+        assert_eq!(err.to_string(), "a pod is a JSON object");
     }
 
     /// A GNU long name, then a file whose content fills blocks: with the

@@ -22,20 +22,27 @@ pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentInfo {
+    /// The node name the agent runs as.
     pub node_name: String,
+    /// The agent's process.
     pub pid: u32,
+    /// picolet's version.
     pub version: String,
+    /// The OCI runtime binary (runc, crun).
     pub runtime: PathBuf,
     /// `off` when running without resource limits.
     pub cgroups: String,
+    /// Where the containers' logs are.
     pub log_dir: PathBuf,
 }
 
 /// A manifest problem to show: the file, and the pods it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestError {
+    /// The manifest file (or the URL).
     pub file: PathBuf,
     /// API names (`namespace/name`) of the last good pods still running.
     pub pods: Vec<String>,
+    /// What is wrong with it.
     pub message: String,
 }

@@ -60,7 +60,7 @@ fn measure(what: &str, doc: &str, decode: fn(&[u8])) -> u64 {
 /// The review's attacks: a manifest (the directory's and the URL's path)
 /// just under the 10 MiB cap of src/source/url.rs and src/source/file.rs,
 /// and an API answer just under MAX_RESPONSE (16 MiB) of
-/// src/source/api/client.rs. Before the node cap they took 819 MB (3 s)
+/// src/apiserver/client.rs. Before the node cap they took 819 MB (3 s)
 /// and 524 MB.
 #[test]
 fn flat_documents_within_the_size_caps_stay_within_the_memory_budget() {

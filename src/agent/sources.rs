@@ -15,14 +15,19 @@ use std::collections::BTreeSet;
 /// Node mode: the pods the API server binds here, and the reporter that
 /// tells it what became of them.
 pub struct NodeMode {
+    /// The pods the API server binds here.
     pub source: ApiSource,
+    /// What is reported back to it.
     pub reporter: Node,
 }
 
 /// Where pods come from.
 pub struct Sources {
+    /// The manifest directory: always there.
     pub files: ManifestDir,
+    /// The manifest URL, when configured.
     pub url: Option<ManifestUrl>,
+    /// Node mode, when a kubeconfig is configured.
     pub node: Option<NodeMode>,
     /// Applies to the URL's pods; the API server's come with it applied.
     pub policy: NodePolicy,

@@ -32,7 +32,9 @@ pub struct ApiClient {
 /// An answer: its HTTP status and JSON body (`Null` when it had none).
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// The JSON body; `Null` when there was none.
     pub body: Value,
 }
 

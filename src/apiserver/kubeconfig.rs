@@ -16,12 +16,15 @@ const MAX_KUBECONFIG: u64 = 1 << 20;
 /// its secrets: `Debug` leaves them out.
 #[derive(Clone)]
 pub struct Connection {
+    /// The API server's URL, without a trailing slash.
     pub server: String,
     /// PEM roots; `None` means the system's bundle.
     pub ca_pem: Option<Vec<u8>>,
+    /// TLS verification off (only if the agent allows it).
     pub insecure_skip_verify: bool,
     /// PEM certificate chain and key.
     pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// A bearer token, if the user has one.
     pub token: Option<Token>,
 }
 
@@ -36,7 +39,9 @@ pub enum Token {
 /// The kubeconfig's tokenFile could not be read.
 #[derive(Debug)]
 pub struct TokenError {
+    /// The tokenFile.
     pub path: PathBuf,
+    /// Why it could not be read.
     pub error: std::io::Error,
 }
 

@@ -17,7 +17,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pod on the server: namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PodKey {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
 }
 

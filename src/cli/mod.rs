@@ -21,8 +21,9 @@ pub const USAGE: &str = "\
 picolet: a Kubernetes node agent for small devices
 
 Usage:
-  picolet run [--config FILE] [--manifests DIR] [--manifest-url URL] [--node-name NAME] [--root DIR]
-              [--run-dir DIR] [--log-dir DIR] [--runtime PATH] [--cgroups v2|off]
+  picolet run [--config FILE] [--manifests DIR] [--manifest-url URL] [--kubeconfig FILE]
+              [--node-name NAME] [--root DIR] [--run-dir DIR] [--log-dir DIR] [--runtime PATH]
+              [--cgroups v2|off]
   picolet get pods [NAME] [-o wide|json|yaml|name] [--run-dir DIR]
   picolet logs POD [-c CONTAINER] [-p] [--timestamps] [-f] [--run-dir DIR]
   picolet top pods [--containers] [--run-dir DIR] [--cgroup-root PATH]

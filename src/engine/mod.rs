@@ -27,8 +27,8 @@
 //! instances `container.rs`, probe timing `probe.rs`, back-offs
 //! `backoff.rs`. `scenarios/` runs kubelet scenarios on a simulated node.
 
-pub mod backoff;
-pub mod container;
+mod backoff;
+mod container;
 mod pod;
 mod probe;
 
@@ -38,9 +38,9 @@ mod scenarios;
 use crate::pod::status::PodStatus;
 use crate::pod::{Handler, Pod};
 use crate::time::Time;
-use backoff::{BackoffPolicy, CrashLoopBackoff};
-pub use container::Exit;
-use container::ExitKind;
+pub use backoff::BackoffPolicy;
+use backoff::CrashLoopBackoff;
+pub use container::{Exit, ExitKind};
 use pod::{Cx, HandlerError, PodMachine, Runs, StopCause};
 pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};

@@ -18,18 +18,28 @@ pub const STATUS_REPORT: Duration = Duration::from_secs(300);
 /// What does not change while the agent runs.
 #[derive(Debug, Clone)]
 pub struct NodeFacts {
+    /// The Node's name.
     pub name: String,
     /// Millicores and bytes, before and after the reservations.
     pub cpu: (u64, u64),
     pub memory: (u64, u64),
+    /// How many pods the node takes (the kubelet's default, 110).
     pub max_pods: u32,
+    /// The size of the state directory's filesystem, in bytes.
     pub ephemeral_storage: u64,
+    /// The kernel release (`uname -r`).
     pub kernel: String,
+    /// `PRETTY_NAME` of /etc/os-release.
     pub os_image: String,
+    /// The architecture in Go's words (`arm64`, `amd64`).
     pub arch: &'static str,
+    /// The OCI runtime's version line.
     pub runtime_version: String,
+    /// /etc/machine-id.
     pub machine_id: String,
+    /// The kernel's boot id.
     pub boot_id: String,
+    /// The address this node reaches the API server from.
     pub internal_ip: Option<String>,
 }
 
@@ -129,10 +139,15 @@ impl NodeFacts {
 /// One node condition with the kubelet's reasons and messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
+    /// The condition's type (`Ready`, `MemoryPressure`, ...).
     pub kind: &'static str,
+    /// True or False.
     pub status: bool,
+    /// Why, in one CamelCase word.
     pub reason: &'static str,
+    /// Why, in words.
     pub message: &'static str,
+    /// When the status last changed.
     pub since: Time,
 }
 
@@ -154,8 +169,11 @@ impl Condition {
 /// of pid_max left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pressures {
+    /// memory.available below 100Mi.
     pub memory: bool,
+    /// nodefs.available below 10%.
     pub disk: bool,
+    /// Fewer than 5% of pid_max left.
     pub pids: bool,
 }
 

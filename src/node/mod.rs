@@ -35,6 +35,7 @@ const HASH: &str = "kubernetes.io/config.hash";
 /// The node-mode settings of the agent's configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// `kubeconfig`: where the API server is and the node's credentials.
     pub kubeconfig: PathBuf,
     /// What the API server's pods may do here.
     pub policy: NodePolicy,
@@ -67,12 +68,15 @@ pub enum ToServer {
 
 /// What the writer needs to describe this node.
 pub struct NodeInputs<'a> {
+    /// The Node's name.
     pub node_name: &'a str,
     /// Capacity and allocatable millicores.
     pub cpu: (u64, u64),
     /// Capacity and allocatable bytes.
     pub memory: (u64, u64),
+    /// The state directory, whose filesystem is the node's ephemeral storage.
     pub root: &'a Path,
+    /// The OCI runtime binary, asked for its version.
     pub runtime: &'a Path,
 }
 

@@ -57,9 +57,13 @@ impl std::fmt::Display for SyncError {
 /// The writer thread: its client, this node's facts, and the core's
 /// messages.
 pub struct Writer {
+    /// Its own client: the watch thread holds the other.
     pub client: ApiClient,
+    /// What describes this node.
     pub facts: NodeFacts,
+    /// The state directory, whose filesystem the disk pressure is read of.
     pub root: PathBuf,
+    /// The core's messages.
     pub from_core: Receiver<ToServer>,
 }
 

@@ -6,7 +6,7 @@
 //! implement are kept as raw values so that validation can reject them by path
 //! instead of silently dropping behaviour.
 //!
-//! One concern a file: `types.rs` (the spec) and `status.rs` (the status),
+//! One concern a file: `types/` (the spec) and `status.rs` (the status),
 //! `decode.rs` (bytes to pods), `defaults.rs` (the API server's defaults),
 //! `validate/` (the API server's rules and picolet's own), `policy.rs`
 //! (what the operator lets pods from elsewhere do), `quantity.rs`

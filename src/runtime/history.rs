@@ -7,8 +7,7 @@
 
 use super::paths::Paths;
 use super::records::{EndedInstance, ExitRecord, PodHistory};
-use crate::engine::container::ExitKind;
-use crate::engine::{Exit, InstanceRef, RecoveredInstance};
+use crate::engine::{Exit, ExitKind, InstanceRef, RecoveredInstance};
 use crate::pod::Pod;
 use crate::state::{read_json, write_json};
 use crate::time::Time;

@@ -320,13 +320,11 @@ impl Runtime {
 
     /// The earliest time the runtime has work of its own: a cgroup removal
     /// to retry. The agent wakes by then and calls `handle_timeout`.
-    // Until the agent's wait calls it (the lead's part of issue 14).
     pub fn poll_timeout(&self) -> Option<Time> {
         self.cgroup_removals.poll_timeout()
     }
 
     /// Do the timed work due at `now`: retry the cgroup removals due.
-    // Until the agent's wait calls it (the lead's part of issue 14).
     pub fn handle_timeout(&mut self, now: Time) {
         for (uid, retry) in self.cgroup_removals.take_due(now) {
             self.try_removing_pod_cgroup(&uid, Some(retry), now);

@@ -126,7 +126,7 @@ impl Paths {
 }
 
 /// The runtime's id of one instance: `<pod uid>_<container>_<attempt>`.
-/// `_` is in neither a uid nor a container name (src/pod/validate.rs), so
+/// `_` is in neither a uid nor a container name (src/pod/validate/names.rs), so
 /// two instances never share an id; with `-`, pod `aaaa`'s container `b-c`
 /// and pod `aaaa-b`'s container `c` did, and one's start deleted the other.
 /// Agents before this one used `-`: recovery keeps the ids it finds

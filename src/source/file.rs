@@ -209,7 +209,8 @@ impl ManifestDir {
                 }
                 state.pods = pods;
             }
-            Err(message) => {
+            Err(fault) => {
+                let message = fault.to_string();
                 let keep = if state.pods.is_empty() {
                     String::new()
                 } else {
@@ -221,7 +222,12 @@ impl ManifestDir {
         }
     }
 
-    fn decode(&self, path: &Path, bytes: &[u8], now: Time) -> Result<Vec<Arc<Pod>>, String> {
+    fn decode(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        now: Time,
+    ) -> Result<Vec<Arc<Pod>>, static_pod::ManifestFault> {
         let location = path.display().to_string();
         static_pod::decode(bytes, Origin::File, &location, &self.node_name, now)
     }

@@ -1,11 +1,11 @@
 //! What turns a decoded pod into a static pod, whatever its source
-//! (docs/lifecycle.md, "Static pods"): validation, API defaults, the API name `<name>-<node>`, a UID from
-//! the content, the node name and the origin, the kubelet's annotations and
-//! toleration.
+//! (docs/lifecycle.md, "Static pods"): validation, API defaults, the API
+//! name `<name>-<node>`, a UID from the content, the node name and the
+//! origin, the kubelet's annotations and toleration.
 
-use crate::pod::decode::decode_manifest;
-use crate::pod::refs::object_uses;
-use crate::pod::validate::check;
+use crate::pod::decode::{decode_manifest, DecodeError};
+use crate::pod::refs::{object_uses, ObjectKind};
+use crate::pod::validate::{check, InvalidPod};
 use crate::pod::{defaults, Pod};
 use crate::time::Time;
 use serde_json::Value;
@@ -28,6 +28,31 @@ impl Origin {
     }
 }
 
+/// Why a manifest document runs no pod: any fault rejects the whole
+/// document, with the field path.
+#[derive(Debug)]
+pub enum ManifestFault {
+    /// Not YAML or JSON of pods picolet decodes (an unknown kind, a wrong type).
+    Decode(DecodeError),
+    /// A pod that fails picolet's checks.
+    Invalid(InvalidPod),
+    /// A static pod that names a ConfigMap or Secret, at `path`.
+    UsesObject { path: String, kind: ObjectKind },
+}
+
+impl std::fmt::Display for ManifestFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestFault::Decode(e) => e.fmt(f),
+            ManifestFault::Invalid(e) => e.fmt(f),
+            ManifestFault::UsesObject { path, kind } => write!(
+                f,
+                "{path}: a static pod cannot use a {kind:?} (only pods from an API server can)"
+            ),
+        }
+    }
+}
+
 /// Decode, validate and default every pod of a document from `location` (a
 /// path or a URL); any fault rejects the whole document, with the field path.
 pub fn decode(
@@ -36,20 +61,18 @@ pub fn decode(
     location: &str,
     node_name: &str,
     now: Time,
-) -> Result<Vec<Arc<Pod>>, String> {
-    let decoded = decode_manifest(bytes).map_err(|e| e.to_string())?;
+) -> Result<Vec<Arc<Pod>>, ManifestFault> {
+    let decoded = decode_manifest(bytes).map_err(ManifestFault::Decode)?;
     let mut pods = Vec::new();
     for d in decoded {
         for field in &d.unknown_fields {
             log::warn!("manifest {location}: {field}: unknown field, ignored");
         }
-        check(&d.pod).map_err(|e| e.to_string())?;
+        check(&d.pod).map_err(ManifestFault::Invalid)?;
         // As the kubelet: a static pod cannot reference API objects.
         if let Some(u) = object_uses(&d.pod).first() {
-            return Err(format!(
-                "{}: a static pod cannot use a {:?} (only pods from an API server can)",
-                u.path, u.kind
-            ));
+            let (path, kind) = (u.path.clone(), u.kind);
+            return Err(ManifestFault::UsesObject { path, kind });
         }
         pods.push(Arc::new(static_pod(
             d.pod, origin, location, node_name, now,
@@ -114,7 +137,14 @@ mod tests {
         };
         for uid in ["../../../../../../../../tmp/victim2", "..", ".", "a/b"] {
             let e = decode(uid).unwrap_err();
-            assert!(e.starts_with("metadata.uid: "), "{uid:?}: {e}");
+            let ManifestFault::Invalid(invalid) = &e else {
+                panic!("{uid:?}: {e:?}");
+            };
+            assert!(
+                invalid.faults.iter().all(|f| f.path == "metadata.uid"),
+                "{uid:?}: {e:?}"
+            );
+            assert!(e.to_string().starts_with("metadata.uid: "), "{uid:?}: {e}");
         }
         let pods = decode("0b0f4c5e-8d9a-4a56-9a4b-3f1a2c7d9e10").unwrap();
         assert_eq!(pods[0].metadata.uid, "0b0f4c5e-8d9a-4a56-9a4b-3f1a2c7d9e10");

@@ -36,11 +36,13 @@ const MAX_REDIRECTS: usize = 10;
 /// How to reach the manifest URL.
 #[derive(Debug, Clone)]
 pub struct UrlConfig {
+    /// `staticPodURL`.
     pub url: String,
     /// Extra request headers (a device token), `staticPodURLHeader`.
     pub headers: BTreeMap<String, Vec<String>>,
     /// PEM roots to verify an HTTPS server with; the system's bundle if unset.
     pub ca_file: Option<PathBuf>,
+    /// `httpCheckFrequency`: how often the URL is fetched.
     pub interval: Duration,
     /// `staticPodURLAllowHTTP`: plain `http://` is accepted, the URL's and
     /// any redirect's.
@@ -195,7 +197,8 @@ impl ManifestUrl {
                 self.pods = pods;
                 true
             }
-            Err(message) => {
+            Err(fault) => {
+                let message = fault.to_string();
                 log::error!(
                     "manifest URL {}: {message}; the last good version keeps running",
                     self.url

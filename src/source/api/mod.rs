@@ -42,6 +42,7 @@ pub enum FromServer {
 
 /// A pod the server assigned, as the engine gets it.
 pub struct Assigned {
+    /// The pod, decoded, checked and defaulted.
     pub pod: Arc<Pod>,
     /// Why this node refuses to run it, as (reason, message).
     pub refused: Option<(String, String)>,
@@ -50,6 +51,7 @@ pub struct Assigned {
 /// A mirror pod on the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mirror {
+    /// The mirror pod's UID on the server.
     pub uid: String,
     /// The static pod's hash it mirrors.
     pub hash: String,
@@ -62,8 +64,11 @@ pub struct Mirror {
 /// picolet cannot run.
 #[derive(Default)]
 pub struct Listing {
+    /// Every pod listed, by namespace and name.
     pub keys: BTreeSet<PodKey>,
+    /// Every pod listed, by UID.
     pub uids: BTreeSet<String>,
+    /// The mirror pods listed.
     pub mirrors: BTreeMap<PodKey, Mirror>,
     /// Pods refused at decoding: key, UID and why.
     pub invalid: Vec<(PodKey, String, DecodeError)>,

@@ -24,11 +24,15 @@ pub const WATCH_SECONDS: u64 = 300;
 /// The watch thread: its client, the node, the object cache and the way
 /// back to the core.
 pub struct PodReflector {
+    /// Its own client: the writer thread holds the other.
     pub client: ApiClient,
+    /// The node whose pods are watched.
     pub node: String,
     /// Where the ConfigMaps and Secrets the pods use are kept (root only).
     pub objects: PathBuf,
+    /// The way to the core.
     pub to_core: Sender<FromServer>,
+    /// The wake-up pipe's writing end, written after every message.
     pub wake: std::fs::File,
 }
 
