@@ -136,4 +136,9 @@ fn an_allowed_host_path_swapped_for_a_link_after_admission_is_not_mounted() {
     });
     assert!(std::fs::symlink_metadata(allowed.join("x")).is_ok());
     assert!(Path::new("/etc/passwd").exists());
+    // The other pod's container is made before the agent and its runtime
+    // root go: a `runc run` still under way at the end outlives the cleanup.
+    agent.wait_pod("other", "running", 60, |p| {
+        p["status"]["phase"] == "Running"
+    });
 }
