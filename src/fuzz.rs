@@ -55,7 +55,7 @@ fn hostile_tree() -> &'static (PathBuf, u64) {
 /// after any layer, nothing outside the root has changed. A first byte 0
 /// takes the rest as a raw tar (checksums fixed, so the reader's other
 /// checks are reached); anything else as a script of entries with hostile
-/// names and link targets (see [`layer_script`]).
+/// names and link targets (see `layer_script`).
 pub fn unpack(data: &[u8]) {
     use crate::image::unpack::{apply, tar::Archive};
     let Some((&mode, rest)) = data.split_first() else {

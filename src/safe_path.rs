@@ -12,7 +12,7 @@
 //!
 //! The kernel does the resolution where it can (`openat2` with
 //! `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`, Linux 5.6). Older kernels, and
-//! sandboxes whose seccomp filter answers `ENOSYS`, get [`walk`]: one
+//! sandboxes whose seccomp filter answers `ENOSYS`, get [`Walk`]: one
 //! component at a time, each opened `O_NOFOLLOW` relative to the fd of the
 //! one before, with symlinks read and resolved by hand and `..` taken from
 //! the walk's own stack of fds, never from the file system.

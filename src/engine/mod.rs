@@ -15,8 +15,8 @@
 //!   `None` and carry each [`Action`] out; then read [`Engine::poll_timeout`]
 //!   and sleep no longer than that.
 //!
-//! Every `Action` says which observations it leads to. Status is read at any
-//! time with [`Engine::statuses`].
+//! Every `Action` says which observations it leads to. Reporters read the
+//! pods and their statuses at any time through [`Engine::snapshot`].
 //!
 //! # Layout
 //!
