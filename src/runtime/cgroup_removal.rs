@@ -54,6 +54,15 @@ pub struct CgroupRemovals {
 }
 
 impl CgroupRemovals {
+    /// A first attempt failed: retry from the first delay, unless a retry
+    /// is pending already (a pod's cgroup is removed when its sandbox stops
+    /// and again when it is forgotten: the second keeps the first's budget).
+    pub fn schedule_first(&mut self, pod_uid: &str, now: Time) {
+        self.retries
+            .entry(pod_uid.to_string())
+            .or_insert_with(|| Retry::first(now));
+    }
+
     /// Try the pod's cgroup again at `retry`'s time.
     pub fn schedule(&mut self, pod_uid: &str, retry: Retry) {
         self.retries.insert(pod_uid.to_string(), retry);
@@ -73,15 +82,11 @@ impl CgroupRemovals {
     /// The retries due at `now`, taken out: the caller schedules again
     /// those that fail.
     pub fn take_due(&mut self, now: Time) -> Vec<(String, Retry)> {
-        let due: Vec<String> = self
-            .retries
-            .iter()
-            .filter(|(_, r)| r.due <= now)
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        due.into_iter()
-            .filter_map(|uid| self.retries.remove_entry(&uid))
-            .collect()
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|(_, r)| r.due <= now);
+        self.retries = later.into_iter().collect();
+        due
     }
 }
 
@@ -137,6 +142,20 @@ mod tests {
         let due = removals.take_due(Time(60));
         assert_eq!(due, vec![("b".to_string(), Retry::first(Time(50)))]);
         assert_eq!(removals.poll_timeout(), Some(Time(110)));
+    }
+
+    #[test]
+    fn a_second_removal_of_a_pending_pod_keeps_the_first_budget() {
+        let mut removals = CgroupRemovals::default();
+        removals.schedule_first("a", Time(0));
+        // Stopped, then forgotten: the second first-failure comes later.
+        let later = Retry::first(Time(0)).next(Time(10)).unwrap();
+        removals.schedule("a", later);
+        removals.schedule_first("a", Time(15));
+        assert_eq!(
+            removals.take_due(Time(1_000)),
+            vec![("a".to_string(), later)]
+        );
     }
 
     #[test]

@@ -304,16 +304,11 @@ impl Runtime {
         };
         match cgroups.remove_pod(uid) {
             Ok(()) => {}
-            Err(e @ CgroupError::Busy { .. }) => {
-                let next = match previous {
-                    None => Some(Retry::first(now)),
-                    Some(retry) => retry.next(now),
-                };
-                match next {
-                    Some(retry) => self.cgroup_removals.schedule(uid, retry),
-                    None => log::error!("pod {uid}: removing its cgroup: {e}"),
-                }
-            }
+            Err(e @ CgroupError::Busy { .. }) => match previous.map(|r| r.next(now)) {
+                None => self.cgroup_removals.schedule_first(uid, now),
+                Some(Some(retry)) => self.cgroup_removals.schedule(uid, retry),
+                Some(None) => log::error!("pod {uid}: removing its cgroup: {e}"),
+            },
             Err(e) => log::error!("pod {uid}: removing its cgroup: {e}"),
         }
     }

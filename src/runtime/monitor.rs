@@ -40,7 +40,7 @@ impl std::fmt::Display for MonitorArgsError {
             MonitorArgsError::Usage => f.write_str(
                 "usage: picolet monitor RUNTIME ROOT ID DIR LOG MAX_SIZE MAX_FILES CGROUP_DIR|-",
             ),
-            MonitorArgsError::BadNumber { .. } => f.write_str("bad number"),
+            MonitorArgsError::BadNumber { arg } => write!(f, "bad number {arg:?}"),
             MonitorArgsError::BadId => f.write_str("bad id"),
         }
     }

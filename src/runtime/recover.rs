@@ -1,5 +1,5 @@
-//! Start-up: find what a previous run left, re-attach to live monitors
-//!, and clean up whatever no pod owns.
+//! Start-up: find what a previous run left, re-attach to live monitors,
+//! and clean up whatever no pod owns.
 
 use super::fsutil::remove_tree;
 use super::logs::{last_attempt, pod_log_dir};
