@@ -421,12 +421,6 @@ impl Engine {
         self.pods.values().filter_map(PodMachine::deadline).min()
     }
 
-    /// Every pod the engine holds, with its status now.
-    #[cfg(test)]
-    pub fn statuses(&self) -> impl Iterator<Item = (&Arc<Pod>, PodStatus)> {
-        self.pods.values().map(|p| (p.pod(), p.status()))
-    }
-
     /// The pod of this UID, if the engine holds it.
     pub fn pod(&self, uid: &str) -> Option<&Arc<Pod>> {
         self.pods.get(uid).map(PodMachine::pod)
@@ -473,8 +467,8 @@ impl Engine {
 }
 
 impl Exit {
-    /// The exit of an instance that vanished without a recorded status
-    ///: exit 137, reason `ContainerStatusUnknown`.
+    /// The exit of an instance that vanished without a recorded status:
+    /// exit 137, reason `ContainerStatusUnknown`.
     pub fn unknown(finished_at: Time) -> Exit {
         Exit {
             code: 137,

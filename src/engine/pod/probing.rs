@@ -81,8 +81,7 @@ impl PodMachine {
         }
     }
 
-    /// A probe attempt ended: count it, and act on a flipped result
-    ///.
+    /// A probe attempt ended: count it, and act on a flipped result.
     pub(super) fn probe_outcome(&mut self, i: usize, kind: ProbeKind, success: bool, cx: &mut Cx) {
         let name = self.containers[i].name().to_string();
         let probe_grace = self

@@ -6,7 +6,7 @@
 use super::context::Purpose;
 use super::events::Normal;
 use super::observe::launch_hook;
-use super::{Cx, Lifecycle, PodMachine, Sandbox, StopCause};
+use super::{secs, Cx, Lifecycle, PodMachine, Sandbox, StopCause};
 use crate::engine::container::{ContainerMachine, Hook, Role, StopStage, Stopping};
 use crate::engine::{Action, InstanceRef, StopSignal};
 use crate::time::Time;
@@ -19,7 +19,7 @@ impl PodMachine {
     /// Begin graceful termination of the whole pod with
     /// the pod's own grace period.
     pub fn begin_stop(&mut self, cause: StopCause, cx: &mut Cx) {
-        let grace = Duration::from_secs(self.pod.grace_period_seconds().max(0) as u64);
+        let grace = secs(self.pod.grace_period_seconds());
         self.stop_within(cause, grace, cx);
     }
 

@@ -122,7 +122,7 @@ fn run_checking_statuses(sim: &mut Sim, case: u32, delete_at: u64) {
             sim.desire(&[]);
         }
         sim.run_until(t);
-        let Some((_, s)) = sim.engine.statuses().next() else {
+        let Some(s) = sim.engine.snapshot().pods().next().map(|r| r.status) else {
             break;
         };
         if matches!(last_phase, PodPhase::Succeeded | PodPhase::Failed) {

@@ -391,9 +391,10 @@ impl Sim {
 
     pub fn status(&self, name: &str) -> PodStatus {
         self.engine
-            .statuses()
-            .find(|(p, _)| p.metadata.name == name)
-            .map(|(_, s)| s)
+            .snapshot()
+            .pods()
+            .find(|r| r.pod.metadata.name == name)
+            .map(|r| r.status)
             .expect("pod present")
     }
 

@@ -29,7 +29,7 @@ fn removal_terms_then_kills_after_grace() {
             (15, Seen::Forget("uid-web".into())),
         ]
     );
-    assert_eq!(sim.engine.statuses().count(), 0);
+    assert_eq!(sim.engine.snapshot().pods().count(), 0);
     assert_eq!(
         sim.engine.poll_timeout(),
         None,
@@ -77,8 +77,9 @@ fn a_replacement_starts_only_after_the_old_pod_stopped() {
     assert_eq!(sim.starts_of("c"), [0, 8]);
     let uids: Vec<_> = sim
         .engine
-        .statuses()
-        .map(|(p, _)| p.metadata.uid.clone())
+        .snapshot()
+        .pods()
+        .map(|r| r.pod.metadata.uid.clone())
         .collect();
     assert_eq!(uids, ["uid-web-2"]);
 }
@@ -115,7 +116,7 @@ fn termination_runs_pre_stop_hooks_together_then_signals_regular_then_sidecars_i
         sim.seen.iter().all(|(_, s)| !matches!(s, Seen::Kill(_))),
         "nobody needed SIGKILL"
     );
-    assert_eq!(sim.engine.statuses().count(), 0);
+    assert_eq!(sim.engine.snapshot().pods().count(), 0);
 }
 
 /// Upstream's "should terminate sidecars in reverse order after all main
@@ -372,6 +373,6 @@ fn seconds_at_the_int64_limit_saturate() {
     sim.desire(&[&marked]);
     sim.run_until(30);
     // The preStop sleep and the grace period both last "forever".
-    assert_eq!(sim.engine.statuses().count(), 1);
+    assert_eq!(sim.engine.snapshot().pods().count(), 1);
     assert!(sim.seen.iter().all(|(_, s)| !matches!(s, Seen::Kill(_))));
 }
