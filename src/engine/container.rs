@@ -310,18 +310,20 @@ impl ContainerMachine {
     /// The adopted instance becomes the newest; a finished one before it
     /// becomes `lastState`, and the next instance counts on from it.
     fn adopt(&mut self, attempt: u32, state: State) {
-        if let State::Exited { finished, .. } = std::mem::replace(&mut self.state, state) {
-            self.previous = Some(finished);
-        }
+        self.replace_newest(state);
         self.next_attempt = self.next_attempt.max(attempt + 1);
     }
 
     /// The sandbox was lost (a reboot): the container starts over, waiting,
     /// and its last instance becomes `lastState`.
     pub fn start_over(&mut self) {
-        if let State::Exited { finished, .. } =
-            std::mem::replace(&mut self.state, State::Waiting(Waiting::fresh()))
-        {
+        self.replace_newest(State::Waiting(Waiting::fresh()));
+    }
+
+    /// `state` becomes the newest instance; the one it replaces, if it had
+    /// finished, becomes `lastState`.
+    fn replace_newest(&mut self, state: State) {
+        if let State::Exited { finished, .. } = std::mem::replace(&mut self.state, state) {
             self.previous = Some(finished);
         }
     }
@@ -414,10 +416,7 @@ impl ContainerMachine {
     pub fn begin_start(&mut self) -> u32 {
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        let old = std::mem::replace(&mut self.state, State::Starting { attempt });
-        if let State::Exited { finished, .. } = old {
-            self.previous = Some(finished);
-        }
+        self.replace_newest(State::Starting { attempt });
         attempt
     }
 
