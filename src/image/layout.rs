@@ -3,6 +3,7 @@
 //! digest before use.
 
 use super::config::ImageConfig;
+use super::platform::{self, Platform};
 use super::reference::Reference;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -19,7 +20,7 @@ const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+
 /// registries refuse manifests over 4 MiB; configs are a few KiB.
 const MAX_JSON: u64 = 4 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Descriptor {
     #[serde(default)]
@@ -29,12 +30,6 @@ struct Descriptor {
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     platform: Option<Platform>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Platform {
-    architecture: String,
-    os: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,18 +152,16 @@ impl Layout {
         match d.media_type.as_str() {
             INDEX | DOCKER_LIST if depth == 0 => {
                 let index: Index = self.read_json(&d.digest)?;
-                let arch = go_arch();
-                let chosen = index
+                let host = platform::host();
+                let entries: Vec<(Platform, Descriptor)> = index
                     .manifests
                     .into_iter()
-                    .find(|m| {
-                        m.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-                    })
-                    .ok_or_else(|| {
-                        invalid(format!("index {} has no linux/{arch} manifest", d.digest))
-                    })?;
+                    .filter_map(|m| Some((m.platform.clone()?, m)))
+                    .collect();
+                let chosen = host
+                    .choose(entries.iter().map(|(p, m)| (p, m)))
+                    .cloned()
+                    .ok_or_else(|| invalid(format!("index {} has no {host} manifest", d.digest)))?;
                 self.manifest(chosen, 1)
             }
             MANIFEST | DOCKER_MANIFEST | "" => {
@@ -227,14 +220,4 @@ fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
         )));
     }
     Ok(data)
-}
-
-/// This machine's architecture in Go's (and OCI's) words.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
-    }
 }

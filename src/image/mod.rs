@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod layout;
+pub mod platform;
 pub mod reference;
 pub mod unpack;
 pub mod worker;

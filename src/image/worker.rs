@@ -1,20 +1,21 @@
-//! The unpack worker: a thread that exists only while an unpack is
-//! outstanding, so that the core loop keeps starting pods and running probes
-//! while layers are written.
+//! The image workers: threads that exist only while there is work, so
+//! that the core loop keeps starting pods and running probes while layers
+//! are downloaded or written.
 //!
-//! The core queues [`UnpackJob`]s by channel; the worker unpacks them one at
-//! a time and hands each result back through a channel and a wake-up pipe
-//! in the core's epoll set, as the manifest URL poller does
-//! (`source/url.rs`). Each destination is unpacked once however many
-//! containers wait for it. When the last result is taken, the core drops its
-//! end of the job channel: the worker's `recv` fails and the thread ends,
-//! and the pipe is closed. With nothing to unpack there is no thread, no fd
-//! and no wake-up.
+//! The core queues [`Job`]s by channel; a worker runs them one at a time
+//! and hands each result back through a channel and a wake-up pipe in the
+//! core's epoll set, as the manifest URL poller does (`source/url.rs`).
+//! Each key (an image's destination, a reference to pull) is worked once
+//! however many containers wait for it. When the last result is taken, the
+//! core drops its end of the job channel: the worker's `recv` fails and the
+//! thread ends, and the pipe is closed. With nothing to do there is no
+//! thread, no fd and no wake-up. The unpacker (`UnpackJob`) and the puller
+//! (`pull::PullJob`) are two [`Worker`]s.
 
 use super::{ImageError, UnpackJob};
 use crate::reactor::{Reactor, Token};
 use rustix::fd::{AsFd, OwnedFd};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
@@ -79,50 +80,68 @@ pub fn wake_channel<T>() -> io::Result<(Waker<T>, Woken<T>)> {
     Ok((waker, Woken { from, pipe }))
 }
 
-/// One finished unpack.
-pub struct Unpacked {
-    /// The reference of the pod that asked first.
-    pub image: String,
-    /// The unpacked root the starts waited for.
-    pub dest: PathBuf,
-    /// Unpacked, or why not.
-    pub result: Result<(), ImageError>,
-    /// How long the unpack took, for the log.
+/// Work for a [`Worker`] thread: blocking, run off the core thread.
+pub trait Job: Send + 'static {
+    /// What makes two jobs the same work (done once).
+    type Key: Ord + Clone + Send + 'static;
+    /// What the core gets back.
+    type Output: Send + 'static;
+    /// The thread's name, as `ps -T` and the tests see it.
+    const THREAD: &'static str;
+    /// This job's key.
+    fn key(&self) -> Self::Key;
+    /// Do the work; this blocks for as long as it takes.
+    fn run(&self) -> Self::Output;
+    /// The result of a job the worker never finished (it panicked).
+    fn lost(key: &Self::Key) -> Self::Output;
+}
+
+/// One finished job.
+pub struct Done<J: Job> {
+    /// The job's key.
+    pub key: J::Key,
+    /// What it gave.
+    pub output: J::Output,
+    /// How long it took, for the log and the Pulled event.
     pub took: Duration,
 }
 
-/// The core's handle on the worker; see the module documentation.
-#[derive(Default)]
-pub struct Unpacker {
-    busy: Option<Busy>,
+/// The core's handle on one kind of worker; see the module documentation.
+pub struct Worker<J: Job> {
+    busy: Option<Busy<J>>,
+}
+
+impl<J: Job> Default for Worker<J> {
+    fn default() -> Self {
+        Worker { busy: None }
+    }
 }
 
 /// A worker at work.
-struct Busy {
-    jobs: Sender<UnpackJob>,
+struct Busy<J: Job> {
+    jobs: Sender<J>,
     thread: std::thread::JoinHandle<()>,
-    results: Woken<Unpacked>,
+    results: Woken<Done<J>>,
     token: Token,
-    /// Destinations queued or unpacking, with the image reference.
-    outstanding: BTreeMap<PathBuf, String>,
+    /// Keys queued or at work.
+    outstanding: BTreeSet<J::Key>,
 }
 
-impl Unpacker {
-    /// Queue `job` unless its destination is already outstanding; start the
-    /// worker if there is none.
-    pub fn request(&mut self, job: UnpackJob, reactor: &mut Reactor) -> io::Result<()> {
+impl<J: Job> Worker<J> {
+    /// Queue `job` unless its key is already outstanding; start the thread
+    /// if there is none. True when the job was queued (not a duplicate).
+    pub fn request(&mut self, job: J, reactor: &mut Reactor) -> io::Result<bool> {
         let busy = match &mut self.busy {
             Some(busy) => busy,
             None => self.busy.insert(Busy::start(reactor)?),
         };
-        if busy.outstanding.contains_key(job.dest()) {
-            return Ok(());
+        if !busy.outstanding.insert(job.key()) {
+            return Ok(false);
         }
-        busy.outstanding
-            .insert(job.dest().to_path_buf(), job.image.clone());
         busy.jobs
             .send(job)
-            .map_err(|_| io::Error::other("the unpack worker has stopped"))
+            .map(|()| true)
+            .map_err(|_| io::Error::other(format!("the {} worker has stopped", J::THREAD)))
     }
 
     /// Is `token` the worker's wake-up pipe?
@@ -130,27 +149,23 @@ impl Unpacker {
         self.busy.as_ref().is_some_and(|b| b.token == token)
     }
 
-    /// The unpacks that finished; stops the worker once none is left.
-    pub fn finished(&mut self, reactor: &mut Reactor) -> Vec<Unpacked> {
+    /// The jobs that finished; stops the thread once none is left.
+    pub fn finished(&mut self, reactor: &mut Reactor) -> Vec<Done<J>> {
         let Some(busy) = &mut self.busy else {
             return Vec::new();
         };
         let (mut done, alive) = busy.results.drain();
         for d in &done {
-            busy.outstanding.remove(&d.dest);
+            busy.outstanding.remove(&d.key);
         }
         if !alive {
             // Only a panic ends the worker early: fail what it left.
             done.extend(
                 std::mem::take(&mut busy.outstanding)
                     .into_iter()
-                    .map(|(dest, image)| Unpacked {
-                        image,
-                        dest,
-                        result: Err(ImageError {
-                            reason: "CreateContainerError",
-                            message: "the unpack worker stopped unexpectedly".into(),
-                        }),
+                    .map(|key| Done {
+                        output: J::lost(&key),
+                        key,
                         took: Duration::ZERO,
                     }),
             );
@@ -164,13 +179,13 @@ impl Unpacker {
     }
 }
 
-impl Busy {
-    fn start(reactor: &mut Reactor) -> io::Result<Busy> {
+impl<J: Job> Busy<J> {
+    fn start(reactor: &mut Reactor) -> io::Result<Busy<J>> {
         let (waker, results) = wake_channel()?;
         let (jobs, queue) = channel();
         let token = reactor.register(results.fd())?;
         let spawned = std::thread::Builder::new()
-            .name("image-unpack".into())
+            .name(J::THREAD.into())
             .spawn(move || work(&queue, waker));
         let thread = match spawned {
             Ok(thread) => thread,
@@ -184,7 +199,7 @@ impl Busy {
             thread,
             results,
             token,
-            outstanding: BTreeMap::new(),
+            outstanding: BTreeSet::new(),
         })
     }
 
@@ -199,20 +214,41 @@ impl Busy {
     }
 }
 
-/// The worker thread: unpack queued jobs until the core hangs up.
-fn work(queue: &Receiver<UnpackJob>, mut results: Waker<Unpacked>) {
+/// The worker thread: run queued jobs until the core hangs up.
+fn work<J: Job>(queue: &Receiver<J>, mut results: Waker<Done<J>>) {
     while let Ok(job) = queue.recv() {
         let began = Instant::now();
-        let result = job.run();
-        let done = Unpacked {
-            image: job.image.clone(),
-            dest: job.dest().to_path_buf(),
-            result,
+        let output = job.run();
+        let done = Done {
+            key: job.key(),
+            output,
             took: began.elapsed(),
         };
         if !results.send(done) {
             return;
         }
+    }
+}
+
+/// The unpacker: one unpack per destination.
+impl Job for UnpackJob {
+    type Key = PathBuf;
+    type Output = Result<(), ImageError>;
+    const THREAD: &'static str = "image-unpack";
+
+    fn key(&self) -> PathBuf {
+        self.dest().to_path_buf()
+    }
+
+    fn run(&self) -> Self::Output {
+        UnpackJob::run(self)
+    }
+
+    fn lost(_: &PathBuf) -> Self::Output {
+        Err(ImageError {
+            reason: "CreateContainerError",
+            message: "the unpack worker stopped unexpectedly".into(),
+        })
     }
 }
 
@@ -288,7 +324,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("picolet-unpacker-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut reactor = Reactor::new().unwrap();
-        let mut unpacker = Unpacker::default();
+        let mut unpacker: Worker<UnpackJob> = Worker::default();
         let good = job(&dir.join("a"), "good:1", false);
         let good_dest = good.dest().to_path_buf();
         unpacker.request(good, &mut reactor).unwrap();
@@ -315,8 +351,8 @@ mod tests {
         let outcome: Vec<(&Path, Option<&str>)> = results
             .iter()
             .map(|u| {
-                let err = u.result.as_ref().err().map(|e| e.message.as_str());
-                (u.dest.as_path(), err)
+                let err = u.output.as_ref().err().map(|e| e.message.as_str());
+                (u.key.as_path(), err)
             })
             .collect();
         assert_eq!(outcome.len(), 2, "{outcome:?}");

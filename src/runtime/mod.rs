@@ -31,7 +31,7 @@ pub mod subpath;
 
 use crate::cgroup::CgroupError;
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
-use crate::image::worker::Unpacker;
+use crate::image::worker::Worker;
 use crate::image::ImageStore;
 use crate::pod::Pod;
 use crate::reactor::{Reactor, Token};
@@ -100,7 +100,7 @@ pub struct Runtime {
     oci: OciRuntime,
     images: ImageStore,
     /// The unpack worker, while an image unpacks.
-    unpacker: Unpacker,
+    unpacker: Worker<crate::image::UnpackJob>,
     /// Container starts waiting for an unpack.
     pending: pending::Pending,
     /// Keyed by the pidfd's token.
@@ -145,7 +145,7 @@ impl Runtime {
             config,
             oci,
             images,
-            unpacker: Unpacker::default(),
+            unpacker: Worker::default(),
             pending: pending::Pending::default(),
             watched: BTreeMap::new(),
             notices: BTreeMap::new(),

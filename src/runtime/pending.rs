@@ -1,14 +1,22 @@
-//! Container starts waiting for their image to be unpacked: the engine has
-//! sent `StartContainer` and sees the instance as starting (waiting,
-//! `ContainerCreating`) until the runtime answers `Started` or `StartFailed`.
+//! Container starts waiting for their image to be pulled or unpacked: the
+//! engine has sent `StartContainer` and sees the instance as starting
+//! (waiting, `ContainerCreating`) until the runtime answers `Started` or
+//! `StartFailed`.
 
 use crate::engine::InstanceRef;
 use crate::pod::Pod;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A start deferred until its image is unpacked.
+/// What a deferred start waits for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Awaited {
+    /// The unpack into this image root.
+    Unpack(PathBuf),
+}
+
+/// A start deferred until its image is pulled or unpacked.
 #[derive(Debug)]
 pub(super) struct PendingStart {
     /// The pod the start is for.
@@ -17,21 +25,30 @@ pub(super) struct PendingStart {
     pub instance: InstanceRef,
 }
 
-/// Deferred starts by the unpacked image root they wait for.
+impl PendingStart {
+    /// The image the container runs, as the pod names it.
+    pub fn image(&self) -> &str {
+        self.pod
+            .container(&self.instance.container)
+            .map_or("?", |c| c.image.as_str())
+    }
+}
+
+/// Deferred starts by what they wait for.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
-    by_image: BTreeMap<PathBuf, Vec<PendingStart>>,
+    by_image: BTreeMap<Awaited, Vec<PendingStart>>,
 }
 
 impl Pending {
-    /// Hold `start` until `image` is unpacked.
-    pub fn wait(&mut self, image: PathBuf, start: PendingStart) {
-        self.by_image.entry(image).or_default().push(start);
+    /// Hold `start` until `awaited` is done.
+    pub fn wait(&mut self, awaited: Awaited, start: PendingStart) {
+        self.by_image.entry(awaited).or_default().push(start);
     }
 
-    /// The starts that waited for `image`, in the order they came.
-    pub fn take(&mut self, image: &Path) -> Vec<PendingStart> {
-        self.by_image.remove(image).unwrap_or_default()
+    /// The starts that waited for `awaited`, in the order they came.
+    pub fn take(&mut self, awaited: &Awaited) -> Vec<PendingStart> {
+        self.by_image.remove(awaited).unwrap_or_default()
     }
 
     /// Remove and return the starts of the pods `drop` picks.
@@ -66,6 +83,10 @@ mod tests {
         }
     }
 
+    fn unpack(dest: &str) -> Awaited {
+        Awaited::Unpack(dest.into())
+    }
+
     fn names(starts: &[PendingStart]) -> Vec<(&str, &str)> {
         starts
             .iter()
@@ -76,30 +97,30 @@ mod tests {
     #[test]
     fn starts_on_one_image_are_released_together_in_order() {
         let mut pending = Pending::default();
-        pending.wait("/r/big".into(), start("a", "app"));
-        pending.wait("/r/small".into(), start("b", "app"));
-        pending.wait("/r/big".into(), start("c", "app"));
+        pending.wait(unpack("/r/big"), start("a", "app"));
+        pending.wait(unpack("/r/small"), start("b", "app"));
+        pending.wait(unpack("/r/big"), start("c", "app"));
         assert_eq!(
-            names(&pending.take(Path::new("/r/big"))),
+            names(&pending.take(&unpack("/r/big"))),
             [("a", "app"), ("c", "app")]
         );
-        assert!(pending.take(Path::new("/r/big")).is_empty());
-        assert_eq!(names(&pending.take(Path::new("/r/small"))), [("b", "app")]);
+        assert!(pending.take(&unpack("/r/big")).is_empty());
+        assert_eq!(names(&pending.take(&unpack("/r/small"))), [("b", "app")]);
     }
 
     #[test]
     fn a_removed_pod_is_never_released() {
         let mut pending = Pending::default();
-        pending.wait("/r/big".into(), start("a", "one"));
-        pending.wait("/r/big".into(), start("b", "app"));
-        pending.wait("/r/big".into(), start("a", "two"));
-        pending.wait("/r/small".into(), start("a", "three"));
+        pending.wait(unpack("/r/big"), start("a", "one"));
+        pending.wait(unpack("/r/big"), start("b", "app"));
+        pending.wait(unpack("/r/big"), start("a", "two"));
+        pending.wait(unpack("/r/small"), start("a", "three"));
         let removed = pending.remove_pods(|uid| uid == "a");
         assert_eq!(
             names(&removed),
             [("a", "one"), ("a", "two"), ("a", "three")]
         );
-        assert_eq!(names(&pending.take(Path::new("/r/big"))), [("b", "app")]);
+        assert_eq!(names(&pending.take(&unpack("/r/big"))), [("b", "app")]);
         assert!(pending.by_image.is_empty());
     }
 }

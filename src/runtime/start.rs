@@ -7,7 +7,7 @@ use super::bundle::{self, Identity};
 use super::layer;
 use super::monitor::{MonitorArgs, NOTIFY_FD};
 use super::paths::container_id;
-use super::pending::PendingStart;
+use super::pending::{Awaited, PendingStart};
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
 use super::{history, sandbox, Runtime, Watched};
 use crate::engine::{InstanceRef, Observation};
@@ -67,7 +67,7 @@ impl Runtime {
                         fail("CreateContainerError", format!("unpacking the image: {e}"))
                     })?;
                     self.pending.wait(
-                        dest,
+                        Awaited::Unpack(dest),
                         PendingStart {
                             pod: Arc::clone(&pod),
                             instance: instance.clone(),
@@ -86,12 +86,17 @@ impl Runtime {
     pub(super) fn on_unpacked(&mut self, reactor: &mut Reactor) -> Vec<Observation> {
         let mut observations = Vec::new();
         for done in self.unpacker.finished(reactor) {
-            match &done.result {
-                Ok(()) => log::info!("image {:?}: unpacked in {:.1?}", done.image, done.took),
+            let waiting = self.pending.take(&Awaited::Unpack(done.key));
+            match &done.output {
+                Ok(()) => log::info!(
+                    "image {:?}: unpacked in {:.1?}",
+                    waiting.first().map_or("?", |s| s.image()),
+                    done.took
+                ),
                 Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
             }
-            for PendingStart { pod, instance } in self.pending.take(&done.dest) {
-                observations.extend(match &done.result {
+            for PendingStart { pod, instance } in waiting {
+                observations.extend(match &done.output {
                     Ok(()) => self.start_container(pod, instance, reactor),
                     Err(e) => vec![start_failed(&pod, instance, e.clone().into())],
                 });
