@@ -72,6 +72,41 @@ pub struct ConfigFile {
     pub seccomp_default: Option<bool>,
     /// The most bytes one image may unpack to, as a quantity.
     pub image_unpack_limit: Option<String>,
+    /// `registryConfig` (`--registry-config`): k3s's registries.yaml.
+    pub registry_config: Option<PathBuf>,
+    /// `imageGCHighThresholdPercent`: disk use that starts image GC.
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: Option<u8>,
+    /// `imageGCLowThresholdPercent`: disk use image GC frees down to.
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: Option<u8>,
+    /// `imageMinimumGCAge`: an unused image younger than this stays.
+    #[serde(rename = "imageMinimumGCAge")]
+    pub image_minimum_gc_age: Option<String>,
+    /// `imageMaximumGCAge`: an image unused this long goes; 0 never.
+    #[serde(rename = "imageMaximumGCAge")]
+    pub image_maximum_gc_age: Option<String>,
+    /// picolet's own: archives imported at start (k3s's agent/images).
+    pub image_import_dir: Option<PathBuf>,
+}
+
+/// Where images come from and when they go: the registries, the import
+/// directory and image garbage collection's thresholds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// registries.yaml; `/etc/picolet/registries.yaml` by default, and a
+    /// missing file means no mirrors and no credentials.
+    pub registry_config: PathBuf,
+    /// Archives imported at start; `<rootDir>/import` by default.
+    pub import_dir: PathBuf,
+    /// Disk use (percent) at which GC starts; 85 by default, 100 never.
+    pub gc_high_percent: u8,
+    /// Disk use (percent) GC frees down to; 80 by default.
+    pub gc_low_percent: u8,
+    /// An unused image younger than this is kept; 2 minutes by default.
+    pub gc_min_age: Duration,
+    /// An image unused this long is removed; zero (the default): never.
+    pub gc_max_age: Duration,
 }
 
 /// KubeletConfiguration's `systemReserved` / `kubeReserved`.
@@ -147,6 +182,8 @@ pub struct Config {
     pub seccomp_default: bool,
     /// `imageUnpackLimit` in bytes; `None`: half the free space of rootDir.
     pub image_unpack_limit: Option<u64>,
+    /// Registries, imports and image GC.
+    pub images: ImageSettings,
 }
 
 impl Config {
@@ -179,7 +216,12 @@ impl Config {
                 allow_insecure: merged.allow_insecure_kubeconfig == Some(true),
             });
         let backoff = merged.crash_loop_back_off.clone().unwrap_or_default();
+        let root_dir = merged
+            .root_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/picolet".into());
         Ok(Config {
+            images: image_settings(&merged, &root_dir)?,
             image_unpack_limit,
             node,
             node_policy,
@@ -193,7 +235,7 @@ impl Config {
                 .static_pod_path
                 .unwrap_or_else(|| "/etc/picolet/manifests".into()),
             node_name,
-            root_dir: merged.root_dir.unwrap_or_else(|| "/var/lib/picolet".into()),
+            root_dir,
             run_dir: merged.run_dir.unwrap_or_else(|| "/run/picolet".into()),
             log_dir: merged
                 .pod_logs_dir
@@ -222,6 +264,13 @@ impl Config {
         }
         if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
             return Err(ConfigError::BackOffOrder);
+        }
+        let images = &self.images;
+        if images.gc_high_percent > 100 || images.gc_low_percent >= images.gc_high_percent {
+            return Err(ConfigError::ImageGcThresholds {
+                high: images.gc_high_percent,
+                low: images.gc_low_percent,
+            });
         }
         Ok(())
     }
@@ -278,6 +327,24 @@ fn duration(
         .as_deref()
         .map(|s| parse_duration(s).map_err(|source| ConfigError::Duration { key, source }))
         .unwrap_or(Ok(Duration::from_secs(default)))
+}
+
+/// The image keys, with the kubelet's defaults for GC.
+fn image_settings(merged: &ConfigFile, root_dir: &Path) -> Result<ImageSettings, ConfigError> {
+    Ok(ImageSettings {
+        registry_config: merged
+            .registry_config
+            .clone()
+            .unwrap_or_else(|| "/etc/picolet/registries.yaml".into()),
+        import_dir: merged
+            .image_import_dir
+            .clone()
+            .unwrap_or_else(|| root_dir.join("import")),
+        gc_high_percent: merged.image_gc_high_threshold_percent.unwrap_or(85),
+        gc_low_percent: merged.image_gc_low_threshold_percent.unwrap_or(80),
+        gc_min_age: duration("imageMinimumGCAge", &merged.image_minimum_gc_age, 120)?,
+        gc_max_age: duration("imageMaximumGCAge", &merged.image_maximum_gc_age, 0)?,
+    })
 }
 
 /// Millicores and bytes held back from pods: systemReserved + kubeReserved.
@@ -360,6 +427,16 @@ fn merge(base: ConfigFile, over: ConfigFile) -> ConfigFile {
             .or(base.allow_insecure_kubeconfig),
         seccomp_default: over.seccomp_default.or(base.seccomp_default),
         image_unpack_limit: over.image_unpack_limit.or(base.image_unpack_limit),
+        registry_config: over.registry_config.or(base.registry_config),
+        image_gc_high_threshold_percent: over
+            .image_gc_high_threshold_percent
+            .or(base.image_gc_high_threshold_percent),
+        image_gc_low_threshold_percent: over
+            .image_gc_low_threshold_percent
+            .or(base.image_gc_low_threshold_percent),
+        image_minimum_gc_age: over.image_minimum_gc_age.or(base.image_minimum_gc_age),
+        image_maximum_gc_age: over.image_maximum_gc_age.or(base.image_maximum_gc_age),
+        image_import_dir: over.image_import_dir.or(base.image_import_dir),
     }
 }
 
@@ -452,6 +529,8 @@ pub enum ConfigError {
     LogMaxFiles,
     /// The first back-off is zero or longer than the longest.
     BackOffOrder,
+    /// imageGCHighThresholdPercent over 100, or the low one not below it.
+    ImageGcThresholds { high: u8, low: u8 },
 }
 
 impl ConfigError {
@@ -492,6 +571,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BackOffOrder => f.write_str(
                 "crashLoopBackOff: the initial period must be positive and at most the maximum",
             ),
+            ConfigError::ImageGcThresholds { high, low } => write!(
+                f,
+                "imageGCLowThresholdPercent ({low}) must be below imageGCHighThresholdPercent ({high}), which is at most 100"
+            ),
         }
     }
 }
@@ -509,7 +592,8 @@ impl Error for ConfigError {
             | ConfigError::UrlScheme { .. }
             | ConfigError::PlainHttp { .. }
             | ConfigError::LogMaxFiles
-            | ConfigError::BackOffOrder => None,
+            | ConfigError::BackOffOrder
+            | ConfigError::ImageGcThresholds { .. } => None,
         }
     }
 }
@@ -695,5 +779,56 @@ mod tests {
         assert!(err.to_string().starts_with("imageUnpackLimit: "), "{err}");
         let unset = Config::load(None, &ConfigFile::default()).unwrap();
         assert_eq!(unset.image_unpack_limit, None);
+    }
+
+    #[test]
+    fn image_keys_have_the_kubelets_names_and_defaults() {
+        let dir = std::env::temp_dir().join(format!("picolet-config-img-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.yaml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &ConfigFile::default())
+        };
+        let defaults = load("rootDir: /data\n").unwrap().images;
+        assert_eq!(
+            defaults,
+            ImageSettings {
+                registry_config: "/etc/picolet/registries.yaml".into(),
+                import_dir: "/data/import".into(),
+                gc_high_percent: 85,
+                gc_low_percent: 80,
+                gc_min_age: Duration::from_secs(120),
+                gc_max_age: Duration::ZERO,
+            }
+        );
+        let set = load("registryConfig: /r.yaml\nimageGCHighThresholdPercent: 60\nimageGCLowThresholdPercent: 50\nimageMinimumGCAge: 1s\nimageMaximumGCAge: 24h\nimageImportDir: /imp\n").unwrap().images;
+        assert_eq!(
+            (set.registry_config.to_str(), set.import_dir.to_str()),
+            (Some("/r.yaml"), Some("/imp"))
+        );
+        assert_eq!((set.gc_high_percent, set.gc_low_percent), (60, 50));
+        assert_eq!(
+            (set.gc_min_age, set.gc_max_age),
+            (Duration::from_secs(1), Duration::from_secs(86_400))
+        );
+        let err =
+            load("imageGCHighThresholdPercent: 70\nimageGCLowThresholdPercent: 70\n").unwrap_err();
+        assert!(
+            matches!(err, ConfigError::ImageGcThresholds { high: 70, low: 70 }),
+            "{err:?}"
+        );
+        let err = load("imageMinimumGCAge: soon\n").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Duration {
+                    key: "imageMinimumGCAge",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

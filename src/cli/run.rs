@@ -22,6 +22,7 @@ pub fn config(args: &[String]) -> Result<Config, RunError> {
             "log-dir",
             "runtime",
             "cgroups",
+            "registry-config",
         ],
         &[],
         &[],
@@ -51,6 +52,7 @@ pub fn config(args: &[String]) -> Result<Config, RunError> {
         pod_logs_dir: p.value("log-dir").map(Into::into),
         runtime: p.value("runtime").map(Into::into),
         cgroups,
+        registry_config: p.value("registry-config").map(Into::into),
         ..ConfigFile::default()
     };
     Ok(Config::load(p.value("config").map(Path::new), &flags)?)
