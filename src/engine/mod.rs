@@ -25,7 +25,8 @@
 //! waiting for their predecessor, which pod a timer or observation is for.
 //! One pod's lifecycle is `pod/` (a `PodMachine` per pod), one container's
 //! instances `container.rs`, probe timing `probe.rs`, back-offs
-//! `backoff.rs`, image pulls' back-off and notices `image.rs`. `scenarios/` runs kubelet scenarios on a simulated node.
+//! `backoff.rs`, image pulls' notices and back-off `image.rs`. `scenarios/`
+//! runs kubelet scenarios on a simulated node.
 
 mod backoff;
 mod container;

@@ -13,7 +13,7 @@ use crate::engine::image::{ImageNotice, ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF, PUL
 impl PodMachine {
     /// The runtime told what became of the image of instance `attempt` of
     /// container `name`, which it is starting: users are told.
-    pub fn image_notice(&mut self, name: &str, attempt: u32, notice: ImageNotice, cx: &mut Cx) {
+    pub fn image_notice(&self, name: &str, attempt: u32, notice: ImageNotice, cx: &mut Cx) {
         let Some(c) = self.containers.iter().find(|c| c.name() == name) else {
             return;
         };
@@ -58,8 +58,9 @@ impl PodMachine {
     /// Container `i` is due to start. If a pull of its image for this pod
     /// failed and the back-off since runs (`IsInBackOffSinceUpdate`), it
     /// waits with `ImagePullBackOff` until the back-off ends, and true is
-    /// returned: no instance is asked for. Only a container without an
-    /// instance is held; a restart of one that ran goes to the runtime.
+    /// returned: no instance is asked for. Only a waiting container (never
+    /// started, or its start failed) is held; the restart that follows an
+    /// exit goes to the runtime, which had the image for the exited one.
     pub(super) fn pull_held(&mut self, i: usize, cx: &mut Cx) -> bool {
         let uid = self.uid().to_string();
         let c = &mut self.containers[i];
