@@ -60,11 +60,13 @@ pub enum Pull {
     Fails { secs: u64, message: &'static str },
 }
 
-/// A pull in progress: for which instance, and how it ends.
+/// A pull in progress: for which instance, and how it ends: the image's
+/// size, or the registry's words.
 struct Pulling {
     ends_at: Time,
     instance: InstanceRef,
-    pull: Pull,
+    took: Duration,
+    result: Result<u64, &'static str>,
 }
 
 /// What the simulated runtime did, for assertions.
@@ -298,6 +300,9 @@ impl Sim {
         self.answers.push((at, answer));
     }
 
+    /// Answer `StartContainer` as the runtime would: a scripted start failure,
+    /// else the image as the container's pull script says (a pull that takes
+    /// time answers later), then the instance runs.
     fn start(&mut self, pod: &Pod, container: String, attempt: u32) {
         let instance = InstanceRef {
             pod_uid: pod.metadata.uid.clone(),
@@ -318,7 +323,7 @@ impl Sim {
             Some(q) => q.front().copied(),
             None => None,
         };
-        let (secs, pull) = match pull.unwrap_or(Pull::Present) {
+        let (secs, result) = match pull.unwrap_or(Pull::Present) {
             Pull::Present => {
                 let notice = ImageNotice::Present;
                 let obs = Observation::Image {
@@ -328,7 +333,8 @@ impl Sim {
                 self.engine.handle(obs, self.now);
                 return self.run(instance);
             }
-            pull @ (Pull::Pulls { secs, .. } | Pull::Fails { secs, .. }) => (secs, pull),
+            Pull::Pulls { secs, bytes } => (secs, Ok(bytes)),
+            Pull::Fails { secs, message } => (secs, Err(message)),
         };
         self.see(Seen::Pull(container));
         let notice = ImageNotice::Pulling;
@@ -337,10 +343,12 @@ impl Sim {
             notice,
         };
         self.engine.handle(obs, self.now);
+        let took = Duration::from_secs(secs);
         self.pulling.push(Pulling {
-            ends_at: self.now + Duration::from_secs(secs),
+            ends_at: self.now + took,
             instance,
-            pull,
+            took,
+            result,
         });
         self.deliver_pulls();
     }
@@ -352,10 +360,15 @@ impl Sim {
             .into_iter()
             .partition(|p| p.ends_at <= now);
         self.pulling = rest;
-        for Pulling { instance, pull, .. } in due {
-            match pull {
-                Pull::Pulls { secs, bytes } => {
-                    let took = Duration::from_secs(secs);
+        for Pulling {
+            instance,
+            took,
+            result,
+            ..
+        } in due
+        {
+            match result {
+                Ok(bytes) => {
                     let notice = ImageNotice::Pulled { bytes, took };
                     let obs = Observation::Image {
                         instance: instance.clone(),
@@ -364,7 +377,7 @@ impl Sim {
                     self.engine.handle(obs, now);
                     self.run(instance);
                 }
-                Pull::Fails { message, .. } => {
+                Err(message) => {
                     let obs = Observation::StartFailed {
                         instance,
                         reason: "ErrImagePull".into(),
@@ -372,7 +385,6 @@ impl Sim {
                     };
                     self.engine.handle(obs, now);
                 }
-                Pull::Present => {}
             }
         }
     }
