@@ -296,3 +296,45 @@ fn a_long_pull_holds_the_next_containers_restart_without_a_busy_wake() {
     assert_eq!(sim.starts_of("a"), [0, 45]);
     assert_eq!(sim.starts_of("b"), [0, 0, 10, 45]);
 }
+
+#[test]
+fn an_init_containers_pull_keeps_the_pod_initializing() {
+    let mut sim = sim();
+    sim.pulls("init", &[Pull::Pulls { secs: 5, bytes: 1 }]);
+    sim.script("init", &[Script::Exit { secs: 1, code: 0 }]);
+    let p = pod(&manifest("web", "Always", &["c"], &["init"]));
+    sim.desire(&[&p]);
+    sim.run_until(4);
+    let status = sim.status("web");
+    let init = status.init_container_statuses[0].state.waiting.clone();
+    assert_eq!(init.map(|w| w.reason).as_deref(), Some("PodInitializing"));
+    assert_eq!(
+        waiting(&sim, "web", 0).map(|w| w.0).as_deref(),
+        Some("PodInitializing")
+    );
+    sim.run_until(10);
+    assert_eq!(starts(&sim), timed(&[(5, "init"), (6, "c")]));
+}
+
+#[test]
+fn a_pod_deleted_while_its_pull_backs_off_goes_at_once() {
+    let mut sim = sim();
+    sim.pulls(
+        "c",
+        &[Pull::Fails {
+            secs: 0,
+            message: UNKNOWN,
+        }],
+    );
+    let p = pod(&manifest("web", "Always", &["c"], &[]));
+    sim.desire(&[&p]);
+    sim.run_until(25);
+    assert_eq!(
+        waiting(&sim, "web", 0).map(|w| w.0).as_deref(),
+        Some("ImagePullBackOff")
+    );
+    sim.desire(&[]);
+    assert!(!sim.engine.holds("uid-web"), "nothing runs: gone at once");
+    sim.run_until(100);
+    assert_eq!(sim.pulls_of("c"), [0, 10]);
+}
