@@ -94,13 +94,32 @@ impl CrashLoopBackoff {
         self.entries.insert(key, next);
     }
 
+    /// flowcontrol's `IsInBackOffSinceUpdate`: if the sequence's latest
+    /// advance was less than its back-off before `now`, the time the wait
+    /// ends and the back-off. The image manager asks this before a pull.
+    pub fn in_backoff_since_update(&self, key: &BackoffKey, now: Time) -> Option<(Time, Duration)> {
+        let entry = self.entries.get(key)?;
+        if self.expired(now, entry) {
+            return None;
+        }
+        (now.saturating_sub(entry.last_update) < entry.backoff)
+            .then_some((entry.last_update + entry.backoff, entry.backoff))
+    }
+
+    /// Start a sequence over: its next advance waits `initial` again.
+    pub fn reset(&mut self, key: &BackoffKey) {
+        self.entries.remove(key);
+    }
+
     /// Drop every sequence of a pod that is gone.
     pub fn forget_pod(&mut self, pod_uid: &str) {
         self.entries.retain(|k, _| k.pod_uid != pod_uid);
     }
 }
 
-/// A duration the way Go prints it (`10s`, `2m40s`, `5m0s`), as kubelet messages do.
+/// A duration the way Go's `time.Duration.String` prints it (`10s`, `2m40s`,
+/// `5m0s`, `1.234s`, `850ms`), as kubelet messages do, truncated to the
+/// millisecond as the image manager truncates its pull times.
 pub fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
     let millis = d.subsec_millis();
@@ -165,5 +184,34 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(go_duration(Duration::from_millis(1234)), "1.234s");
+        assert_eq!(go_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_millis(60_500)), "1m0.5s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_millis(3_723_040)), "1h2m3.04s");
+        // Below the millisecond: truncated, as `Truncate(time.Millisecond)`.
+        assert_eq!(go_duration(Duration::from_nanos(1_234_567_890)), "1.234s");
+        assert_eq!(go_duration(Duration::from_micros(999)), "0s");
+    }
+
+    #[test]
+    fn since_update_waits_from_the_last_advance() {
+        // flowcontrol's IsInBackOffSinceUpdate, as the image manager uses it.
+        let mut b = CrashLoopBackoff::new(BackoffPolicy::default());
+        let t0 = Time::from_secs(1000);
+        assert!(b.in_backoff_since_update(&key(), t0).is_none());
+        b.advance(key(), t0, t0);
+        let ten = Duration::from_secs(10);
+        assert_eq!(b.in_backoff_since_update(&key(), t0), Some((t0 + ten, ten)));
+        assert!(b.in_backoff_since_update(&key(), t0 + ten).is_none());
+        b.advance(key(), t0 + ten, t0 + ten);
+        let twenty = Duration::from_secs(20);
+        assert_eq!(
+            b.in_backoff_since_update(&key(), t0 + twenty),
+            Some((t0 + ten + twenty, twenty))
+        );
+        b.reset(&key());
+        assert!(b.in_backoff_since_update(&key(), t0 + twenty).is_none());
     }
 }

@@ -349,6 +349,29 @@ impl ContainerMachine {
         }
     }
 
+    /// A container with no live instance waits as `waiting` says instead.
+    pub fn wait(&mut self, waiting: Waiting) {
+        if let State::Waiting(w) = &mut self.state {
+            *w = waiting;
+        }
+    }
+
+    /// Its start or restart is due but waits for another container's start
+    /// to be answered: its timer goes (it stays due), the answer syncs the
+    /// pod again.
+    pub fn park(&mut self, now: Time) {
+        let w = match &mut self.state {
+            State::Waiting(w) => w,
+            State::Exited {
+                restart: Some(w), ..
+            } => w,
+            _ => return,
+        };
+        if w.due(now) {
+            w.retry_at = None;
+        }
+    }
+
     /// Instance `attempt` ended. Returns false, changing nothing, when it is
     /// not the live instance (a late or repeated observation).
     pub fn exited(&mut self, attempt: u32, started_at: Option<Time>, exit: Exit) -> bool {

@@ -25,10 +25,12 @@
 //! waiting for their predecessor, which pod a timer or observation is for.
 //! One pod's lifecycle is `pod/` (a `PodMachine` per pod), one container's
 //! instances `container.rs`, probe timing `probe.rs`, back-offs
-//! `backoff.rs`. `scenarios/` runs kubelet scenarios on a simulated node.
+//! `backoff.rs`, image pulls' notices and back-off `image.rs`. `scenarios/`
+//! runs kubelet scenarios on a simulated node.
 
 mod backoff;
 mod container;
+mod image;
 mod pod;
 mod probe;
 
@@ -41,6 +43,8 @@ use crate::time::Time;
 pub use backoff::BackoffPolicy;
 use backoff::CrashLoopBackoff;
 pub use container::{Exit, ExitKind};
+pub use image::ImageNotice;
+use image::PullBackoff;
 use pod::{Cx, HandlerError, PodMachine, Runs, StopCause};
 pub use pod::{EventType, PodEvent};
 use std::collections::{BTreeMap, VecDeque};
@@ -72,8 +76,11 @@ pub enum Action {
     /// `SandboxReady` or `SandboxFailed`.
     /// `created_at` is the pod's startTime, to record with it.
     CreateSandbox { pod: Arc<Pod>, created_at: Time },
-    /// Create and start instance `attempt` of `container`. Answer with
-    /// `Started` or `StartFailed`; its end arrives later as `Exited`.
+    /// Create and start instance `attempt` of `container`, pulling its image
+    /// if the pull policy says so. Answer with `Image` notices (`Present`, or
+    /// `Pulling` then `Pulled` on success), then `Started` or `StartFailed`
+    /// (`ErrImagePull` with the registry's words when the pull failed); its
+    /// end arrives later as `Exited`.
     StartContainer {
         pod: Arc<Pod>,
         container: String,
@@ -118,12 +125,20 @@ pub enum Observation {
         image_id: String,
         at: Time,
     },
-    /// No instance could be created (`ErrImageNeverPull`,
-    /// `CreateContainerError`, ...); nothing runs.
+    /// No instance could be created (`ErrImagePull`, `ErrImageNeverPull`,
+    /// `CreateContainerError`, ...); nothing runs. `ErrImagePull` waits
+    /// under the image's ImagePullBackOff, any other reason under the
+    /// container's start back-off.
     StartFailed {
         instance: InstanceRef,
         reason: String,
         message: String,
+    },
+    /// What became of the image of an instance being started, before its
+    /// `Started` or `StartFailed`: an event for users.
+    Image {
+        instance: InstanceRef,
+        notice: ImageNotice,
     },
     /// An instance ended.
     Exited {
@@ -210,6 +225,7 @@ pub struct Engine {
     events: VecDeque<PodEvent>,
     crash_backoff: CrashLoopBackoff,
     start_backoff: CrashLoopBackoff,
+    pull_backoff: PullBackoff,
     runs: Runs,
     allocatable: Option<(u64, u64)>,
     /// Counts every input that may have changed a status.
@@ -226,6 +242,7 @@ impl Engine {
             events: VecDeque::new(),
             crash_backoff: CrashLoopBackoff::new(config.backoff),
             start_backoff: CrashLoopBackoff::new(config.backoff),
+            pull_backoff: PullBackoff::default(),
             runs: Runs::default(),
             allocatable: config.allocatable,
             generation: 0,
@@ -373,6 +390,11 @@ impl Engine {
             } => self.with_pod(&instance.pod_uid, now, |p, cx| {
                 p.start_failed(&instance.container, instance.attempt, reason, message, cx)
             }),
+            Observation::Image { instance, notice } => {
+                self.with_pod(&instance.pod_uid, now, |p, cx| {
+                    p.image_notice(&instance.container, instance.attempt, notice, cx)
+                })
+            }
             Observation::Exited {
                 instance,
                 started_at,
@@ -455,6 +477,7 @@ impl Engine {
             events: &mut self.events,
             crash_backoff: &mut self.crash_backoff,
             start_backoff: &mut self.start_backoff,
+            pull_backoff: &mut self.pull_backoff,
             runs: &mut self.runs,
         };
         f(machine, &mut cx);

@@ -10,7 +10,7 @@ use super::paths::container_id;
 use super::pending::{Awaited, PendingStart};
 use super::records::{process_start_time, InstanceRecord, StartedRecord};
 use super::{history, sandbox, Runtime, Watched};
-use crate::engine::{InstanceRef, Observation};
+use crate::engine::{ImageNotice, InstanceRef, Observation};
 use crate::image::config::{merge, resolve_user, ProcessError};
 use crate::image::{Found, Image, ImageError};
 use crate::pod::{Pod, PullPolicy};
@@ -57,10 +57,18 @@ impl Runtime {
         instance: InstanceRef,
         reactor: &mut Reactor,
     ) -> Vec<Observation> {
+        let mut observations = Vec::new();
         let started = self
             .find_image(&pod, &instance)
             .and_then(|found| match found {
-                Found::Ready(image) => self.start(&pod, &instance, &image, reactor),
+                Found::Ready(image) => {
+                    // In the store: the kubelet's "already present" event.
+                    observations.push(Observation::Image {
+                        instance: instance.clone(),
+                        notice: ImageNotice::Present,
+                    });
+                    self.start(&pod, &instance, &image, reactor)
+                }
                 Found::Unpack(job) => {
                     let dest = job.dest().to_path_buf();
                     self.unpacker.request(job, reactor).map_err(|e| {
@@ -76,10 +84,10 @@ impl Runtime {
                     Ok(())
                 }
             });
-        match started {
-            Ok(()) => vec![],
-            Err(failure) => vec![start_failed(&pod, instance, failure)],
+        if let Err(failure) = started {
+            observations.push(start_failed(&pod, instance, failure));
         }
+        observations
     }
 
     /// The unpack worker has news: run or fail the starts that waited.

@@ -5,6 +5,7 @@
 
 use super::PodEvent;
 use crate::engine::backoff::CrashLoopBackoff;
+use crate::engine::image::PullBackoff;
 use crate::engine::probe::ProbeKind;
 use crate::engine::Action;
 use crate::time::Time;
@@ -63,6 +64,8 @@ pub struct Cx<'a> {
     pub crash_backoff: &'a mut CrashLoopBackoff,
     /// The back-off of retries after failed starts and sandboxes.
     pub start_backoff: &'a mut CrashLoopBackoff,
+    /// The ImagePullBackOff of failed pulls, by pod and image.
+    pub pull_backoff: &'a mut PullBackoff,
     pub runs: &'a mut Runs,
 }
 

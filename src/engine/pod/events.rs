@@ -3,6 +3,8 @@
 
 use super::context::HandlerError;
 use super::Cx;
+use crate::engine::backoff::go_duration;
+use std::time::Duration;
 
 /// An event for `kubectl describe pod` users (Created, Started, Killing,
 /// BackOff, Unhealthy, FailedPreStopHook, ...), with the kubelet's reasons.
@@ -26,11 +28,26 @@ pub enum EventType {
     Warning,
 }
 
-/// Something normal that happened to a container.
+/// Something normal that happened to a container. The image events are
+/// the image manager's (`pkg/kubelet/images/image_manager.go`).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Normal<'a> {
-    /// Its image is there (picolet never pulls).
+    /// Its image is in the store and needs no pull.
+    AlreadyPresent {
+        image: &'a str,
+    },
+    /// A pull of its image began.
+    Pulling {
+        image: &'a str,
+    },
+    /// Its image was pulled: its size, and how long it took.
     Pulled {
+        image: &'a str,
+        bytes: u64,
+        took: Duration,
+    },
+    /// A pull of its image waits out the ImagePullBackOff.
+    PullBackOff {
         image: &'a str,
     },
     Created,
@@ -42,7 +59,9 @@ pub(super) enum Normal<'a> {
 impl Normal<'_> {
     fn reason(self) -> &'static str {
         match self {
-            Normal::Pulled { .. } => "Pulled",
+            Normal::AlreadyPresent { .. } | Normal::Pulled { .. } => "Pulled",
+            Normal::Pulling { .. } => "Pulling",
+            Normal::PullBackOff { .. } => "BackOff",
             Normal::Created => "Created",
             Normal::Started => "Started",
             Normal::Killing => "Killing",
@@ -51,9 +70,17 @@ impl Normal<'_> {
 
     fn message(self, container: &str) -> String {
         match self {
-            Normal::Pulled { image } => {
+            Normal::AlreadyPresent { image } => {
                 format!("Container image \"{image}\" already present on machine")
             }
+            Normal::Pulling { image } => format!("Pulling image \"{image}\""),
+            // picolet's pulls do not queue: the time including waiting is
+            // the pull's.
+            Normal::Pulled { image, bytes, took } => {
+                let took = go_duration(took);
+                format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {bytes} bytes.")
+            }
+            Normal::PullBackOff { image } => format!("Back-off pulling image \"{image}\""),
             Normal::Created => format!("Created container: {container}"),
             Normal::Started => format!("Started container {container}"),
             Normal::Killing => format!("Stopping container {container}"),
@@ -66,6 +93,11 @@ impl Normal<'_> {
 pub(super) enum Warning<'a> {
     /// The runtime could not create an instance, for this (waiting) reason.
     StartFailed { reason: &'a str, message: &'a str },
+    /// A pull of the container's image failed.
+    PullFailed { image: &'a str, message: &'a str },
+    /// The start failed for this reason, told in detail by the events
+    /// before it (`ErrImagePull`, `ImagePullBackOff`).
+    Error { reason: &'a str },
     /// A restart waits in CrashLoopBackOff.
     BackOff { pod_name: &'a str },
     /// A probe attempt or a lifecycle hook failed.
@@ -75,7 +107,9 @@ pub(super) enum Warning<'a> {
 impl Warning<'_> {
     fn reason(self) -> &'static str {
         match self {
-            Warning::StartFailed { .. } => "Failed",
+            Warning::StartFailed { .. } | Warning::PullFailed { .. } | Warning::Error { .. } => {
+                "Failed"
+            }
             Warning::BackOff { .. } => "BackOff",
             Warning::HandlerFailed(HandlerError::Probe { .. }) => "Unhealthy",
             Warning::HandlerFailed(HandlerError::PostStart { .. }) => "FailedPostStartHook",
@@ -86,6 +120,10 @@ impl Warning<'_> {
     fn message(self, container: &str) -> String {
         match self {
             Warning::StartFailed { reason, message } => format!("Error: {reason}: {message}"),
+            Warning::PullFailed { image, message } => {
+                format!("Failed to pull image \"{image}\": {message}")
+            }
+            Warning::Error { reason } => format!("Error: {reason}"),
             Warning::BackOff { pod_name } => {
                 format!("Back-off restarting failed container {container} in pod {pod_name}")
             }
@@ -164,6 +202,21 @@ mod tests {
                 "Error: ErrImageNeverPull: image not present",
             ),
             (
+                Warning::PullFailed {
+                    image: "app:1",
+                    message: "manifest unknown",
+                },
+                "Failed",
+                "Failed to pull image \"app:1\": manifest unknown",
+            ),
+            (
+                Warning::Error {
+                    reason: "ImagePullBackOff",
+                },
+                "Failed",
+                "Error: ImagePullBackOff",
+            ),
+            (
                 Warning::BackOff { pod_name: "web" },
                 "BackOff",
                 "Back-off restarting failed container c in pod web",
@@ -187,6 +240,37 @@ mod tests {
         for (warning, reason, message) in cases {
             assert_eq!(warning.reason(), reason);
             assert_eq!(warning.message("c"), message);
+        }
+    }
+
+    #[test]
+    fn image_events_carry_the_image_managers_reasons_and_texts() {
+        let image = "app:1";
+        let cases = [
+            (
+                Normal::AlreadyPresent { image },
+                "Pulled",
+                "Container image \"app:1\" already present on machine",
+            ),
+            (Normal::Pulling { image }, "Pulling", "Pulling image \"app:1\""),
+            (
+                Normal::Pulled {
+                    image,
+                    bytes: 4_194_304,
+                    took: Duration::from_millis(1234),
+                },
+                "Pulled",
+                "Successfully pulled image \"app:1\" in 1.234s (1.234s including waiting). Image size: 4194304 bytes.",
+            ),
+            (
+                Normal::PullBackOff { image },
+                "BackOff",
+                "Back-off pulling image \"app:1\"",
+            ),
+        ];
+        for (event, reason, message) in cases {
+            assert_eq!(event.reason(), reason);
+            assert_eq!(event.message("c"), message);
         }
     }
 }

@@ -9,12 +9,14 @@
 //! its children, which hold its other methods), its construction (admitted
 //! or recovered), the queries on it and `sync`. The children: `ordering`
 //! (which container starts next), `observe` (what the runtime reports),
+//! `images` (image notices and the pull back-off),
 //! `probing`, `termination`, `status` (the pod status), `events` (what users
 //! are told) and `context` (what the methods work with: [`Cx`], handler
 //! runs).
 
 mod context;
 mod events;
+mod images;
 mod observe;
 mod ordering;
 mod probing;

@@ -7,6 +7,7 @@ use super::probing::probe_of;
 use super::{secs, Cx, PodMachine, Sandbox};
 use crate::engine::backoff::BackoffKey;
 use crate::engine::container::{Exit, Hook, Running, StopStage, Waiting};
+use crate::engine::image::ERR_IMAGE_PULL;
 use crate::engine::probe::{ProbeKind, ProbeWorker};
 use crate::engine::{Action, InstanceRef};
 use crate::pod::{Handler, LifecycleHandler, Pod};
@@ -43,7 +44,8 @@ impl PodMachine {
     }
 
     /// The runtime could not create the instance: wait and retry under the
-    /// start back-off, without spending an attempt number.
+    /// start back-off (a failed pull: under the image's, see `images`),
+    /// without spending an attempt number.
     pub fn start_failed(
         &mut self,
         name: &str,
@@ -52,6 +54,9 @@ impl PodMachine {
         message: String,
         cx: &mut Cx,
     ) {
+        if reason == ERR_IMAGE_PULL {
+            return self.pull_failed(name, attempt, message, cx);
+        }
         let key = BackoffKey {
             pod_uid: self.uid().to_string(),
             container: name.to_string(),
@@ -88,7 +93,8 @@ impl PodMachine {
     }
 
     /// The runtime started instance `attempt` of container `name`: it runs
-    /// with fresh probe workers, and its postStart hook begins.
+    /// with fresh probe workers, and its postStart hook begins. Its image is
+    /// there: a later failed pull of it starts a new back-off.
     pub fn started(
         &mut self,
         name: &str,
@@ -140,8 +146,8 @@ impl PodMachine {
             probes,
             stopping: None,
         });
-        let pulled = Normal::Pulled { image: &spec.image };
-        for event in [pulled, Normal::Created, Normal::Started] {
+        cx.pull_backoff.succeeded(&uid, &spec.image);
+        for event in [Normal::Created, Normal::Started] {
             cx.normal(&uid, name, event);
         }
         self.sync(cx);

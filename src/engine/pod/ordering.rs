@@ -47,28 +47,45 @@ impl PodMachine {
     /// including its postStart hook, then see whether the
     /// pod completed; sidecars never keep it alive.
     pub(super) fn sync_regular(&mut self, cx: &mut Cx) {
-        let policy = self.policy();
         for i in 0..self.containers.len() {
             if self.containers[i].role() != Role::Sidecar {
                 continue;
             }
             match self.containers[i].state() {
                 State::Exited { .. } => self.restart_or_back_off(i, cx),
-                State::Waiting(w) if w.due(cx.now) => self.start(i, cx),
+                State::Waiting(w) if w.due(cx.now) => {
+                    self.start(i, cx);
+                }
                 _ => {}
             }
         }
+        if let Some(blocking) = self.start_next_regular(cx) {
+            // The containers after it wait for its start; a due timer of
+            // theirs would wake the engine for nothing until it is answered,
+            // which syncs the pod again.
+            let later = self.containers.iter_mut().skip(blocking + 1);
+            for c in later.filter(|c| c.role() == Role::Regular) {
+                c.park(cx.now);
+            }
+        }
+        if let Some(phase) = self.completed_phase() {
+            self.begin_stop(StopCause::Completed(phase), cx);
+        }
+    }
+
+    /// Start or restart the first regular container that is due, in spec
+    /// order; the index of the one whose start is in progress, if any.
+    fn start_next_regular(&mut self, cx: &mut Cx) -> Option<usize> {
+        let policy = self.policy();
         for i in 0..self.containers.len() {
             if self.containers[i].role() != Role::Regular {
                 continue;
             }
-            match self.containers[i].state() {
-                State::Starting { .. } => break,
-                State::Running(r) if r.post_start != Hook::Done => break,
-                State::Waiting(w) if w.due(cx.now) => {
-                    self.start(i, cx);
-                    break;
-                }
+            let blocking = match self.containers[i].state() {
+                State::Starting { .. } => true,
+                State::Running(r) => r.post_start != Hook::Done,
+                // A start held by its image's back-off blocks nothing.
+                State::Waiting(w) => w.due(cx.now) && self.start(i, cx),
                 State::Exited { finished, .. } => {
                     let restart = match policy {
                         RestartPolicy::Always => true,
@@ -77,17 +94,15 @@ impl PodMachine {
                     };
                     if restart {
                         self.restart_or_back_off(i, cx);
-                        if self.containers[i].is_live() {
-                            break;
-                        }
                     }
+                    self.containers[i].is_live()
                 }
-                _ => {}
+            };
+            if blocking {
+                return Some(i);
             }
         }
-        if let Some(phase) = self.completed_phase() {
-            self.begin_stop(StopCause::Completed(phase), cx);
-        }
+        None
     }
 
     /// A restart is due: start now, or wait in CrashLoopBackOff.
@@ -134,13 +149,18 @@ impl PodMachine {
         }
     }
 
-    /// Ask the runtime for the next instance of container `i`.
-    pub(super) fn start(&mut self, i: usize, cx: &mut Cx) {
+    /// Ask the runtime for the next instance of container `i`, unless its
+    /// image's pull back-off holds it. True when an instance was asked for.
+    pub(super) fn start(&mut self, i: usize, cx: &mut Cx) -> bool {
+        if self.pull_held(i, cx) {
+            return false;
+        }
         let attempt = self.containers[i].begin_start();
         cx.actions.push_back(Action::StartContainer {
             pod: self.pod.clone(),
             container: self.containers[i].name().to_string(),
             attempt,
         });
+        true
     }
 }

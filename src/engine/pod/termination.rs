@@ -201,6 +201,7 @@ impl PodMachine {
                 });
                 cx.crash_backoff.forget_pod(self.uid());
                 cx.start_backoff.forget_pod(self.uid());
+                cx.pull_backoff.forget_pod(self.uid());
                 self.lifecycle = Lifecycle::Gone;
             }
             StopCause::Completed(phase) => {

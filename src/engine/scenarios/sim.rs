@@ -1,14 +1,17 @@
-//! A simulated node for engine tests: a runtime that answers actions at once,
-//! containers that follow scripts, and a clock that jumps to the next event.
+//! A simulated node for engine tests: a runtime that answers actions at once
+//! (or after a scripted pull), containers that follow scripts, and a clock
+//! that jumps to the next event.
 
 use super::fixtures::exit;
 use crate::engine::backoff::BackoffPolicy;
 use crate::engine::probe::ProbeKind;
-use crate::engine::{Action, Desired, Engine, EngineConfig, InstanceRef, Observation, StopSignal};
+use crate::engine::{
+    Action, Desired, Engine, EngineConfig, ImageNotice, InstanceRef, Observation, StopSignal,
+};
 use crate::pod::status::{PodPhase, PodStatus};
 use crate::pod::{Handler, Pod};
 use crate::time::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,11 +48,34 @@ pub enum Script {
     SlowTerm { secs: u64 },
 }
 
+/// How the simulated runtime gets a container's image for one start.
+#[derive(Debug, Clone, Copy)]
+pub enum Pull {
+    /// In the store: `Present`, and the start goes on.
+    Present,
+    /// Pulled in `secs`: `Pulling`, then `Pulled` and the start.
+    Pulls { secs: u64, bytes: u64 },
+    /// Fails after `secs`: `Pulling`, then `StartFailed` with `ErrImagePull`
+    /// and the registry's `message`.
+    Fails { secs: u64, message: &'static str },
+}
+
+/// A pull in progress: for which instance, and how it ends: the image's
+/// size, or the registry's words.
+struct Pulling {
+    ends_at: Time,
+    instance: InstanceRef,
+    took: Duration,
+    result: Result<u64, &'static str>,
+}
+
 /// What the simulated runtime did, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
     Sandbox(String),
     Start(String, u32),
+    /// A pull of the container's image began.
+    Pull(String),
     Exit(String, u32, i32),
     Term(String),
     Kill(String),
@@ -83,6 +109,9 @@ pub struct Sim {
     hooks: BTreeMap<(String, &'static str), (u64, bool)>,
     /// Handler answers (`HandlerDone`) due later, with their time.
     answers: Vec<(Time, Observation)>,
+    /// How each container's next starts get its image; the last repeats.
+    pull_scripts: BTreeMap<String, VecDeque<Pull>>,
+    pulling: Vec<Pulling>,
     /// Wake-ups in a row at one time that changed nothing.
     spins: u32,
 }
@@ -104,6 +133,8 @@ impl Sim {
             probes: BTreeMap::new(),
             hooks: BTreeMap::new(),
             answers: Vec::new(),
+            pull_scripts: BTreeMap::new(),
+            pulling: Vec::new(),
             spins: 0,
         }
     }
@@ -144,6 +175,13 @@ impl Sim {
         } else {
             Handled::Hook("preStop")
         }
+    }
+
+    /// Starts of `container` get its image as `pulls` say, in turn (a failed
+    /// start counts); the last repeats. Without: `Present`.
+    pub fn pulls(&mut self, container: &str, pulls: &[Pull]) {
+        self.pull_scripts
+            .insert(container.into(), pulls.iter().copied().collect());
     }
 
     /// Instances of `container` follow `scripts` in turn; the last repeats.
@@ -262,6 +300,9 @@ impl Sim {
         self.answers.push((at, answer));
     }
 
+    /// Answer `StartContainer` as the runtime would: a scripted start failure,
+    /// else the image as the container's pull script says (a pull that takes
+    /// time answers later), then the instance runs.
     fn start(&mut self, pod: &Pod, container: String, attempt: u32) {
         let instance = InstanceRef {
             pod_uid: pod.metadata.uid.clone(),
@@ -277,6 +318,80 @@ impl Sim {
             };
             return self.engine.handle(obs, self.now);
         }
+        let pull = match self.pull_scripts.get_mut(&container) {
+            Some(q) if q.len() > 1 => q.pop_front(),
+            Some(q) => q.front().copied(),
+            None => None,
+        };
+        let (secs, result) = match pull.unwrap_or(Pull::Present) {
+            Pull::Present => {
+                let notice = ImageNotice::Present;
+                let obs = Observation::Image {
+                    instance: instance.clone(),
+                    notice,
+                };
+                self.engine.handle(obs, self.now);
+                return self.run(instance);
+            }
+            Pull::Pulls { secs, bytes } => (secs, Ok(bytes)),
+            Pull::Fails { secs, message } => (secs, Err(message)),
+        };
+        self.see(Seen::Pull(container));
+        let notice = ImageNotice::Pulling;
+        let obs = Observation::Image {
+            instance: instance.clone(),
+            notice,
+        };
+        self.engine.handle(obs, self.now);
+        let took = Duration::from_secs(secs);
+        self.pulling.push(Pulling {
+            ends_at: self.now + took,
+            instance,
+            took,
+            result,
+        });
+        self.deliver_pulls();
+    }
+
+    /// Pulls that ended: the start goes on, or fails with `ErrImagePull`.
+    fn deliver_pulls(&mut self) {
+        let now = self.now;
+        let (due, rest): (Vec<Pulling>, Vec<Pulling>) = std::mem::take(&mut self.pulling)
+            .into_iter()
+            .partition(|p| p.ends_at <= now);
+        self.pulling = rest;
+        for Pulling {
+            instance,
+            took,
+            result,
+            ..
+        } in due
+        {
+            match result {
+                Ok(bytes) => {
+                    let notice = ImageNotice::Pulled { bytes, took };
+                    let obs = Observation::Image {
+                        instance: instance.clone(),
+                        notice,
+                    };
+                    self.engine.handle(obs, now);
+                    self.run(instance);
+                }
+                Err(message) => {
+                    let obs = Observation::StartFailed {
+                        instance,
+                        reason: "ErrImagePull".into(),
+                        message: message.into(),
+                    };
+                    self.engine.handle(obs, now);
+                }
+            }
+        }
+    }
+
+    /// The instance's image is there: it runs as its script says.
+    fn run(&mut self, instance: InstanceRef) {
+        let (container, attempt) = (instance.container.clone(), instance.attempt);
         self.see(Seen::Start(container.clone(), attempt));
         let scripts = self.scripts.get(&container).cloned().unwrap_or_default();
         let script = scripts
@@ -352,10 +467,16 @@ impl Sim {
                 .filter_map(|l| l.exits_at.map(|(t, _)| t))
                 .min();
             let next_answer = self.answers.iter().map(|(t, _)| *t).min();
-            let next = [next_exit, next_answer, self.engine.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let next_pull = self.pulling.iter().map(|p| p.ends_at).min();
+            let next = [
+                next_exit,
+                next_answer,
+                next_pull,
+                self.engine.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             match next {
                 Some(t) if t <= end => {
                     assert!(t >= self.now, "a deadline in the past would spin the loop");
@@ -363,6 +484,7 @@ impl Sim {
                     self.now = t;
                     self.deliver_exits();
                     self.deliver_answers();
+                    self.deliver_pulls();
                     self.engine.handle_timeout(self.now);
                     self.drain();
                     let idle = (self.now, self.seen.len()) == before && self.answers.is_empty();
@@ -379,6 +501,15 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// When pulls of `container`'s image began, in seconds.
+    pub fn pulls_of(&self, container: &str) -> Vec<u64> {
+        self.seen
+            .iter()
+            .filter(|(_, s)| matches!(s, Seen::Pull(c) if c == container))
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     pub fn starts_of(&self, container: &str) -> Vec<u64> {
