@@ -1,0 +1,234 @@
+//! Pulls from a real registry (issue 15 point 6): Debian's
+//! `docker-registry` started by the tests on loopback with TLS (a CA made
+//! by openssl now) and htpasswd auth, a plain one as a mirror, images pushed
+//! with skopeo (tests/common/registry.rs). Each test starts its own
+//! registries and agent. One file per concern under tests/registry/:
+//! auth and TLS and the kubelet's reasons (`auth.rs`), transport: a
+//! tampered blob, a multi-arch index, a mirror, a resumed pull
+//! (`transport.rs`), the store: offline restart, air-gap import, GC, the
+//! CLI (`store.rs`), node mode: imagePullSecrets and the pull events
+//! (`node.rs`).
+
+mod common;
+
+#[path = "registry/auth.rs"]
+mod auth;
+#[path = "registry/node.rs"]
+mod node;
+#[path = "registry/store.rs"]
+mod store;
+#[path = "registry/transport.rs"]
+mod transport;
+
+use common::layers::sha256;
+use common::registry::{registries_yaml, Registry, BUSYBOX};
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// An agent whose store is empty, as on a device that never had an image.
+fn fresh_agent(name: &str) -> Agent {
+    let agent = Agent::new(name);
+    fs::remove_dir_all(agent.dir.join("root/images")).unwrap();
+    agent
+}
+
+/// The agent's OCI layout.
+fn store(agent: &Agent) -> PathBuf {
+    agent.dir.join("root/images")
+}
+
+/// Write registries.yaml into the agent's dir and name it in its config;
+/// returns its path.
+fn use_registries(
+    agent: &mut Agent,
+    mirrors: &[(String, Vec<String>)],
+    configs: &[String],
+) -> PathBuf {
+    let file = agent.dir.join("registries.yaml");
+    registries_yaml(&file, mirrors, configs);
+    if !agent.extra_config.contains("registryConfig:") {
+        agent
+            .extra_config
+            .push_str(&format!("registryConfig: {}\n", file.display()));
+    }
+    file
+}
+
+/// A secure registry under the agent's dir with busybox pushed as
+/// [`BUSYBOX`].
+fn registry_with_busybox(agent: &Agent) -> Registry {
+    let registry = Registry::secure(&agent.dir, "registry");
+    registry.push(busybox_layout(), "busybox:1.36", BUSYBOX);
+    registry
+}
+
+/// A pod of one container `app` running `sleep` in `image`, with
+/// `imagePullPolicy: policy` unless empty.
+fn pod(name: &str, image: &str, policy: &str) -> String {
+    let policy = if policy.is_empty() {
+        String::new()
+    } else {
+        format!("    imagePullPolicy: {policy}\n")
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {image}\n{policy}    command: [sleep, \"3600\"]\n"
+    )
+}
+
+/// The waiting reason and message of container `app`.
+fn waiting(pod: &Value) -> (String, String) {
+    let w = &container(pod, "app")["state"]["waiting"];
+    (
+        w["reason"].as_str().unwrap_or("").to_string(),
+        w["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Wait until container `app` waits with `reason`; its message.
+fn wait_reason(agent: &Agent, name: &str, reason: &str, secs: u64) -> String {
+    let p = agent.wait_pod(name, reason, secs, |p| waiting(p).0 == reason);
+    waiting(&p).1
+}
+
+/// Every file under `dir`, recursively (empty if it does not exist).
+fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut all = BTreeSet::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return all;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            all.extend(files_under(&path));
+        } else {
+            all.insert(path);
+        }
+    }
+    all
+}
+
+/// Every blob of the store holds what its name says: no partial or
+/// unverified file passes for a blob.
+fn assert_blobs_verified(agent: &Agent) {
+    for path in files_under(&store(agent).join("blobs/sha256")) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = fs::read(&path).unwrap();
+        assert_eq!(
+            sha256(&data),
+            format!("sha256:{name}"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// Whether the store holds blob `digest`.
+fn has_blob(agent: &Agent, digest: &str) -> bool {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    store(agent).join("blobs").join(alg).join(hex).exists()
+}
+
+/// `picolet <args>` (the CLI on a root dir, no --run-dir added).
+fn picolet(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// `picolet <args>` that must succeed; its stdout.
+fn picolet_ok(args: &[&str]) -> String {
+    let out = picolet(args);
+    assert!(
+        out.status.success(),
+        "picolet {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `picolet images --root <root> --run-dir <run>` of the agent.
+fn images(agent: &Agent) -> String {
+    let root = agent.dir.join("root").display().to_string();
+    let run = agent.run_dir().display().to_string();
+    picolet_ok(&["images", "--root", &root, "--run-dir", &run])
+}
+
+/// The harness itself, without picolet: the TLS registry refuses anonymous
+/// clients, lists what skopeo pushed with the password, the mirror serves
+/// without auth, and the token registry takes a token from the test's token
+/// server. It passes before any pull code exists.
+#[test]
+fn the_harness_registries_serve_what_skopeo_pushed() {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("registry-harness-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let secure = Registry::secure(&base, "secure");
+    secure.push(busybox_layout(), "busybox:1.36", BUSYBOX);
+    assert_eq!(secure.curl_code("/v2/_catalog", false), "401");
+    assert!(
+        secure.catalog().contains("library/busybox"),
+        "{}",
+        secure.catalog()
+    );
+    // Registry 2.8 hides an OCI manifest from a client that does not accept it.
+    let manifest = secure.curl(
+        "/v2/library/busybox/manifests/1.36",
+        true,
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert_eq!(manifest["schemaVersion"], 2, "{manifest}");
+
+    let mirror = Registry::plain(&base, "mirror");
+    mirror.push(busybox_layout(), "busybox:1.36", BUSYBOX);
+    assert!(mirror.catalog().contains("library/busybox"));
+    assert!(!mirror.requests_for("library/busybox").is_empty());
+
+    let (tokened, tokens) = Registry::with_token_server(&base, "tokened");
+    tokened.push(busybox_layout(), "busybox:1.36", BUSYBOX);
+    assert_eq!(tokened.curl_code("/v2/", false), "401");
+    let grant = Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(tokened.ca())
+        .args([
+            "-u",
+            &format!(
+                "{}:{}",
+                common::registry::token::USER,
+                common::registry::token::PASSWORD
+            ),
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{}/token?service={}&scope=repository:library/busybox:pull",
+            tokens.port,
+            common::registry::token::SERVICE
+        ))
+        .output()
+        .unwrap();
+    let grant: Value = serde_json::from_slice(&grant.stdout).unwrap();
+    let token = grant["token"].as_str().unwrap();
+    let tag = tokened.curl(
+        "/v2/library/busybox/manifests/1.36",
+        false,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&tag.stdout), "200");
+    assert!(tokens
+        .requests()
+        .iter()
+        .any(|r| r["credentials"] == "basic"));
+    drop((secure, mirror, tokened, tokens));
+    let _ = fs::remove_dir_all(&base);
+}
