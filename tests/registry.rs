@@ -13,6 +13,8 @@ mod common;
 
 #[path = "registry/auth.rs"]
 mod auth;
+#[path = "registry/harness.rs"]
+mod harness;
 #[path = "registry/node.rs"]
 mod node;
 #[path = "registry/store.rs"]
@@ -154,81 +156,4 @@ fn images(agent: &Agent) -> String {
     let root = agent.dir.join("root").display().to_string();
     let run = agent.run_dir().display().to_string();
     picolet_ok(&["images", "--root", &root, "--run-dir", &run])
-}
-
-/// The harness itself, without picolet: the TLS registry refuses anonymous
-/// clients, lists what skopeo pushed with the password, the mirror serves
-/// without auth, and the token registry takes a token from the test's token
-/// server. It passes before any pull code exists.
-#[test]
-fn the_harness_registries_serve_what_skopeo_pushed() {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("registry-harness-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&base);
-    let secure = Registry::secure(&base, "secure");
-    secure.push(busybox_layout(), "busybox:1.36", BUSYBOX);
-    assert_eq!(secure.curl_code("/v2/_catalog", false), "401");
-    assert!(
-        secure.catalog().contains("library/busybox"),
-        "{}",
-        secure.catalog()
-    );
-    // Registry 2.8 hides an OCI manifest from a client that does not accept it.
-    let manifest = secure.curl(
-        "/v2/library/busybox/manifests/1.36",
-        true,
-        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
-    );
-    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
-    assert_eq!(manifest["schemaVersion"], 2, "{manifest}");
-
-    let mirror = Registry::plain(&base, "mirror");
-    mirror.push(busybox_layout(), "busybox:1.36", BUSYBOX);
-    assert!(mirror.catalog().contains("library/busybox"));
-    assert!(!mirror.requests_for("library/busybox").is_empty());
-
-    let (tokened, tokens) = Registry::with_token_server(&base, "tokened");
-    tokened.push(busybox_layout(), "busybox:1.36", BUSYBOX);
-    assert_eq!(tokened.curl_code("/v2/", false), "401");
-    let grant = Command::new("curl")
-        .args(["-s", "--cacert"])
-        .arg(tokened.ca())
-        .args([
-            "-u",
-            &format!(
-                "{}:{}",
-                common::registry::token::USER,
-                common::registry::token::PASSWORD
-            ),
-        ])
-        .arg(format!(
-            "https://127.0.0.1:{}/token?service={}&scope=repository:library/busybox:pull",
-            tokens.port,
-            common::registry::token::SERVICE
-        ))
-        .output()
-        .unwrap();
-    let grant: Value = serde_json::from_slice(&grant.stdout).unwrap();
-    let token = grant["token"].as_str().unwrap();
-    let tag = tokened.curl(
-        "/v2/library/busybox/manifests/1.36",
-        false,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&tag.stdout), "200");
-    assert!(tokens
-        .requests()
-        .iter()
-        .any(|r| r["credentials"] == "basic"));
-    drop((secure, mirror, tokened, tokens));
-    let _ = fs::remove_dir_all(&base);
 }
