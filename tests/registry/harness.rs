@@ -9,7 +9,7 @@ use common::registry::images::{
     docker_archive, layout_with_random_layer, multi_arch, oci_archive, MultiArch,
 };
 use common::registry::proxy::CuttingProxy;
-use common::registry::{token, Registry};
+use common::registry::Registry;
 
 /// A directory for a harness test, not an agent's; removed on drop
 /// (declared first, it outlives the registries inside it).
@@ -64,38 +64,35 @@ fn the_harness_registries_serve_what_skopeo_pushed() {
     let (tokened, tokens) = Registry::with_token_server(base, "tokened");
     tokened.push(busybox_layout(), "busybox:1.36", BUSYBOX);
     assert_eq!(tokened.curl_code("/v2/", false), "401");
-    let grant = Command::new("curl")
-        .args(["-s", "--cacert"])
-        .arg(tokened.ca())
-        .args(["-u", &format!("{}:{}", token::USER, token::PASSWORD)])
-        .arg(format!(
-            "https://127.0.0.1:{}/token?service={}&scope=repository:library/busybox:pull",
-            tokens.port,
-            token::SERVICE
-        ))
-        .output()
-        .unwrap();
-    let grant: Value = serde_json::from_slice(&grant.stdout).unwrap();
-    let token = grant["token"].as_str().unwrap();
-    let tag = tokened.curl(
-        "/v2/library/busybox/manifests/1.36",
-        false,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&tag.stdout), "200");
+    let manifest_with = |creds: bool| {
+        let token = tokens.grant(&tokened, "repository:library/busybox:pull", creds);
+        let out = tokened.curl(
+            "/v2/library/busybox/manifests/1.36",
+            false,
+            &[
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(manifest_with(true).ends_with("\n200"));
+    // The anonymous token grants nothing: 401, as for a private repository.
+    let anonymous = manifest_with(false);
+    assert!(anonymous.ends_with("\n401"), "{anonymous}");
+    assert!(anonymous.contains("UNAUTHORIZED"), "{anonymous}");
     assert!(tokens
         .requests()
         .iter()
         .any(|r| r["credentials"] == "basic"));
+    assert!(tokens
+        .requests()
+        .iter()
+        .any(|r| r["credentials"] == "anonymous"));
 }
 
 /// The proxy cuts the first long blob response (curl sees a short body),
@@ -134,6 +131,12 @@ fn the_harness_proxy_cuts_a_blob_and_range_gets_the_rest() {
     data.extend_from_slice(body);
     assert_eq!(sha256(&data), layer);
     assert_eq!(proxy.range_starts(&layer), vec![CUT]);
+
+    // A tampered blob is served whole, its size kept, its digest broken.
+    mirror.tamper_blob(&layer);
+    let tampered = mirror.curl(&format!("/v2/app/big/blobs/{layer}"), false, &[]);
+    assert_eq!(tampered.stdout.len(), data.len());
+    assert_ne!(sha256(&tampered.stdout), layer);
 }
 
 /// `skopeo copy --all` of the multi-arch layout: the registry serves an

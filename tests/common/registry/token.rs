@@ -89,6 +89,26 @@ impl TokenServer {
         TokenServer { child, port, log }
     }
 
+    /// A token for `scope` from the server, as a client gets one: with
+    /// the credentials when `creds`, else anonymously.
+    pub fn grant(&self, registry: &super::Registry, scope: &str, creds: bool) -> String {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "--max-time", "5", "--cacert"])
+            .arg(registry.ca());
+        if creds {
+            cmd.args(["-u", &format!("{USER}:{PASSWORD}")]);
+        }
+        let out = cmd
+            .arg(format!(
+                "https://127.0.0.1:{}/token?service={SERVICE}&scope={scope}",
+                self.port
+            ))
+            .output()
+            .unwrap();
+        let grant: Value = serde_json::from_slice(&out.stdout).unwrap();
+        grant["token"].as_str().expect("a token").to_string()
+    }
+
     /// The requests served: path, query, `credentials` ("basic",
     /// "anonymous" or "wrong") and status, one object each.
     pub fn requests(&self) -> Vec<Value> {
