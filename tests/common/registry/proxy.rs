@@ -25,6 +25,8 @@ struct Shared {
     cut_after: u64,
     /// Set once the one cut has been made.
     cut_done: AtomicBool,
+    /// The request line of the response that was cut.
+    cut_request: Mutex<Option<String>>,
     stopping: AtomicBool,
     /// Every request head, in arrival order.
     requests: Mutex<Vec<String>>,
@@ -45,6 +47,7 @@ impl CuttingProxy {
             upstream,
             cut_after,
             cut_done: AtomicBool::new(false),
+            cut_request: Mutex::new(None),
             stopping: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
         });
@@ -78,9 +81,12 @@ impl CuttingProxy {
         self.shared.requests.lock().unwrap().clone()
     }
 
-    /// Whether a response was cut.
-    pub fn cut(&self) -> bool {
-        self.shared.cut_done.load(Ordering::SeqCst)
+    /// The digest of the blob whose response was cut.
+    pub fn cut_blob(&self) -> Option<String> {
+        let line = self.shared.cut_request.lock().unwrap().clone()?;
+        let path = line.split(' ').nth(1)?;
+        let digest = path.rsplit('/').next()?;
+        Some(digest.split('?').next()?.to_string())
     }
 
     /// The start offsets of the `Range: bytes=N-` requests for blob `digest`.
@@ -175,6 +181,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
     if cut {
+        *shared.cut_request.lock().unwrap() = head.lines().next().map(String::from);
         io::copy(&mut (&mut upstream).take(shared.cut_after), &mut client)?;
     } else {
         io::copy(&mut upstream, &mut client)?;
