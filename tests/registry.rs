@@ -128,6 +128,13 @@ fn assert_blobs_verified(agent: &Agent) {
     }
 }
 
+/// No partial download is left in the store's `ingest/` (where the blob
+/// writer keeps one until it is verified).
+fn assert_no_partials(agent: &Agent) {
+    let left = files_under(&store(agent).join("ingest"));
+    assert!(left.is_empty(), "partial downloads left: {left:?}");
+}
+
 /// Whether the store holds blob `digest`.
 fn has_blob(agent: &Agent, digest: &str) -> bool {
     let (alg, hex) = digest.split_once(':').unwrap();

@@ -48,7 +48,7 @@ fn a_pod_runs_an_image_from_a_tls_password_registry_on_an_empty_store() {
 
 /// A store with the busybox layout, a pod naming a registry image with
 /// `creds` and `trust`: the reason after the first failure, its message;
-/// the store's files are unchanged.
+/// the store's blobs are unchanged and no partial download is left.
 fn failing_pull(
     name: &str,
     creds: Option<(&str, &str)>,
@@ -58,17 +58,18 @@ fn failing_pull(
     let mut agent = Agent::new(name);
     let registry = registry_with_busybox(&agent);
     use_registries(&mut agent, &[], &[registry.config_entry(creds, trust)]);
-    let before = files_under(&store(&agent));
+    let before = files_under(&store(&agent).join("blobs"));
     agent.start();
     agent.write_manifest("app.yaml", &pod("app", &registry.image(repo_tag), ""));
     let message = wait_reason(&agent, "app", "ErrImagePull", 60);
     let p = agent.pod("app").unwrap();
     assert_eq!(phase(&p), "Pending");
     assert_eq!(
-        files_under(&store(&agent)),
+        files_under(&store(&agent).join("blobs")),
         before,
-        "a failed pull leaves the store as it was"
+        "a failed pull leaves the blobs as they were"
     );
+    assert_no_partials(&agent);
     (agent, message)
 }
 

@@ -37,6 +37,7 @@ fn a_tampered_blob_is_a_digest_mismatch_and_leaves_nothing_behind() {
         .filter(|p| p.to_string_lossy().contains(hex))
         .collect();
     assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+    assert_no_partials(&agent);
     assert_blobs_verified(&agent);
     assert!(
         !images(&agent).contains("app/tampered"),
@@ -163,5 +164,6 @@ fn a_cut_blob_download_resumes_with_range() {
     for layer in &image.layers {
         assert!(has_blob(&agent, layer), "{layer}");
     }
+    assert_no_partials(&agent);
     assert_blobs_verified(&agent);
 }
