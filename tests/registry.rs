@@ -7,7 +7,9 @@
 //! tampered blob, a multi-arch index, a mirror, a resumed pull
 //! (`transport.rs`), the store: offline restart, air-gap import, GC, the
 //! CLI (`store.rs`), node mode: imagePullSecrets and the pull events
-//! (`node.rs`).
+//! (`node.rs`), a slow pull watched: ContainerCreating, other pods start,
+//! one shared pull on a worker thread (`pulling.rs`); the harness checked
+//! on its own (`harness.rs`).
 
 mod common;
 
@@ -17,6 +19,8 @@ mod auth;
 mod harness;
 #[path = "registry/node.rs"]
 mod node;
+#[path = "registry/pulling.rs"]
+mod pulling;
 #[path = "registry/store.rs"]
 mod store;
 #[path = "registry/transport.rs"]

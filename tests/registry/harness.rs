@@ -132,6 +132,21 @@ fn the_harness_proxy_cuts_a_blob_and_range_gets_the_rest() {
     assert_eq!(sha256(&data), layer);
     assert_eq!(proxy.range_starts(&layer), vec![CUT]);
 
+    // The slow proxy takes its time over the 1 MiB layer (4 × 256 KiB).
+    let slow = CuttingProxy::slow(mirror.port, 256 << 10);
+    let began = std::time::Instant::now();
+    let whole = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .arg(format!("{}/v2/app/big/blobs/{layer}", slow.url()))
+        .output()
+        .unwrap();
+    assert_eq!(sha256(&whole.stdout), layer);
+    assert!(
+        began.elapsed() >= std::time::Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+
     // A tampered blob is served whole, its size kept, its digest broken.
     mirror.tamper_blob(&layer);
     let tampered = mirror.curl(&format!("/v2/app/big/blobs/{layer}"), false, &[]);

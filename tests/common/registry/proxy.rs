@@ -3,6 +3,8 @@
 //! bytes, so a client that resumes must send `Range: bytes=N-`. Each
 //! request gets its own upstream connection (`Connection: close`), so the
 //! proxy sees every request head; it records them for the test to assert.
+//! A slow proxy ([`CuttingProxy::slow`]) cuts nothing but sends blob bodies
+//! at a set rate, so a pull lasts long enough to be watched.
 //! Stopped on drop: the accept loop ends and its thread is joined;
 //! connection threads end with their sockets (read timeouts bound them).
 
@@ -23,6 +25,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 struct Shared {
     upstream: u16,
     cut_after: u64,
+    /// Blob bodies go at most this many bytes a second (0: at once).
+    rate: u64,
     /// Set once the one cut has been made.
     cut_done: AtomicBool,
     /// The request line of the response that was cut.
@@ -39,13 +43,24 @@ pub struct CuttingProxy {
 }
 
 impl CuttingProxy {
-    /// Listen on a free loopback port, forwarding to `127.0.0.1:upstream`.
+    /// Listen on a free loopback port, forwarding to `127.0.0.1:upstream`
+    /// and cutting the first blob body longer than `cut_after`.
     pub fn start(upstream: u16, cut_after: u64) -> CuttingProxy {
+        CuttingProxy::listen(upstream, cut_after, 0)
+    }
+
+    /// Forward to `127.0.0.1:upstream`, blob bodies at `bytes_per_sec`.
+    pub fn slow(upstream: u16, bytes_per_sec: u64) -> CuttingProxy {
+        CuttingProxy::listen(upstream, u64::MAX, bytes_per_sec)
+    }
+
+    fn listen(upstream: u16, cut_after: u64, rate: u64) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             upstream,
             cut_after,
+            rate,
             cut_done: AtomicBool::new(false),
             cut_request: Mutex::new(None),
             stopping: AtomicBool::new(false),
@@ -183,9 +198,25 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
     if cut {
         *shared.cut_request.lock().unwrap() = head.lines().next().map(String::from);
         io::copy(&mut (&mut upstream).take(shared.cut_after), &mut client)?;
+    } else if is_blob_get && shared.rate > 0 {
+        copy_slowly(&mut upstream, &mut client, shared.rate)?;
     } else {
         io::copy(&mut upstream, &mut client)?;
     }
     client.flush()?;
     client.shutdown(Shutdown::Both)
+}
+
+/// Copy `from` to `to` in chunks of a tenth of `rate`, one chunk every
+/// 100 ms: `rate` bytes a second.
+fn copy_slowly(from: &mut TcpStream, to: &mut TcpStream, rate: u64) -> io::Result<()> {
+    let mut chunk = vec![0u8; (rate / 10).max(1) as usize];
+    loop {
+        let n = from.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&chunk[..n])?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
