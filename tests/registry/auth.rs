@@ -54,7 +54,7 @@ fn failing_pull(
     creds: Option<(&str, &str)>,
     trust: bool,
     repo_tag: &str,
-) -> (Agent, String) {
+) -> (Agent, Registry, String) {
     let mut agent = Agent::new(name);
     let registry = registry_with_busybox(&agent);
     use_registries(&mut agent, &[], &[registry.config_entry(creds, trust)]);
@@ -70,12 +70,12 @@ fn failing_pull(
         "a failed pull leaves the blobs as they were"
     );
     assert_no_partials(&agent);
-    (agent, message)
+    (agent, registry, message)
 }
 
 #[test]
 fn a_wrong_password_is_unauthorized_then_backs_off_and_leaves_the_store_clean() {
-    let (agent, message) =
+    let (agent, _registry, message) =
         failing_pull("reg-wrong", Some((USER, "not-the-password")), true, BUSYBOX);
     assert!(message.to_lowercase().contains("unauthorized"), "{message}");
     // The kubelet shows ImagePullBackOff between attempts (10 s first).
@@ -86,13 +86,14 @@ fn a_wrong_password_is_unauthorized_then_backs_off_and_leaves_the_store_clean() 
 
 #[test]
 fn anonymous_against_the_password_registry_is_unauthorized() {
-    let (_agent, message) = failing_pull("reg-anon", None, true, BUSYBOX);
+    let (_agent, _registry, message) = failing_pull("reg-anon", None, true, BUSYBOX);
     assert!(message.to_lowercase().contains("unauthorized"), "{message}");
 }
 
 #[test]
 fn an_untrusted_ca_is_a_certificate_error() {
-    let (_agent, message) = failing_pull("reg-x509", Some((USER, PASSWORD)), false, BUSYBOX);
+    let (_agent, _registry, message) =
+        failing_pull("reg-x509", Some((USER, PASSWORD)), false, BUSYBOX);
     let lower = message.to_lowercase();
     assert!(
         lower.contains("x509") || lower.contains("certificate"),
@@ -102,7 +103,7 @@ fn an_untrusted_ca_is_a_certificate_error() {
 
 #[test]
 fn an_unknown_tag_is_manifest_unknown() {
-    let (_agent, message) = failing_pull(
+    let (_agent, _registry, message) = failing_pull(
         "reg-tag",
         Some((USER, PASSWORD)),
         true,
