@@ -1,6 +1,7 @@
 //! The store across time: a device that pulled runs its pods from the
 //! cache after a restart with the registry gone; an air-gapped device runs
-//! imported docker-archive and oci-archive images with `Never`; the image
+//! docker-archive and oci-archive images imported by the CLI and from the
+//! import directory with `Never`; the image
 //! CLI (pull, images, rm refused while in use); GC on a small tmpfs root
 //! collects an unused image and keeps one a static manifest names.
 
@@ -50,6 +51,16 @@ fn an_air_gapped_device_runs_imported_archives_with_never() {
     );
     oci_archive(&layout, "for-oci:1", &oci_tar, "example.org/airgap/oci:1");
     let root = agent.dir.join("root").display().to_string();
+    // The import directory (imageImportDir, by default <rootDir>/import),
+    // read at start as k3s's agent/images.
+    let import_dir = agent.dir.join("root/import");
+    fs::create_dir_all(&import_dir).unwrap();
+    docker_archive(
+        &layout,
+        "for-oci:1",
+        &import_dir.join("dir.tar"),
+        "example.org/airgap/dir:1",
+    );
 
     // Factory flashing: imported before the agent ever ran.
     picolet_ok(&[
@@ -68,9 +79,21 @@ fn an_air_gapped_device_runs_imported_archives_with_never() {
         &root,
         &oci_tar.display().to_string(),
     ]);
-    let listed = images(&agent);
-    assert!(listed.contains("example.org/airgap/docker:1"), "{listed}");
-    assert!(listed.contains("example.org/airgap/oci:1"), "{listed}");
+    let refs = [
+        "example.org/airgap/docker:1",
+        "example.org/airgap/oci:1",
+        "example.org/airgap/dir:1",
+    ];
+    // The import directory's archive may still be on its way at start.
+    wait_for(
+        &format!("the three imports listed\n{}", agent.agent_log()),
+        Duration::from_secs(30),
+        || {
+            refs.iter()
+                .all(|r| images(&agent).contains(r))
+                .then_some(())
+        },
+    );
     assert!(has_blob(&agent, &oci_image.manifest));
     assert_blobs_verified(&agent);
 
@@ -87,6 +110,10 @@ fn an_air_gapped_device_runs_imported_archives_with_never() {
         running(p, "app")
     });
     agent.wait_pod("oci", "running the oci-archive", 60, |p| running(p, "app"));
+    agent.write_manifest("dir.yaml", &pod("dir", "example.org/airgap/dir:1", "Never"));
+    agent.wait_pod("dir", "running the import directory's", 60, |p| {
+        running(p, "app")
+    });
     let message = wait_reason(&agent, "absent", "ErrImageNeverPull", 30);
     assert!(message.contains("example.org/airgap/absent:1"), "{message}");
 }
