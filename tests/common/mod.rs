@@ -10,6 +10,7 @@
 
 pub mod apiserver;
 pub mod layers;
+pub mod registry;
 pub mod tls;
 
 use serde_json::Value;
