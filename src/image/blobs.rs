@@ -96,12 +96,9 @@ impl Layout {
     /// Start writing blobs (see [`Blobs`]); makes the layout's directory
     /// if missing. Blocks while the collector runs.
     pub fn blobs(&self) -> Result<Blobs<'_>, BlobError> {
-        let lock = open_lock(self, GC_LOCK)?;
-        let path = self.dir().join(GC_LOCK);
-        flock(&lock, FlockOperation::LockShared).map_err(|e| io_at(&path)(e.into()))?;
         Ok(Blobs {
             layout: self,
-            _lock: lock,
+            _lock: take_lock(self, GC_LOCK, FlockOperation::LockShared)?,
         })
     }
 
@@ -113,7 +110,7 @@ impl Layout {
 
 /// `<layout>/<name>`, a lock file, opened (made if missing) without
 /// following a link; the layout directory is made if missing.
-pub(crate) fn open_lock(layout: &Layout, name: &str) -> Result<File, BlobError> {
+fn open_lock(layout: &Layout, name: &str) -> Result<File, BlobError> {
     make_dir(layout.dir())?;
     let path = layout.dir().join(name);
     let fd = rustix::fs::open(
@@ -123,6 +120,18 @@ pub(crate) fn open_lock(layout: &Layout, name: &str) -> Result<File, BlobError> 
     )
     .map_err(|e| io_at(&path)(e.into()))?;
     Ok(File::from(fd))
+}
+
+/// [`open_lock`], then flock it with `operation`.
+pub(crate) fn take_lock(
+    layout: &Layout,
+    name: &str,
+    operation: FlockOperation,
+) -> Result<File, BlobError> {
+    let lock = open_lock(layout, name)?;
+    let path = layout.dir().join(name);
+    flock(&lock, operation).map_err(|e| io_at(&path)(e.into()))?;
+    Ok(lock)
 }
 
 /// A directory of the layout, made 0700 if missing (an existing one keeps
