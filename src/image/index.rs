@@ -14,6 +14,7 @@ use super::reference::{Reference, ReferenceError};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -147,6 +148,22 @@ impl Layout {
         let removed = doc.manifests.remove(at);
         self.write_index(doc)?;
         Ok(entry(&removed).map(|e| e.descriptor))
+    }
+
+    /// Remove every entry pointing to one of `digests`, whatever its name;
+    /// how many went. For the collector (src/image/gc.rs).
+    pub fn remove_digests(&self, digests: &BTreeSet<Digest>) -> Result<usize, IndexError> {
+        let _lock =
+            take_lock(self, INDEX_LOCK, FlockOperation::LockExclusive).map_err(IndexError::Lock)?;
+        let mut doc = self.read_index()?;
+        let before = doc.manifests.len();
+        doc.manifests
+            .retain(|m| !entry(m).is_some_and(|e| digests.contains(&e.descriptor.digest)));
+        let removed = before - doc.manifests.len();
+        if removed > 0 {
+            self.write_index(doc)?;
+        }
+        Ok(removed)
     }
 
     /// The entries of index.json (none if there is none). Entries whose
