@@ -9,8 +9,9 @@
 //! removes them: index entries, the blobs nothing else needs, their unpacked
 //! trees, and stale partial downloads.
 
-mod collect;
+pub(crate) mod collect;
 
+pub(crate) use collect::reachable;
 pub use collect::{collect, inventory, Freed, GcError, STALE_PARTIAL_AGE};
 
 use super::digest::Digest;

@@ -169,6 +169,18 @@ impl Layout {
         }
     }
 
+    /// The image manifest the blob `digest` of `media_type` (a manifest or
+    /// an index) gives for this machine, as [`Layout::resolve`] would.
+    pub fn manifest_of(&self, media_type: &str, digest: &Digest) -> io::Result<Manifest> {
+        let d = Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            annotations: BTreeMap::new(),
+            platform: None,
+        };
+        self.manifest(d, 0)
+    }
+
     /// Follow a descriptor to an image manifest, choosing this machine's
     /// platform in a multi-platform index.
     fn manifest(&self, d: Descriptor, depth: u8) -> io::Result<Manifest> {

@@ -132,6 +132,19 @@ impl Marks {
     }
 }
 
+/// The blobs `roots` (manifests or indexes) name, themselves included,
+/// through the ones in the layout.
+pub(crate) fn reachable<'a>(
+    layout: &Layout,
+    roots: impl IntoIterator<Item = &'a Digest>,
+) -> BTreeSet<Digest> {
+    let mut marks = Marks::default();
+    for root in roots {
+        marks.walk(layout, root, 0);
+    }
+    marks.blobs
+}
+
 /// The images of the layout, one per manifest digest index.json names,
 /// with `last_used` from the agent's images-used.json
 /// (src/published.rs IMAGES_USED_FILE).
