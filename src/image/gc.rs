@@ -12,7 +12,7 @@
 pub(crate) mod collect;
 
 pub(crate) use collect::reachable;
-pub use collect::{collect, inventory, Freed, GcError, STALE_PARTIAL_AGE};
+pub use collect::{collect, inventory, GcError};
 
 use super::digest::Digest;
 use super::index::full_name;
@@ -43,6 +43,7 @@ pub struct GcImage {
 impl GcImage {
     /// The time it counts as last used: when never used, its arrival, so
     /// an image imported for later is not taken for one unused since 1970.
+    #[allow(dead_code)] // plan() is the agent's (the lead's part of issue 15).
     fn used(&self) -> Time {
         self.last_used
             .unwrap_or(self.first_seen)
@@ -52,6 +53,7 @@ impl GcImage {
 
 /// The file system holding the images, as statvfs gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Usage {
     /// Bytes in all.
     pub capacity: u64,
@@ -61,6 +63,7 @@ pub struct Usage {
 
 /// The kubelet's image GC settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct GcPolicy {
     /// `imageGCHighThresholdPercent`: at this use or more, collect (85).
     pub high_pct: u8,
@@ -87,6 +90,7 @@ impl Default for GcPolicy {
 
 /// Why an image is to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub enum Reason {
     /// Unused for longer than `imageMaximumGCAge`.
     MaxAge,
@@ -96,6 +100,7 @@ pub enum Reason {
 
 /// One image to remove, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Victim {
     pub manifest: Digest,
     pub reason: Reason,
@@ -105,6 +110,7 @@ pub struct Victim {
 
 /// What [`plan`] decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Plan {
     /// The images to remove, in order.
     pub victims: Vec<Victim>,
@@ -117,6 +123,7 @@ pub struct Plan {
 /// Choose the images to remove. `in_use`: manifest digests of containers
 /// that exist (running or not); `protected`: references the device's own
 /// manifests name (any form; compared normalized).
+#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub fn plan(
     images: &[GcImage],
     in_use: &BTreeSet<Digest>,
@@ -177,6 +184,7 @@ pub fn plan(
     out
 }
 
+#[allow(dead_code)] // plan() is the agent's (the lead's part of issue 15).
 fn victim(image: &GcImage, reason: Reason) -> Victim {
     Victim {
         manifest: image.manifest.clone(),
