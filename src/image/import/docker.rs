@@ -3,24 +3,25 @@
 //! its `RepoTags` and its layer members. Each layer is stored uncompressed
 //! (gunzipped if it came compressed), so its blob digest is the config's
 //! `rootfs.diff_ids` entry and the blob writer verifies it as it is
-//! written; a Docker v2 manifest is made for the image and named by each
-//! of its tags.
+//! written; an OCI manifest is made for the image (OCI rather than Docker
+//! v2 media types, so that OCI tools such as umoci read the layout too) and
+//! named by each of its tags.
 
 use super::archive::{for_each_file, read_error, read_small};
 use super::ImportError;
 use crate::image::blobs::Blobs;
 use crate::image::digest::{Algorithm, Digest};
 use crate::image::index::{full_name, Descriptor};
-use crate::image::layout::{Layout, DOCKER_MANIFEST};
+use crate::image::layout::{Layout, MANIFEST};
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-/// The media types of what is made here (Docker image manifest v2.2).
-const CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
-const LAYER_TYPE: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// The media types of what is made here (image-spec `manifest.md`).
+const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 /// A compressed layer may expand this many times once past
 /// [`RATIO_GRACE`] bytes: the unpacker's bound (src/image/unpack.rs),
 /// applied before the layer is stored uncompressed.
@@ -226,7 +227,7 @@ fn store_image(
         .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST,
+        "mediaType": MANIFEST,
         "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config.len()},
         "layers": layers,
     })
@@ -236,7 +237,7 @@ fn store_image(
         .write_whole(&digest, manifest.as_bytes())
         .map_err(store)?;
     let descriptor = Descriptor {
-        media_type: DOCKER_MANIFEST.into(),
+        media_type: MANIFEST.into(),
         digest,
         size: manifest.len() as u64,
     };
