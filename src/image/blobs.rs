@@ -354,13 +354,17 @@ pub(crate) fn remove_stale_partials(
             }
         };
         let meta = fd.metadata()?;
+        if !meta.is_file() {
+            fs::remove_file(&path)?;
+            continue;
+        }
         let old = meta
             .modified()
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age >= max_age);
         let free = flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok();
-        if old && free && meta.is_file() {
+        if old && free {
             fs::remove_file(&path)?;
             freed += meta.len();
         }
@@ -471,6 +475,49 @@ pub(crate) mod tests {
         assert_eq!(ingest_files(&t.0), 0);
         let e = blobs.write_whole(&expected, b"bad!").unwrap_err();
         assert!(matches!(e, BlobError::DigestMismatch { .. }), "{e}");
+    }
+
+    /// Whether some process waits for a flock on the file `ino`.
+    fn lock_waited_on(ino: u64) -> bool {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        let suffix = format!(":{ino} 0 EOF");
+        locks
+            .lines()
+            .any(|l| l.contains("->") && l.contains("FLOCK") && l.ends_with(&suffix))
+    }
+
+    #[test]
+    fn a_second_writer_of_a_blob_waits_and_never_writes_into_the_first_ones() {
+        let t = TempLayout::new("two-writers");
+        let data = b"the same layer".to_vec();
+        let d = sha(&data);
+        let blobs = t.0.blobs().unwrap();
+        let mut first = blobs.writer(&d, Some(data.len() as u64)).unwrap();
+        first.write_all(&data[..4]).unwrap();
+        let ino = first.file.metadata().unwrap().ino();
+        std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                let blobs = t.0.blobs().unwrap();
+                let mut w = blobs.writer(&d, Some(data.len() as u64)).unwrap();
+                // It had to wait until the first one committed.
+                assert!(t.0.has_blob(&d));
+                assert_eq!(w.offset(), 0, "a new partial file, not the committed blob");
+                w.write_all(&data).unwrap();
+                w.commit().unwrap();
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !lock_waited_on(ino) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the second writer never waited"
+                );
+                std::thread::yield_now();
+            }
+            first.write_all(&data[4..]).unwrap();
+            first.commit().unwrap();
+            second.join().unwrap();
+        });
+        assert_eq!(fs::read(t.0.blob_path(&d)).unwrap(), data);
     }
 
     #[test]
