@@ -347,15 +347,15 @@ pub(crate) fn remove_stale_partials(
             Mode::empty(),
         ) {
             Ok(fd) => File::from(fd),
-            // A link or something else planted: unlinked, never followed.
+            // A link planted there: unlinked, never followed.
             Err(_) => {
-                fs::remove_file(&path)?;
+                unlink_stray(&path);
                 continue;
             }
         };
         let meta = fd.metadata()?;
         if !meta.is_file() {
-            fs::remove_file(&path)?;
+            unlink_stray(&path);
             continue;
         }
         let old = meta
@@ -370,6 +370,14 @@ pub(crate) fn remove_stale_partials(
         }
     }
     Ok(freed)
+}
+
+/// Unlink something in `ingest/` that no writer made; what cannot be
+/// unlinked (a directory) is only reported: the sweep goes on.
+fn unlink_stray(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        log::warn!("{}: {e}", path.display());
+    }
 }
 
 #[cfg(test)]
