@@ -268,6 +268,12 @@ impl BlobWriter<'_> {
         }
     }
 
+    /// Remove the partial file: for a failed copy that nothing will resume
+    /// (an import), so that nothing is left behind.
+    pub fn discard(self) -> Result<(), BlobError> {
+        fs::remove_file(&self.path).map_err(io_at(&self.path))
+    }
+
     /// Check size and digest, then move the blob into `blobs/` (fsynced);
     /// nothing to move if the layout has it already. A mismatch removes the
     /// partial file.

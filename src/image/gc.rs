@@ -61,6 +61,18 @@ pub struct Usage {
     pub available: u64,
 }
 
+impl Usage {
+    /// The file system holding `path` now.
+    #[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
+    pub fn of(path: &std::path::Path) -> std::io::Result<Usage> {
+        let fs = rustix::fs::statvfs(path)?;
+        Ok(Usage {
+            capacity: fs.f_blocks.saturating_mul(fs.f_frsize),
+            available: fs.f_bavail.saturating_mul(fs.f_frsize),
+        })
+    }
+}
+
 /// The kubelet's image GC settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
@@ -324,6 +336,12 @@ mod tests {
             Time(100 * MIN),
         );
         assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn usage_is_the_file_systems() {
+        let u = Usage::of(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(u.capacity > 0 && u.available <= u.capacity, "{u:?}");
     }
 
     #[test]

@@ -172,8 +172,6 @@ fn store_layers(
             member: name.to_string(),
             error,
         };
-        let mut writer = blobs.writer(diff_id, None).map_err(store)?;
-        writer.restart().map_err(store)?;
         let mut content = BufReader::new(content);
         let head = content.fill_buf().map_err(|e| read_error(file, name, e))?;
         if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -187,13 +185,22 @@ fn store_layers(
             true => Box::new(MultiGzDecoder::new(content).take(limit + 1)),
             false => Box::new(content),
         };
-        let copied = io::copy(&mut tar, &mut writer).map_err(|e| read_error(file, name, e))?;
-        if copied > limit {
-            return Err(ImportError::TooLarge {
-                file: file.to_path_buf(),
-                member: name.to_string(),
-                max: limit,
-            });
+        let mut writer = blobs.writer(diff_id, None).map_err(store)?;
+        writer.restart().map_err(store)?;
+        match io::copy(&mut tar, &mut writer) {
+            Ok(n) if n <= limit => {}
+            Ok(_) => {
+                writer.discard().map_err(store)?;
+                return Err(ImportError::TooLarge {
+                    file: file.to_path_buf(),
+                    member: name.to_string(),
+                    max: limit,
+                });
+            }
+            Err(e) => {
+                writer.discard().map_err(store)?;
+                return Err(read_error(file, name, e));
+            }
         }
         writer.commit().map_err(store)
     })?;

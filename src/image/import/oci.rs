@@ -105,7 +105,10 @@ fn copy_blobs(
         };
         let mut writer = blobs.writer(&digest, Some(size)).map_err(store)?;
         writer.restart().map_err(store)?;
-        io::copy(content, &mut writer).map_err(|e| read_error(file, name, e))?;
+        if let Err(e) = io::copy(content, &mut writer) {
+            writer.discard().map_err(store)?;
+            return Err(read_error(file, name, e));
+        }
         writer.commit().map_err(store)
     })
 }

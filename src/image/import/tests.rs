@@ -258,3 +258,25 @@ fn a_directory_is_imported_once_per_file_version() {
     assert!(import_dir(&t.0, &dir.join("absent")).unwrap().is_empty());
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_layer_that_expands_past_the_ratio_bound_is_refused() {
+    let t = TempLayout::new("import-bomb");
+    let s = saved();
+    // 32 MiB of zeros gzip to about 32 KiB: a bomb's ratio.
+    let bomb = gzip(&vec![0u8; 32 << 20]);
+    let file = write_file(
+        &t.0,
+        "bomb.tar",
+        &docker_archive(&s, manifest_json(serde_json::json!(["bomb:1"])), &bomb),
+    );
+    let e = import_archive(&t.0, &file).unwrap_err();
+    assert!(
+        matches!(&e, ImportError::TooLarge { member, .. } if member == "def/layer.tar"),
+        "{e}"
+    );
+    assert_eq!(t.0.list().unwrap(), []);
+    let partials = fs::read_dir(t.0.dir().join(INGEST_DIR)).unwrap().count();
+    assert_eq!(partials, 0, "the expanded bytes were removed");
+    let _ = fs::remove_dir_all(t.0.dir().with_extension("files"));
+}
