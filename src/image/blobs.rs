@@ -145,15 +145,16 @@ fn make_dir(dir: &Path) -> Result<(), BlobError> {
         .map_err(io_at(dir))
 }
 
-impl<'a> Blobs<'a> {
+impl Blobs<'_> {
     /// A writer of the blob `digest`, continuing its partial file if one
     /// is there ([`BlobWriter::offset`]). With `expected_size`, writing
-    /// past it is an error, and a longer partial file starts over.
+    /// past it is an error, and a longer partial file starts over. The
+    /// writer borrows the guard: no blob is written without `gc.lock`.
     pub fn writer(
         &self,
         digest: &Digest,
         expected_size: Option<u64>,
-    ) -> Result<BlobWriter<'a>, BlobError> {
+    ) -> Result<BlobWriter<'_>, BlobError> {
         let ingest = self.layout.dir().join(INGEST_DIR);
         crate::state::create_private_dir(&ingest).map_err(io_at(&ingest))?;
         let path = ingest.join(format!("{}-{}", digest.algorithm().name(), digest.hex()));
