@@ -60,6 +60,8 @@ pub fn main() {
         Some("get") => cli::get::run(&args[1..]).map_err(CommandError::Get),
         Some("logs") => cli::logs::run(&args[1..]).map_err(CommandError::Logs),
         Some("top") => cli::top::run(&args[1..]).map_err(CommandError::Top),
+        Some("images") => cli::images::images(&args[1..]).map_err(CommandError::Images),
+        Some("image") => cli::images::image(&args[1..]).map_err(CommandError::Images),
         Some("version" | "--version") => {
             cli::version();
             Ok(())
@@ -98,6 +100,8 @@ enum CommandError {
     Logs(cli::logs::LogsError),
     /// `picolet top`.
     Top(cli::top::TopError),
+    /// `picolet images`, `picolet image`.
+    Images(cli::images::ImagesError),
 }
 
 impl std::fmt::Display for CommandError {
@@ -109,6 +113,7 @@ impl std::fmt::Display for CommandError {
             CommandError::Get(e) => write!(f, "{e}"),
             CommandError::Logs(e) => write!(f, "{e}"),
             CommandError::Top(e) => write!(f, "{e}"),
+            CommandError::Images(e) => write!(f, "{e}"),
         }
     }
 }
@@ -122,6 +127,7 @@ impl std::error::Error for CommandError {
             CommandError::Get(e) => Some(e),
             CommandError::Logs(e) => Some(e),
             CommandError::Top(e) => Some(e),
+            CommandError::Images(e) => Some(e),
         }
     }
 }

@@ -15,6 +15,13 @@ pub const ERRORS_FILE: &str = "manifest-errors.json";
 /// `<run>/pods.json`: the PodList of every pod the agent holds.
 pub const STATUS_FILE: &str = "pods.json";
 
+/// `<run>/images-used.json`: when a container last used each image, for
+/// `picolet images` and the image collector (src/image/gc.rs). A JSON
+/// object from the manifest digest (the imageID) to an RFC 3339 time:
+/// `{"sha256:<hex>": "2026-12-08T01:02:03Z"}`. The agent writes it; an
+/// image missing from it was not used since it arrived.
+pub const IMAGES_USED_FILE: &str = "images-used.json";
+
 /// Where the cgroup v2 hierarchy is mounted.
 pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 

@@ -1,5 +1,5 @@
 //! The command line: argument parsing ([`args`]), the client commands
-//! (`get`, `logs`, `top`, `version`), which read what the agent publishes in
+//! (`get`, `logs`, `top`, `images`, `image`, `version`), which read what the agent publishes in
 //! its run dir (src/published.rs), and `run`'s flags ([`run`]), which give
 //! the agent its configuration. The CLI imports neither the agent nor the
 //! engine; src/lib.rs hands `run` over to the agent and `monitor` to the
@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod get;
+pub mod images;
 pub mod logs;
 pub mod run;
 pub mod top;
@@ -27,6 +28,9 @@ Usage:
   picolet get pods [NAME] [-o wide|json|yaml|name] [--run-dir DIR]
   picolet logs POD [-c CONTAINER] [-p] [--timestamps] [-f] [--run-dir DIR]
   picolet top pods [--containers] [--run-dir DIR] [--cgroup-root PATH]
+  picolet images [--root DIR] [--run-dir DIR]
+  picolet image import FILE|DIR... [--root DIR]
+  picolet image rm REF... [--root DIR] [--run-dir DIR]
   picolet version
 ";
 

@@ -3,22 +3,26 @@
 //! digest before use.
 
 use super::config::ImageConfig;
+use super::digest::{Digest, Hasher};
 use super::platform::{self, Platform};
 use super::reference::Reference;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// An OCI image manifest's media type.
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A Docker v2 schema 2 manifest's media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// An OCI image index's media type.
+pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// A Docker manifest list's media type.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The most bytes of index.json, a manifest or a config read into memory:
 /// registries refuse manifests over 4 MiB; configs are a few KiB.
-const MAX_JSON: u64 = 4 * 1024 * 1024;
+pub const MAX_JSON: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,33 +89,47 @@ impl Layout {
         &self.dir
     }
 
-    fn blob_path(&self, digest: &str) -> io::Result<PathBuf> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| invalid(format!("unsupported digest {digest:?}")))?;
-        Ok(self.dir.join("blobs/sha256").join(hex))
+    /// Where the blob of `digest` is (`blobs/<algorithm>/<hex>`): the
+    /// digest is validated, so the name stays in `blobs/`.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    fn parse_digest(digest: &str) -> io::Result<Digest> {
+        Digest::parse(digest).map_err(|e| invalid(e.to_string()))
     }
 
     /// A blob's file, not yet verified: layers are hashed as they are read
     /// (src/image/unpack.rs), once.
     pub fn open_blob(&self, digest: &str) -> io::Result<File> {
-        let path = self.blob_path(digest)?;
+        let path = self.blob_path(&Self::parse_digest(digest)?);
         File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
 
-    /// A JSON blob (index, manifest, config), at most [`MAX_JSON`] bytes,
-    /// verified against its digest.
-    fn read_json<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> io::Result<T> {
-        let path = self.blob_path(digest)?;
+    /// A small blob (index, manifest, config) whole, at most [`MAX_JSON`]
+    /// bytes, verified against its digest.
+    pub fn read_small_blob(&self, digest: &Digest) -> io::Result<Vec<u8>> {
+        let path = self.blob_path(digest);
         let data = read_capped(&path)?;
-        let actual = format!("sha256:{:x}", Sha256::digest(&data));
-        if actual != digest {
+        let mut hasher = Hasher::new(digest.algorithm());
+        hasher.update(&data);
+        let actual = hasher.finish();
+        if actual != *digest {
             return Err(invalid(format!(
                 "blob {} has digest {actual}, expected {digest}",
                 path.display()
             )));
         }
+        Ok(data)
+    }
+
+    /// A JSON blob (index, manifest, config), at most [`MAX_JSON`] bytes,
+    /// verified against its digest.
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> io::Result<T> {
+        let data = self.read_small_blob(&Self::parse_digest(digest)?)?;
         serde_json::from_slice(&data).map_err(|e| invalid(format!("blob {digest}: {e}")))
     }
 
@@ -144,6 +162,18 @@ impl Layout {
             Some(d) => self.manifest(d, 0).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The image manifest the blob `digest` of `media_type` (a manifest or
+    /// an index) gives for this machine, as [`Layout::resolve`] would.
+    pub fn manifest_of(&self, media_type: &str, digest: &Digest) -> io::Result<Manifest> {
+        let d = Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            annotations: BTreeMap::new(),
+            platform: None,
+        };
+        self.manifest(d, 0)
     }
 
     /// Follow a descriptor to an image manifest, choosing this machine's
@@ -208,7 +238,7 @@ impl Layout {
 }
 
 /// A file of at most [`MAX_JSON`] bytes, whole.
-fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
     let file = File::open(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut data = Vec::new();

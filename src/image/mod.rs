@@ -6,7 +6,12 @@
 //! Finding is quick and runs on the core thread; unpacking is an
 //! [`UnpackJob`] for the worker of `worker.rs`.
 
+pub mod blobs;
 pub mod config;
+pub mod digest;
+pub mod gc;
+pub mod import;
+pub mod index;
 pub mod layout;
 pub mod platform;
 pub mod reference;

@@ -1,0 +1,372 @@
+//! `picolet images`, `picolet image import FILE|DIR...` and `picolet image
+//! rm REF...`: the image store at `<root>/images` (src/image/), safe while the
+//! agent runs (index.json and blob writes are locked: src/image/index.rs,
+//! src/image/blobs.rs). What is in use comes from the agent's published pod
+//! status, when last used from its images-used.json (src/published.rs).
+
+use super::args::{parse, ArgsError};
+use super::get::human_age;
+use crate::image::digest::Digest;
+use crate::image::gc::{collect, inventory, GcError, GcImage};
+use crate::image::import::{import_archive, import_dir, DirResult};
+use crate::image::index::{full_name, IndexError};
+use crate::image::layout::Layout;
+use crate::image::reference::Reference;
+use crate::pod::status::PodList;
+use crate::published::{IMAGES_USED_FILE, STATUS_FILE};
+use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The agent's `--root` default (src/config.rs).
+const DEFAULT_ROOT: &str = "/var/lib/picolet";
+/// The agent's `--run-dir` default.
+const DEFAULT_RUN: &str = "/run/picolet";
+
+/// Why an image command failed.
+#[derive(Debug)]
+pub enum ImagesError {
+    /// The flags do not parse.
+    Args(ArgsError),
+    /// No subcommand, or one other than import and rm, or no operand.
+    Usage,
+    /// index.json (or a name that is not a reference).
+    Index(IndexError),
+    /// Listing or collecting the store.
+    Gc(GcError),
+    /// Some archives failed (each was reported as it failed).
+    ImportFailed { failed: usize, total: usize },
+    /// The image is used by these pods' containers.
+    InUse {
+        reference: String,
+        pods: Vec<String>,
+    },
+    /// No image of this name in the store.
+    NotFound { reference: String },
+    /// Some references could not be removed (each was reported).
+    RemoveFailed { failed: usize, total: usize },
+    /// Writing to stdout failed.
+    Write(std::io::Error),
+}
+
+impl fmt::Display for ImagesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImagesError::Args(e) => write!(f, "{e}"),
+            ImagesError::Usage => f.write_str(
+                "usage: picolet images [--root DIR] [--run-dir DIR]\n       picolet image import FILE|DIR... [--root DIR]\n       picolet image rm REF... [--root DIR] [--run-dir DIR]",
+            ),
+            ImagesError::Index(e) => write!(f, "{e}"),
+            ImagesError::Gc(e) => write!(f, "{e}"),
+            ImagesError::ImportFailed { failed, total } => {
+                write!(f, "{failed} of {total} archives failed to import")
+            }
+            ImagesError::InUse { reference, pods } => write!(
+                f,
+                "image {reference} is in use by pod {}; remove the pod first",
+                pods.join(", ")
+            ),
+            ImagesError::NotFound { reference } => write!(f, "no such image: {reference}"),
+            ImagesError::RemoveFailed { failed, total } => {
+                write!(f, "{failed} of {total} images could not be removed")
+            }
+            ImagesError::Write(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImagesError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ImagesError::Args(e) => Some(e),
+            ImagesError::Index(e) => Some(e),
+            ImagesError::Gc(e) => Some(e),
+            ImagesError::Write(e) => Some(e),
+            ImagesError::Usage
+            | ImagesError::ImportFailed { .. }
+            | ImagesError::InUse { .. }
+            | ImagesError::NotFound { .. }
+            | ImagesError::RemoveFailed { .. } => None,
+        }
+    }
+}
+
+impl From<ArgsError> for ImagesError {
+    fn from(e: ArgsError) -> ImagesError {
+        ImagesError::Args(e)
+    }
+}
+
+/// The store and the agent's run dir the flags name.
+struct Dirs {
+    root: PathBuf,
+    run: PathBuf,
+}
+
+impl Dirs {
+    fn layout(&self) -> Layout {
+        Layout::new(self.root.join("images"))
+    }
+}
+
+fn dirs(args: &[String]) -> Result<(Dirs, Vec<String>), ImagesError> {
+    let p = parse(args, &["root", "run-dir"], &[], &[])?;
+    let dirs = Dirs {
+        root: PathBuf::from(p.value("root").unwrap_or(DEFAULT_ROOT)),
+        run: PathBuf::from(p.value("run-dir").unwrap_or(DEFAULT_RUN)),
+    };
+    Ok((dirs, p.positional))
+}
+
+/// `picolet images ARGS`: the table of images.
+pub fn images(args: &[String]) -> Result<(), ImagesError> {
+    let (dirs, rest) = dirs(args)?;
+    if !rest.is_empty() {
+        return Err(ImagesError::Usage);
+    }
+    let used = last_used(&dirs.run);
+    let images = inventory(&dirs.layout(), &used).map_err(ImagesError::Gc)?;
+    let text = table(&images, &users(&dirs.run), Time::now());
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(ImagesError::Write)
+}
+
+/// `picolet image SUBCOMMAND ARGS`: `import` or `rm`.
+pub fn image(args: &[String]) -> Result<(), ImagesError> {
+    let (dirs, rest) = dirs(args)?;
+    match rest.split_first() {
+        Some((sub, operands)) if sub == "import" && !operands.is_empty() => import(&dirs, operands),
+        Some((sub, operands)) if sub == "rm" && !operands.is_empty() => remove(&dirs, operands),
+        _ => Err(ImagesError::Usage),
+    }
+}
+
+/// Import each archive, or each new archive of a directory (as the agent
+/// does with its import directory at start).
+fn import(dirs: &Dirs, operands: &[String]) -> Result<(), ImagesError> {
+    let layout = dirs.layout();
+    let (mut failed, mut total) = (0, 0);
+    let mut report = |file: &Path, result: DirResult| {
+        total += 1;
+        match result {
+            Ok(Some(refs)) => refs.iter().for_each(|r| println!("Imported {r}")),
+            Ok(None) => println!("{}: imported before, unchanged", file.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    };
+    for operand in operands.iter().map(Path::new) {
+        if operand.is_dir() {
+            match import_dir(&layout, operand) {
+                Ok(results) => results.into_iter().for_each(|(f, r)| report(&f, r)),
+                Err(e) => report(operand, Err(e)),
+            }
+        } else {
+            report(operand, import_archive(&layout, operand).map(Some));
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        _ => Err(ImagesError::ImportFailed { failed, total }),
+    }
+}
+
+fn remove(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
+    let layout = dirs.layout();
+    let users = users(&dirs.run);
+    let mut victims = BTreeSet::new();
+    let mut failed = 0;
+    for reference in references {
+        match remove_one(&layout, reference, &users) {
+            Ok((full, victim)) => {
+                println!("Untagged: {full}");
+                victims.extend(victim);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    let in_use: BTreeSet<Digest> = users.keys().cloned().collect();
+    let freed = collect(
+        &layout,
+        &dirs.root.join("rootfs"),
+        &victims,
+        &in_use,
+        SystemTime::now(),
+    )
+    .map_err(ImagesError::Gc)?;
+    for digest in &victims {
+        println!("Deleted: {digest}");
+    }
+    if freed.bytes > 0 {
+        println!("Freed {}", human_size(freed.bytes));
+    }
+    match failed {
+        0 => Ok(()),
+        _ => Err(ImagesError::RemoveFailed {
+            failed,
+            total: references.len(),
+        }),
+    }
+}
+
+/// Remove the name `reference`, unless a container uses its image; the
+/// full name, and the manifest to collect when no other name keeps it.
+fn remove_one(
+    layout: &Layout,
+    reference: &str,
+    users: &BTreeMap<Digest, Vec<String>>,
+) -> Result<(String, Option<Digest>), ImagesError> {
+    let full = full_name(reference).map_err(ImagesError::Index)?;
+    let entries = layout.list().map_err(ImagesError::Index)?;
+    let named = |n: &Option<String>| {
+        n.as_deref()
+            .is_some_and(|n| full_name(n).is_ok_and(|n| n == full))
+    };
+    let Some(entry) = entries.iter().find(|e| named(&e.name)) else {
+        return Err(ImagesError::NotFound { reference: full });
+    };
+    let digest = entry.descriptor.digest.clone();
+    if let Some(pods) = users.get(&digest) {
+        return Err(ImagesError::InUse {
+            reference: full,
+            pods: pods.clone(),
+        });
+    }
+    layout.remove_ref(&full).map_err(ImagesError::Index)?;
+    let still_named = entries
+        .iter()
+        .any(|e| e.descriptor.digest == digest && !named(&e.name));
+    Ok((full, (!still_named).then_some(digest)))
+}
+
+/// The pods (`namespace/name`) whose containers use each image, from the
+/// agent's published status; none when the agent has published none.
+fn users(run: &Path) -> BTreeMap<Digest, Vec<String>> {
+    let path = run.join(STATUS_FILE);
+    let list: PodList = match crate::state::read_json(&path) {
+        Ok(Some(list)) => list,
+        Ok(None) => return BTreeMap::new(),
+        Err(e) => {
+            eprintln!("warning: {e}: images in use are not known");
+            return BTreeMap::new();
+        }
+    };
+    let mut users: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+    for pod in &list.items {
+        let s = &pod.status;
+        let name = format!("{}/{}", pod.metadata.namespace, pod.metadata.name);
+        for c in s
+            .init_container_statuses
+            .iter()
+            .chain(&s.container_statuses)
+        {
+            // `sha256:...`, or `name@sha256:...` as some runtimes report it.
+            let id = c.image_id.rsplit('@').next().unwrap_or_default();
+            if let Ok(digest) = Digest::parse(id) {
+                let pods = users.entry(digest).or_default();
+                if !pods.contains(&name) {
+                    pods.push(name.clone());
+                }
+            }
+        }
+    }
+    users
+}
+
+/// When each image was last used, from the agent's images-used.json;
+/// entries that do not parse are left out.
+fn last_used(run: &Path) -> BTreeMap<Digest, Time> {
+    let path = run.join(IMAGES_USED_FILE);
+    let map: BTreeMap<String, String> = match crate::state::read_json(&path) {
+        Ok(map) => map.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            BTreeMap::new()
+        }
+    };
+    map.into_iter()
+        .filter_map(|(d, t)| Some((Digest::parse(&d).ok()?, Time::parse_rfc3339(&t)?)))
+        .collect()
+}
+
+/// The table: one row per name (an unnamed image as `<none>`).
+fn table(images: &[GcImage], users: &BTreeMap<Digest, Vec<String>>, now: Time) -> String {
+    let mut rows = vec![["IMAGE", "DIGEST", "SIZE", "LAST USED", "IN USE"].map(String::from)];
+    for image in images {
+        let names: Vec<String> = match image.refs.is_empty() {
+            true => vec!["<none>".into()],
+            false => image.refs.iter().map(|r| familiar(r)).collect(),
+        };
+        let last = image.last_used.map_or("-".into(), |t| {
+            format!("{} ago", human_age(now.saturating_sub(t).as_secs()))
+        });
+        let in_use = users
+            .get(&image.manifest)
+            .map_or("-".into(), |p| p.join(","));
+        for name in names {
+            rows.push([
+                name,
+                image.manifest.hex()[..12].to_string(),
+                human_size(image.size),
+                last.clone(),
+                in_use.clone(),
+            ]);
+        }
+    }
+    columns(&rows)
+}
+
+/// Rows in columns three spaces apart, as `picolet get pods` prints them
+/// (src/cli/get.rs).
+fn columns(rows: &[[String; 5]]) -> String {
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("   ").trim_end().to_string() + "\n"
+        })
+        .collect()
+}
+
+fn familiar(stored: &str) -> String {
+    Reference::parse(stored).map_or_else(|_| stored.to_string(), |r| r.familiar())
+}
+
+/// Bytes in decimal units, as `crictl images` prints them: `4.26MB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{bytes}B");
+    }
+    // Three significant digits, without trailing zeros: 4.26, 42.6, 426, 1.5.
+    let digits: String = format!("{value:.3}").chars().take(4).collect();
+    let digits = match digits.contains('.') {
+        true => digits.trim_end_matches('0').trim_end_matches('.'),
+        false => &digits,
+    };
+    format!("{digits}{}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests;

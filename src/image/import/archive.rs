@@ -1,0 +1,96 @@
+//! Reading members of an archive by name, one pass over the file at a
+//! time, with the bounded tar reader of src/image/unpack/tar.rs. Names in
+//! an archive are hostile: they are compared as strings and never become
+//! paths; links and other non-files are never read.
+
+use super::ImportError;
+use crate::image::layout::MAX_JSON;
+use crate::image::unpack::tar::{Archive, Header, Kind};
+use flate2::read::MultiGzDecoder;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+/// The longest member name read: the names that matter are short
+/// (`manifest.json`, `blobs/sha512/<128 hex>`); PATH_MAX as the unpacker.
+const MAX_NAME: usize = 4096;
+
+/// The archive's stream: the file, gunzipped when it starts with gzip's
+/// magic (`docker save | gzip`).
+fn open(file: &Path) -> Result<Box<dyn Read>, ImportError> {
+    let open_error = |error| ImportError::Open {
+        file: file.to_path_buf(),
+        error,
+    };
+    let mut reader = BufReader::new(File::open(file).map_err(open_error)?);
+    let gzip = reader
+        .fill_buf()
+        .map_err(open_error)?
+        .starts_with(&[0x1f, 0x8b]);
+    Ok(match gzip {
+        true => Box::new(MultiGzDecoder::new(reader)),
+        false => Box::new(reader),
+    })
+}
+
+/// A member's name without a leading `./`.
+pub(super) fn member_name(header: &Header) -> String {
+    let name = header.name();
+    name.strip_prefix("./").unwrap_or(&name).to_string()
+}
+
+/// Call `f` with each regular file of the archive and its content, in the
+/// archive's order; `f` reads as much as it wants.
+pub(super) fn for_each_file(
+    file: &Path,
+    mut f: impl FnMut(&str, u64, &mut dyn Read) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let tar_error = |error| ImportError::Tar {
+        file: file.to_path_buf(),
+        error,
+    };
+    let mut archive = Archive::new(open(file)?, MAX_NAME);
+    while let Some(header) = archive.next().map_err(tar_error)? {
+        if header.kind == Kind::File {
+            f(&member_name(&header), header.size, &mut archive.contents())?;
+        }
+    }
+    Ok(())
+}
+
+/// The small members (at most [`MAX_JSON`] bytes) `wanted` says yes to,
+/// whole, by name; a larger one is an error naming it.
+pub(super) fn read_small(
+    file: &Path,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>, ImportError> {
+    let mut found = Vec::new();
+    for_each_file(file, |name, size, content| {
+        if !wanted(name) {
+            return Ok(());
+        }
+        if size > MAX_JSON {
+            return Err(ImportError::TooLarge {
+                file: file.to_path_buf(),
+                member: name.to_string(),
+                max: MAX_JSON,
+            });
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        content
+            .read_to_end(&mut data)
+            .map_err(|e| read_error(file, name, e))?;
+        found.push((name.to_string(), data));
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// A member's content could not be read.
+pub(super) fn read_error(file: &Path, member: &str, error: io::Error) -> ImportError {
+    ImportError::Read {
+        file: file.to_path_buf(),
+        member: member.to_string(),
+        error,
+    }
+}
