@@ -1,7 +1,9 @@
 //! One ureq agent per host, made when first needed: TLS verified with the
 //! system roots plus the host's `ca_file`, its client certificate, and
 //! `insecure_skip_verify` only when written. Redirects are never followed
-//! by ureq (src/registry/session.rs follows them without credentials).
+//! by ureq (src/registry/exchange.rs follows them without credentials).
+//! The proxy environment (`HTTPS_PROXY`, `NO_PROXY`) applies, as ureq
+//! reads it and containerd does.
 
 use super::config::{RegistryConfig, TlsFiles};
 use super::error::{RegistryError, TlsSetupError};

@@ -8,7 +8,7 @@
 
 use super::challenge::Challenge;
 use super::credentials::Credentials;
-use super::error::{registry_says, RegistryError, MAX_ERROR_BODY};
+use super::error::{registry_says, shown_url, RegistryError, MAX_ERROR_BODY};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Mutex, PoisonError};
@@ -113,7 +113,7 @@ pub(super) fn fetch_token(
             return Err(RegistryError::InsecureRefused {
                 endpoint: at.endpoint.to_string(),
                 reference: at.reference.to_string(),
-                url: realm.clone(),
+                url: shown_url(realm),
             })
         }
         _ => {
@@ -138,7 +138,7 @@ pub(super) fn fetch_token(
     let body = read_capped(&mut response, MAX_TOKEN_ANSWER, at)?;
     if status != 200 {
         let says = registry_says(status, &body[..body.len().min(MAX_ERROR_BODY as usize)]);
-        let says = format!("token realm {realm}: {says}");
+        let says = format!("token realm {}: {says}", shown_url(realm));
         return Err(match status {
             401 | 403 => RegistryError::Unauthorized {
                 endpoint: at.endpoint.to_string(),
@@ -153,7 +153,8 @@ pub(super) fn fetch_token(
             },
         });
     }
-    parse_token_answer(&body).map_err(|problem| protocol(format!("token realm {realm}: {problem}")))
+    parse_token_answer(&body)
+        .map_err(|problem| protocol(format!("token realm {}: {problem}", shown_url(realm))))
 }
 
 /// The token and its life from a token answer.

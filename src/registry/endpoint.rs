@@ -143,12 +143,16 @@ fn valid_name(name: &str) -> bool {
 /// A registry's endpoints: its mirrors, then its upstream. Refuses a
 /// registry name that is not a host[:port].
 pub fn endpoints(config: &RegistryConfig, registry: &str) -> Result<Vec<Endpoint>, EndpointError> {
-    let registry = registry.to_ascii_lowercase();
+    let mut registry = registry.to_ascii_lowercase();
     if !valid_host(&registry) {
         return Err(EndpointError::Host(registry));
     }
+    // Docker Hub's other names are docker.io, whose mirrors k3s files use.
+    if matches!(registry.as_str(), "index.docker.io" | DOCKER_HUB_UPSTREAM) {
+        registry = "docker.io".to_string();
+    }
     let upstream_host = match registry.as_str() {
-        "docker.io" | "index.docker.io" => DOCKER_HUB_UPSTREAM,
+        "docker.io" => DOCKER_HUB_UPSTREAM,
         other => other,
     };
     let mut list = config.mirrors_of(&registry).to_vec();
@@ -232,6 +236,7 @@ mod tests {
             hub.iter().map(|e| e.upstream).collect::<Vec<_>>(),
             [false, false, true]
         );
+        assert_eq!(endpoints(&config, "index.docker.io").unwrap(), hub);
         let other = endpoints(&config, "Quay.io").unwrap();
         assert_eq!(bases(&other), ["https://any.local", "https://quay.io"]);
         let none = endpoints(&RegistryConfig::default(), "reg.example:5000").unwrap();

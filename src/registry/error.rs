@@ -196,6 +196,17 @@ impl std::error::Error for TlsSetupError {
     }
 }
 
+/// A URL for a message: without its query, which for blob storage holds
+/// a signature that grants access for a while.
+pub(super) fn shown_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    url[..end]
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SAYS)
+        .collect()
+}
+
 /// A transport error that is a TLS refusal.
 pub(super) fn is_tls(e: &ureq::Error) -> bool {
     matches!(
@@ -280,6 +291,10 @@ mod tests {
         );
         assert_eq!(registry_says(502, b"<html>bad gateway</html>"), "HTTP 502");
         assert_eq!(registry_says(401, br#"{"errors":[]}"#), "HTTP 401");
+        assert_eq!(
+            shown_url("https://s3/b?X-Amz-Signature=abc"),
+            "https://s3/b"
+        );
         let long = format!(
             r#"{{"errors":[{{"message":"a\u001b[31m{}"}}]}}"#,
             "x".repeat(5000)

@@ -9,7 +9,7 @@
 
 use super::auth::{fetch_token, token_key, Context};
 use super::challenge::{parse_challenges, Challenge};
-use super::error::RegistryError;
+use super::error::{shown_url, RegistryError};
 use super::session::{status_error, transport_error, Session};
 use super::Shared;
 use std::time::{Duration, Instant};
@@ -281,15 +281,19 @@ fn follow_redirects(
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| protocol("a redirect without a Location".into()))?;
         let next = resolve(&url, location)
-            .ok_or_else(|| protocol(format!("a redirect to {location:?}")))?;
-        let (scheme, host, port) = origin(&next)
-            .ok_or_else(|| protocol(format!("a redirect to {next:?}, not an http(s) URL")))?;
+            .ok_or_else(|| protocol(format!("a redirect to {:?}", shown_url(location))))?;
+        let (scheme, host, port) = origin(&next).ok_or_else(|| {
+            protocol(format!(
+                "a redirect to {:?}, not an http(s) URL",
+                shown_url(&next)
+            ))
+        })?;
         let plain = scheme == "http";
         if plain && !at.plain_http {
             return Err(RegistryError::InsecureRefused {
                 endpoint: at.endpoint.to_string(),
                 reference: at.reference.to_string(),
-                url: next,
+                url: shown_url(&next),
             });
         }
         let default_port = if plain { 80 } else { 443 };
@@ -348,11 +352,12 @@ mod tests {
             reference: "reg.example/app@sha256:x",
             plain_http: false,
         };
-        for location in ["http://127.0.0.1:1/blob", "HTTP://127.0.0.1:1/blob"] {
+        for location in ["http://127.0.0.1:1/blob?sig=1", "HTTP://127.0.0.1:1/blob"] {
             let from = "https://reg.example/v2/app/blobs/x".to_string();
             match follow_redirects(&shared, redirect(location), from, &request, &https) {
                 Err(e @ RegistryError::InsecureRefused { .. }) => {
-                    assert!(e.to_string().contains("plain HTTP"), "{e}")
+                    assert!(e.to_string().contains("plain HTTP"), "{e}");
+                    assert!(!e.to_string().contains("sig"), "{e}");
                 }
                 other => panic!("{location}: {other:?}"),
             }

@@ -552,7 +552,11 @@ fn a_tls_failure_is_tls_and_names_it() {
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    let mut session = Registries::new(Arc::new(RegistryConfig::default()))
+    // Verification off: the handshake itself fails, whatever the roots.
+    let config = yaml(&format!(
+        "configs:\n  '{addr}':\n    tls: {{insecure_skip_verify: true}}\n"
+    ));
+    let mut session = Registries::new(Arc::new(config))
         .session(&addr, "app", vec![])
         .unwrap();
     let e = session.manifest("v1").unwrap_err();
@@ -586,4 +590,14 @@ fn hostile_names_never_reach_a_url() {
         session.blob("sha256:../../x", 0),
         Err(RegistryError::Invalid { what: "digest", .. })
     ));
+}
+
+#[test]
+fn registries_are_shared_by_threads_and_sessions_move_to_one() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Registries>();
+    send::<Session>();
+    send::<BlobBody>();
+    send_sync::<RegistryError>();
 }
