@@ -33,6 +33,7 @@ const MAX_TOKENS: usize = 256;
 pub(super) struct TokenKey {
     pub realm: String,
     pub service: String,
+    /// Scopes, separated by spaces (each is sent as its own `scope`).
     pub scope: String,
     /// The credentials' fingerprint; `None` for an anonymous token.
     pub who: Option<[u8; 32]>,
@@ -74,12 +75,22 @@ impl TokenCache {
     }
 }
 
-/// The token request's key for a challenge, a scope and credentials.
+/// The token request's key for a challenge, a scope and credentials. A
+/// scope the challenge names besides ours is asked for too, as
+/// containerd does (a registry may want its own wording).
 pub(super) fn token_key(challenge: &Challenge, scope: &str, who: Option<&Credentials>) -> TokenKey {
+    let mut scopes = scope.to_string();
+    if let Some(theirs) = challenge
+        .param("scope")
+        .filter(|s| !s.is_empty() && *s != scope)
+    {
+        scopes.push(' ');
+        scopes.push_str(theirs);
+    }
     TokenKey {
         realm: challenge.param("realm").unwrap_or("").to_string(),
         service: challenge.param("service").unwrap_or("").to_string(),
-        scope: scope.to_string(),
+        scope: scopes,
         who: who.map(Credentials::fingerprint),
     }
 }
@@ -126,7 +137,12 @@ pub(super) fn fetch_token(
     if !key.service.is_empty() {
         url.push_str(&format!("service={}&", percent_encode(&key.service)));
     }
-    url.push_str(&format!("scope={}", percent_encode(&key.scope)));
+    let scopes: Vec<String> = key
+        .scope
+        .split(' ')
+        .map(|s| format!("scope={}", percent_encode(s)))
+        .collect();
+    url.push_str(&scopes.join("&"));
     let mut request = agent.get(&url);
     if let Some(c) = credentials {
         request = request.header("Authorization", c.basic_authorization());

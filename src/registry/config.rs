@@ -78,6 +78,9 @@ pub enum RegistryConfigError {
         key: String,
         source: serde_yaml::Error,
     },
+    /// Not the expected shape under an `auth` key: the parser's words are
+    /// not shown, since they may quote a credential.
+    AuthShape { path: PathBuf, key: String },
     /// A key picolet does not implement (see the module comment).
     Unsupported { path: PathBuf, key: String },
     /// A value that is not what its key needs.
@@ -105,6 +108,11 @@ impl fmt::Display for RegistryConfigError {
             RegistryConfigError::Decode { path, key, source } => {
                 write!(f, "{}: {key}: {source}", path.display())
             }
+            RegistryConfigError::AuthShape { path, key } => write!(
+                f,
+                "{}: {key}: expected username and password, or auth, as strings (quote a number); the value is not shown",
+                path.display()
+            ),
             RegistryConfigError::Unsupported { path, key } => write!(
                 f,
                 "{}: {key}: a k3s key picolet does not support: remove it (refused rather than ignored, so that nothing else than the file asks for is pulled)",
@@ -235,10 +243,20 @@ impl RegistryConfig {
         let file: Option<File> = serde_path_to_error::deserialize(
             serde_yaml::Deserializer::from_str(text),
         )
-        .map_err(|e| RegistryConfigError::Decode {
-            path: path_buf(),
-            key: e.path().to_string(),
-            source: e.into_inner(),
+        .map_err(|e| {
+            let key = e.path().to_string();
+            if key.split('.').any(|segment| segment == "auth") {
+                RegistryConfigError::AuthShape {
+                    path: path_buf(),
+                    key,
+                }
+            } else {
+                RegistryConfigError::Decode {
+                    path: path_buf(),
+                    key,
+                    source: e.into_inner(),
+                }
+            }
         })?;
         let file = file.unwrap_or_default();
         let mut config = RegistryConfig::default();

@@ -110,8 +110,11 @@ pub const MAX_DOCKER_CONFIG: usize = 1 << 20;
 pub enum DockerConfigError {
     /// Over [`MAX_DOCKER_CONFIG`] bytes.
     TooLarge,
-    /// Not JSON of the expected shape, or over src/json.rs's bounds.
-    Json(crate::json::JsonError),
+    /// Not JSON of the expected shape, at this place; the parser's own
+    /// words are not kept, since they may quote a credential.
+    Shape { line: usize, column: usize },
+    /// Over src/json.rs's bounds.
+    Bounds(crate::json::JsonError),
     /// The entry for this key has a bad `auth` field.
     Auth {
         key: String,
@@ -125,7 +128,11 @@ impl fmt::Display for DockerConfigError {
             DockerConfigError::TooLarge => {
                 write!(f, "dockerconfigjson: larger than {MAX_DOCKER_CONFIG} bytes")
             }
-            DockerConfigError::Json(e) => write!(f, "dockerconfigjson: {e}"),
+            DockerConfigError::Shape { line, column } => write!(
+                f,
+                "dockerconfigjson: line {line} column {column}: not {{\"auths\":{{host:{{username,password}} or {{auth}}}}}} (the value is not shown)"
+            ),
+            DockerConfigError::Bounds(e) => write!(f, "dockerconfigjson: {e}"),
             DockerConfigError::Auth { key, problem } => {
                 write!(f, "dockerconfigjson: auths.{key}: {problem}")
             }
@@ -137,7 +144,8 @@ impl std::error::Error for DockerConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DockerConfigError::TooLarge => None,
-            DockerConfigError::Json(e) => Some(e),
+            DockerConfigError::Shape { .. } => None,
+            DockerConfigError::Bounds(e) => Some(e),
             DockerConfigError::Auth { problem, .. } => Some(problem),
         }
     }
@@ -178,7 +186,13 @@ pub fn from_docker_config_json(
     if bytes.len() > MAX_DOCKER_CONFIG {
         return Err(DockerConfigError::TooLarge);
     }
-    let config: DockerConfig = crate::json::from_slice(bytes).map_err(DockerConfigError::Json)?;
+    let config: DockerConfig = crate::json::from_slice(bytes).map_err(|e| match e {
+        crate::json::JsonError::Invalid(e) => DockerConfigError::Shape {
+            line: e.line(),
+            column: e.column(),
+        },
+        bounds => DockerConfigError::Bounds(bounds),
+    })?;
     let wanted = canonical_host(registry_host);
     let exact = config
         .auths
@@ -317,8 +331,15 @@ mod tests {
         ));
         assert!(matches!(
             from_docker_config_json(b"[", "h"),
-            Err(DockerConfigError::Json(_))
+            Err(DockerConfigError::Shape { .. })
         ));
+        let leaky = br#"{"auths":{"h":"c2VjcmV0"}}"#;
+        match from_docker_config_json(leaky, "h") {
+            Err(e @ DockerConfigError::Shape { .. }) => {
+                assert!(!format!("{e} {e:?}").contains("c2VjcmV0"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
         let huge = vec![b' '; MAX_DOCKER_CONFIG + 1];
         assert!(matches!(
             from_docker_config_json(&huge, "h"),

@@ -73,6 +73,13 @@ configs:
 }
 
 #[test]
+fn a_password_that_looks_like_a_number_is_kept_as_written() {
+    let config = parse("configs:\n  h:\n    auth: {username: u, password: 007}\n").unwrap();
+    let auth = config.host("h").and_then(|h| h.auth.clone());
+    assert_eq!(auth, Some(Credentials::new("u".into(), "007".into())));
+}
+
+#[test]
 fn empty_files_and_a_missing_file_are_no_configuration() {
     for text in ["", "# nothing\n", "{}", "mirrors: {}\nconfigs: {}\n"] {
         let config = parse(text).unwrap();
@@ -160,9 +167,19 @@ fn hostile_files_are_refused_without_a_secret_in_the_message() {
         parse("mirrors: [x]"),
         Err(RegistryConfigError::Decode { .. })
     ));
-    let e = parse("configs:\n  h:\n    auth: {username: u, password: hunter2, extra: 1}\n")
-        .unwrap_err();
-    assert!(!e.to_string().contains("hunter2"), "{e}");
+    for text in [
+        "configs:\n  h:\n    auth: {username: u, password: hunter2, extra: 1}\n",
+        "configs:\n  h:\n    auth: hunter2\n",
+        "configs:\n  h:\n    auth: {username: u, password: [hunter2]}\n",
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(
+            matches!(&e, RegistryConfigError::AuthShape { key, .. } if key.starts_with("configs.h.auth")),
+            "{e:?}"
+        );
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
     let _ = parse("\u{0}\u{ff}:::");
 }
 
