@@ -601,3 +601,65 @@ fn registries_are_shared_by_threads_and_sessions_move_to_one() {
     send::<BlobBody>();
     send_sync::<RegistryError>();
 }
+
+#[test]
+fn a_401_without_a_challenge_pings_v2_for_one() {
+    let creds = Credentials::new("u".into(), "p".into());
+    let wanted = creds.basic_authorization();
+    let server = Server::start(move |req| {
+        if req.path == "/v2/" {
+            return reply(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], b"");
+        }
+        if req.header("authorization") == Some(wanted.as_str()) {
+            return reply(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST);
+        }
+        reply(401, &[], b"")
+    });
+    let mut session = loopback(RegistryConfig::default())
+        .session(&server.addr, "app", vec![creds])
+        .unwrap();
+    session.manifest("v1").unwrap();
+    let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(
+        paths,
+        ["/v2/app/manifests/v1", "/v2/", "/v2/app/manifests/v1"]
+    );
+}
+
+#[test]
+fn pull_secrets_go_to_the_registry_not_to_its_mirrors() {
+    let mirror = Server::start(|req| {
+        if req.header("authorization").is_some() {
+            return reply(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST);
+        }
+        reply(401, &[("WWW-Authenticate", "Basic realm=\"mirror\"")], b"")
+    });
+    let upstream = Server::start(|req| {
+        if req.header("authorization").is_some() {
+            return reply(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST);
+        }
+        reply(
+            401,
+            &[("WWW-Authenticate", "Basic realm=\"upstream\"")],
+            b"",
+        )
+    });
+    let config = yaml(&format!(
+        "mirrors:\n  '{}':\n    endpoint: ['http://{}']\n",
+        upstream.addr, mirror.addr
+    ));
+    let secret = vec![Credentials::new("u".into(), "from-a-pull-secret".into())];
+    let mut session = loopback(config)
+        .session(&upstream.addr, "app", secret)
+        .unwrap();
+    session.manifest("v1").unwrap();
+    assert!(
+        mirror
+            .seen()
+            .iter()
+            .all(|s| s.header("authorization").is_none()),
+        "{:?}",
+        mirror.seen()
+    );
+    assert!(upstream.seen()[1].header("authorization").is_some());
+}
