@@ -64,9 +64,10 @@ impl Session {
                 .agents
                 .get(&endpoint.host, alias.as_deref(), endpoint.plain_http)?;
         let url = format!("{}{}", endpoint.base, request.path);
-        // Each turn moves to the next credentials or returns.
-        for _ in 0..self.targets[i].credentials.len() + 2 {
-            let authorization = match self.authorization(i, &agent, shown) {
+        // Each turn moves to the next credentials, or to a fresh token in
+        // place of a cached one, or returns.
+        for _ in 0..self.targets[i].credentials.len() + 3 {
+            let (authorization, cached) = match self.authorization(i, &agent, shown) {
                 Ok(a) => a,
                 Err(e @ RegistryError::Unauthorized { .. }) => {
                     self.advance(i, None).ok_or(e)?;
@@ -88,6 +89,11 @@ impl Session {
             }
             let chosen = choose(challenges);
             self.forget_token(i);
+            // A token from the cache may have been revoked: one more try
+            // with a fresh one for the same credentials.
+            if cached && chosen.as_ref().is_some_and(|c| c.scheme == "bearer") {
+                continue;
+            }
             if chosen.is_none() || self.advance(i, chosen).is_none() {
                 return Err(status_error(response, &self.context(i, shown)));
             }
@@ -100,27 +106,27 @@ impl Session {
     }
 
     /// The Authorization header for endpoint `i`, fetching a token when
-    /// none is cached.
+    /// none is cached; whether it came from the cache.
     fn authorization(
         &self,
         i: usize,
         agent: &ureq::Agent,
         shown: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<(Option<String>, bool), RegistryError> {
         let target = &self.targets[i];
         match &target.auth {
-            Auth::Anonymous => Ok(None),
-            Auth::Basic(k) => Ok(Some(target.credentials[*k].basic_authorization())),
+            Auth::Anonymous => Ok((None, false)),
+            Auth::Basic(k) => Ok((Some(target.credentials[*k].basic_authorization()), false)),
             Auth::Bearer(challenge, who) => {
                 let credentials = who.map(|k| &target.credentials[k]);
                 let key = token_key(challenge, &self.scope, credentials);
                 let now = Instant::now();
                 if let Some(token) = self.shared.tokens.get(&key, now) {
-                    return Ok(Some(format!("Bearer {token}")));
+                    return Ok((Some(format!("Bearer {token}")), true));
                 }
                 let (token, life) = fetch_token(agent, &key, credentials, &self.context(i, shown))?;
                 self.shared.tokens.put(key, token.clone(), life, now);
-                Ok(Some(format!("Bearer {token}")))
+                Ok((Some(format!("Bearer {token}")), false))
             }
         }
     }

@@ -663,3 +663,33 @@ fn pull_secrets_go_to_the_registry_not_to_its_mirrors() {
     );
     assert!(upstream.seen()[1].header("authorization").is_some());
 }
+
+#[test]
+fn a_cached_token_the_registry_refuses_is_replaced_once() {
+    let required = Arc::new(Mutex::new(1));
+    let (issued, wanted) = (Arc::new(Mutex::new(0)), required.clone());
+    let realm = Arc::new(Mutex::new(String::new()));
+    let token_url = realm.clone();
+    let server = Server::start(move |req| {
+        if req.path.starts_with("/token") {
+            let mut n = issued.lock().unwrap();
+            *n += 1;
+            return reply(200, &[], format!(r#"{{"token":"tok-{n}"}}"#).as_bytes());
+        }
+        let good = format!("Bearer tok-{}", wanted.lock().unwrap());
+        if req.header("authorization") == Some(good.as_str()) {
+            return reply(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST);
+        }
+        let challenge = format!("Bearer realm=\"{}\"", token_url.lock().unwrap());
+        reply(401, &[("WWW-Authenticate", &challenge)], b"")
+    });
+    *realm.lock().unwrap() = format!("http://{}/token", server.addr);
+    let registries = loopback(RegistryConfig::default());
+    let mut first = registries.session(&server.addr, "app", vec![]).unwrap();
+    first.manifest("v1").unwrap();
+    // The registry now refuses tok-1, which is still in the cache.
+    *required.lock().unwrap() = 2;
+    let mut second = registries.session(&server.addr, "app", vec![]).unwrap();
+    second.manifest("v1").unwrap();
+    assert_eq!(server.hits("/token"), 2);
+}
