@@ -87,3 +87,17 @@ impl Registries {
         Session::new(self.shared.clone(), registry, repository, extra)
     }
 }
+
+#[cfg(test)]
+impl Shared {
+    /// The upstream over plain HTTP when the tests ask for it.
+    fn loopback_upstream(&self, mut list: Vec<endpoint::Endpoint>) -> Vec<endpoint::Endpoint> {
+        if self.plain_upstream {
+            for e in list.iter_mut().filter(|e| e.upstream) {
+                e.base = e.base.replacen("https://", "http://", 1);
+                e.plain_http = true;
+            }
+        }
+        list
+    }
+}

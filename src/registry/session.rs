@@ -90,19 +90,12 @@ impl Session {
             });
         }
         let registry = registry.to_ascii_lowercase();
-        #[allow(unused_mut)]
-        let mut list =
-            endpoints(&shared.config, &registry).map_err(|_| RegistryError::Invalid {
-                what: "registry",
-                value: registry.clone(),
-            })?;
+        let list = endpoints(&shared.config, &registry).map_err(|_| RegistryError::Invalid {
+            what: "registry",
+            value: registry.clone(),
+        })?;
         #[cfg(test)]
-        if shared.plain_upstream {
-            for e in list.iter_mut().filter(|e| e.upstream) {
-                e.base = e.base.replacen("https://", "http://", 1);
-                e.plain_http = true;
-            }
-        }
+        let list = shared.loopback_upstream(list);
         let targets = list
             .into_iter()
             .map(|endpoint| {
