@@ -1,6 +1,7 @@
-//! The OCI distribution client (docs: the distribution spec's pull
-//! side): manifests and blobs from registries over ureq, blocking, on the
-//! pull worker thread or in a CLI command, never on the core thread.
+//! The OCI distribution client, the pull side of the OCI distribution
+//! spec: manifests and blobs from registries over ureq, blocking, on the
+//! pull worker thread or in a CLI command, never on the core thread (no
+//! async: the Rust registry crates all need tokio).
 //!
 //! It owns: registries.yaml (`config`), pull-secret credentials
 //! (`credentials`), endpoints (mirrors then the upstream, `endpoint`),
@@ -28,7 +29,7 @@ pub use challenge::{parse_challenges, Challenge};
 pub use config::{RegistryConfig, RegistryConfigError};
 pub use credentials::{from_docker_config_json, Credentials, DockerConfigError};
 pub use error::{RegistryError, TlsSetupError};
-pub use session::{BlobBody, ManifestBody, Session};
+pub use session::{BlobBody, ManifestBody, Session, MAX_MANIFEST};
 
 use std::sync::Arc;
 use std::time::Duration;
