@@ -23,6 +23,7 @@ mod node;
 mod pod;
 mod published;
 mod reactor;
+pub mod registry;
 mod runtime;
 mod safe_path;
 mod signals;
