@@ -393,8 +393,10 @@ spec:
 fn missing_images_wait_with_kubelet_reasons() {
     let mut agent = Agent::new("images");
     agent.start();
+    // A registry on a closed loopback port: the pull fails at once and no
+    // test traffic leaves the machine.
     let yaml = |name: &str, policy: &str| {
-        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: example.org/absent:1\n    imagePullPolicy: {policy}\n")
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: 127.0.0.1:9/absent:1\n    imagePullPolicy: {policy}\n")
     };
     agent.write_manifest("never.yaml", &yaml("never", "Never"));
     agent.write_manifest("ifnotpresent.yaml", &yaml("ifnp", "IfNotPresent"));
@@ -406,17 +408,18 @@ fn missing_images_wait_with_kubelet_reasons() {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("example.org/absent:1") && message.contains("\"Never\""),
+        message.contains("127.0.0.1:9/absent:1") && message.contains("\"Never\""),
         "{message}"
     );
     agent.wait_pod("ifnp", "ErrImagePull", 20, |p| {
         container(p, "c")["state"]["waiting"]["reason"] == "ErrImagePull"
     });
     assert_eq!(phase(&never), "Pending");
-    // The same image by its fully qualified name and by :latest runs.
+    // The same image by its fully qualified name and by :latest runs
+    // (IfNotPresent: `latest` alone would mean Always, a registry pull).
     agent.write_manifest(
         "full.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: full\nspec:\n  containers:\n  - name: a\n    image: docker.io/library/busybox:1.36\n    command: [sleep, '3600']\n  - name: b\n    image: busybox\n    command: [sleep, '3600']\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: full\nspec:\n  containers:\n  - name: a\n    image: docker.io/library/busybox:1.36\n    command: [sleep, '3600']\n  - name: b\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [sleep, '3600']\n",
     );
     let full = agent.wait_pod("full", "running", 30, |p| {
         running(p, "a") && running(p, "b")

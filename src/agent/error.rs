@@ -31,6 +31,8 @@ pub enum AgentError {
     Node(crate::node::StartError),
     /// The epoll set.
     Epoll(io::Error),
+    /// registries.yaml (`registryConfig`).
+    Registries(crate::registry::RegistryConfigError),
 }
 
 impl fmt::Display for AgentError {
@@ -50,6 +52,7 @@ impl fmt::Display for AgentError {
             AgentError::ApiSource(e) => e.fmt(f),
             AgentError::Node(e) => e.fmt(f),
             AgentError::Epoll(e) => write!(f, "epoll: {e}"),
+            AgentError::Registries(e) => e.fmt(f),
         }
     }
 }
@@ -68,6 +71,7 @@ impl std::error::Error for AgentError {
             AgentError::Node(e) => Some(e),
             AgentError::Cgroups(e) => Some(e),
             AgentError::Kubeconfig(e) => Some(e),
+            AgentError::Registries(e) => Some(e),
             AgentError::NoRuntime => None,
         }
     }

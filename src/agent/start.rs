@@ -13,6 +13,7 @@ use crate::engine::{BackoffPolicy, Engine, EngineConfig};
 use crate::node::{Node, NodeConfig, NodeInputs};
 use crate::published::{AgentInfo, AGENT_FILE, CGROUP_MOUNT};
 use crate::reactor::Reactor;
+use crate::registry::RegistryConfig;
 use crate::runtime::paths::Paths;
 use crate::runtime::{oci, Runtime, RuntimeConfig};
 use crate::signals::Signals;
@@ -22,6 +23,7 @@ use crate::source::url::ManifestUrl;
 use crate::state::write_json;
 use crate::time::Time;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Millicores and bytes: the machine's, and what pods may use of them.
 struct Capacity {
@@ -73,6 +75,7 @@ impl Agent {
             host_ip,
             seccomp_default: config.seccomp_default,
             image_unpack_limit: config.image_unpack_limit,
+            registries: load_registries(&config.images.registry_config)?,
             allowed_host_paths: config.node_policy.allowed_host_paths.clone(),
         });
         let mut engine = Engine::new(EngineConfig {
@@ -116,6 +119,15 @@ impl Agent {
             ready: Vec::new(),
         })
     }
+}
+
+/// registries.yaml: a missing file is no registry configuration; a broken
+/// one stops the start, naming the file and the key, as a broken config file
+/// does, rather than pulling with mirrors or credentials silently dropped.
+fn load_registries(path: &Path) -> Result<Arc<RegistryConfig>, AgentError> {
+    RegistryConfig::load(path)
+        .map(Arc::new)
+        .map_err(AgentError::Registries)
 }
 
 fn open_cgroups(config: &Config) -> Result<Option<Cgroups>, AgentError> {

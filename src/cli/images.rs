@@ -1,5 +1,5 @@
-//! `picolet images`, `picolet image import FILE|DIR...` and `picolet image
-//! rm REF...`: the image store at `<root>/images` (src/image/), safe while the
+//! `picolet images`, `picolet image pull REF...`, `picolet image import
+//! FILE|DIR...` and `picolet image rm REF...`: the image store at `<root>/images` (src/image/), safe while the
 //! agent runs (index.json and blob writes are locked: src/image/index.rs,
 //! src/image/blobs.rs). What is in use comes from the agent's published pod
 //! status, when last used from its images-used.json (src/published.rs).
@@ -12,6 +12,8 @@ use crate::image::import::{import_archive, import_dir, DirResult};
 use crate::image::index::{full_name, IndexError};
 use crate::image::layout::Layout;
 use crate::image::reference::Reference;
+use crate::image::worker::Job;
+use crate::image::PullJob;
 use crate::pod::status::PodList;
 use crate::published::{IMAGES_USED_FILE, STATUS_FILE};
 use crate::time::Time;
@@ -25,6 +27,8 @@ use std::time::SystemTime;
 const DEFAULT_ROOT: &str = "/var/lib/picolet";
 /// The agent's `--run-dir` default.
 const DEFAULT_RUN: &str = "/run/picolet";
+/// The agent's `registryConfig` default.
+const DEFAULT_REGISTRY_CONFIG: &str = "/etc/picolet/registries.yaml";
 
 /// Why an image command failed.
 #[derive(Debug)]
@@ -48,6 +52,10 @@ pub enum ImagesError {
     NotFound { reference: String },
     /// Some references could not be removed (each was reported).
     RemoveFailed { failed: usize, total: usize },
+    /// registries.yaml.
+    Registries(crate::registry::RegistryConfigError),
+    /// Some pulls failed (each was reported).
+    PullFailed { failed: usize, total: usize },
     /// Writing to stdout failed.
     Write(std::io::Error),
 }
@@ -57,7 +65,7 @@ impl fmt::Display for ImagesError {
         match self {
             ImagesError::Args(e) => write!(f, "{e}"),
             ImagesError::Usage => f.write_str(
-                "usage: picolet images [--root DIR] [--run-dir DIR]\n       picolet image import FILE|DIR... [--root DIR]\n       picolet image rm REF... [--root DIR] [--run-dir DIR]",
+                "usage: picolet images [--root DIR] [--run-dir DIR]\n       picolet image pull REF... [--root DIR] [--registry-config FILE]\n       picolet image import FILE|DIR... [--root DIR]\n       picolet image rm REF... [--root DIR] [--run-dir DIR]",
             ),
             ImagesError::Index(e) => write!(f, "{e}"),
             ImagesError::Gc(e) => write!(f, "{e}"),
@@ -74,6 +82,10 @@ impl fmt::Display for ImagesError {
                 write!(f, "{failed} of {total} images could not be removed")
             }
             ImagesError::Write(e) => write!(f, "{e}"),
+            ImagesError::Registries(e) => write!(f, "{e}"),
+            ImagesError::PullFailed { failed, total } => {
+                write!(f, "{failed} of {total} images could not be pulled")
+            }
         }
     }
 }
@@ -85,7 +97,9 @@ impl std::error::Error for ImagesError {
             ImagesError::Index(e) => Some(e),
             ImagesError::Gc(e) => Some(e),
             ImagesError::Write(e) => Some(e),
+            ImagesError::Registries(e) => Some(e),
             ImagesError::Usage
+            | ImagesError::PullFailed { .. }
             | ImagesError::ImportFailed { .. }
             | ImagesError::InUse { .. }
             | ImagesError::NotFound { .. }
@@ -104,6 +118,7 @@ impl From<ArgsError> for ImagesError {
 struct Dirs {
     root: PathBuf,
     run: PathBuf,
+    registry_config: PathBuf,
 }
 
 impl Dirs {
@@ -113,10 +128,14 @@ impl Dirs {
 }
 
 fn dirs(args: &[String]) -> Result<(Dirs, Vec<String>), ImagesError> {
-    let p = parse(args, &["root", "run-dir"], &[], &[])?;
+    let p = parse(args, &["root", "run-dir", "registry-config"], &[], &[])?;
     let dirs = Dirs {
         root: PathBuf::from(p.value("root").unwrap_or(DEFAULT_ROOT)),
         run: PathBuf::from(p.value("run-dir").unwrap_or(DEFAULT_RUN)),
+        registry_config: PathBuf::from(
+            p.value("registry-config")
+                .unwrap_or(DEFAULT_REGISTRY_CONFIG),
+        ),
     };
     Ok((dirs, p.positional))
 }
@@ -139,9 +158,55 @@ pub fn images(args: &[String]) -> Result<(), ImagesError> {
 pub fn image(args: &[String]) -> Result<(), ImagesError> {
     let (dirs, rest) = dirs(args)?;
     match rest.split_first() {
+        Some((sub, operands)) if sub == "pull" && !operands.is_empty() => pull(&dirs, operands),
         Some((sub, operands)) if sub == "import" && !operands.is_empty() => import(&dirs, operands),
         Some((sub, operands)) if sub == "rm" && !operands.is_empty() => remove(&dirs, operands),
         _ => Err(ImagesError::Usage),
+    }
+}
+
+/// Pull each reference as the agent would with `imagePullPolicy: Always`,
+/// with registries.yaml's mirrors and credentials; safe while the agent
+/// runs and pulls (the store's locks, src/image/blobs.rs).
+fn pull(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
+    let config = crate::registry::RegistryConfig::load(&dirs.registry_config)
+        .map_err(ImagesError::Registries)?;
+    let registries = std::sync::Arc::new(crate::registry::Registries::new(config.into()));
+    let mut failed = 0;
+    for image in references {
+        let began = std::time::Instant::now();
+        let pulled = Reference::parse(image)
+            .map_err(|e| format!("invalid image name {image:?}: {e}"))
+            .and_then(|reference| {
+                let job = PullJob::new(
+                    image,
+                    reference,
+                    Vec::new(),
+                    registries.clone(),
+                    &dirs.root,
+                    None,
+                );
+                job.run().map_err(|e| e.message)
+            });
+        match pulled {
+            Ok(p) => println!(
+                "Pulled {image}: {} ({} bytes) in {:.1?}",
+                p.digest,
+                p.bytes,
+                began.elapsed()
+            ),
+            Err(message) => {
+                failed += 1;
+                eprintln!("error: {message}");
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        _ => Err(ImagesError::PullFailed {
+            failed,
+            total: references.len(),
+        }),
     }
 }
 

@@ -24,11 +24,12 @@ picolet: a Kubernetes node agent for small devices
 Usage:
   picolet run [--config FILE] [--manifests DIR] [--manifest-url URL] [--kubeconfig FILE]
               [--node-name NAME] [--root DIR] [--run-dir DIR] [--log-dir DIR] [--runtime PATH]
-              [--cgroups v2|off]
+              [--cgroups v2|off] [--registry-config FILE]
   picolet get pods [NAME] [-o wide|json|yaml|name] [--run-dir DIR]
   picolet logs POD [-c CONTAINER] [-p] [--timestamps] [-f] [--run-dir DIR]
   picolet top pods [--containers] [--run-dir DIR] [--cgroup-root PATH]
   picolet images [--root DIR] [--run-dir DIR]
+  picolet image pull REF... [--root DIR] [--registry-config FILE]
   picolet image import FILE|DIR... [--root DIR]
   picolet image rm REF... [--root DIR] [--run-dir DIR]
   picolet version

@@ -41,16 +41,8 @@ pub enum ImageNotice {
     /// The image is in the store and the pull policy needs no pull.
     Present,
     /// A pull began.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the runtime's pull worker (issue 15) sends it")
-    )]
     Pulling,
     /// The pull succeeded: the image's size, and how long it took.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the runtime's pull worker (issue 15) sends it")
-    )]
     Pulled { bytes: u64, took: Duration },
 }
 

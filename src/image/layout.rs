@@ -24,29 +24,61 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 /// registries refuse manifests over 4 MiB; configs are a few KiB.
 pub const MAX_JSON: u64 = 4 * 1024 * 1024;
 
+/// A content descriptor (image-spec `descriptor.md`), as far as picolet
+/// reads one: in index.json, an index, a manifest, a registry's answer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
+pub(crate) struct Descriptor {
     #[serde(default)]
-    media_type: String,
-    digest: String,
+    pub media_type: String,
+    pub digest: String,
+    /// Bytes; index.json entries written by some tools leave it out.
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    pub size: u64,
     #[serde(default)]
-    platform: Option<Platform>,
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
 }
 
+/// An image index or index.json (image-spec `image-index.md`).
 #[derive(Debug, Deserialize)]
-struct Index {
+pub(crate) struct Index {
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub manifests: Vec<Descriptor>,
 }
 
+/// Whether a layer of this media type is gzip-compressed; `None` for a
+/// layer picolet cannot unpack (zstd, foreign layers).
+pub(crate) fn layer_is_gzip(media_type: &str) -> Option<bool> {
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Some(false),
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(true),
+        _ => None,
+    }
+}
+
+impl Index {
+    /// This machine's entry (`platform.rs`), or the machine's platform.
+    pub fn for_host(&self) -> Result<&Descriptor, Platform> {
+        let host = platform::host();
+        host.choose(
+            self.manifests
+                .iter()
+                .filter_map(|m| Some((m.platform.as_ref()?, m))),
+        )
+        .ok_or(host)
+    }
+}
+
+/// An image manifest (image-spec `manifest.md`).
 #[derive(Debug, Deserialize)]
-struct ManifestDoc {
-    config: Descriptor,
+pub(crate) struct ManifestDoc {
+    pub config: Descriptor,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    pub layers: Vec<Descriptor>,
 }
 
 /// A resolved image manifest.
@@ -170,6 +202,7 @@ impl Layout {
         let d = Descriptor {
             media_type: media_type.to_string(),
             digest: digest.to_string(),
+            size: 0,
             annotations: BTreeMap::new(),
             platform: None,
         };
@@ -182,16 +215,9 @@ impl Layout {
         match d.media_type.as_str() {
             INDEX | DOCKER_LIST if depth == 0 => {
                 let index: Index = self.read_json(&d.digest)?;
-                let host = platform::host();
-                let entries: Vec<(Platform, Descriptor)> = index
-                    .manifests
-                    .into_iter()
-                    .filter_map(|m| Some((m.platform.clone()?, m)))
-                    .collect();
-                let chosen = host
-                    .choose(entries.iter().map(|(p, m)| (p, m)))
-                    .cloned()
-                    .ok_or_else(|| invalid(format!("index {} has no {host} manifest", d.digest)))?;
+                let chosen = index.for_host().cloned().map_err(|host| {
+                    invalid(format!("index {} has no {host} manifest", d.digest))
+                })?;
                 self.manifest(chosen, 1)
             }
             MANIFEST | DOCKER_MANIFEST | "" => {
@@ -200,18 +226,12 @@ impl Layout {
                     .layers
                     .iter()
                     .map(|l| {
-                        let gzip = match l.media_type.as_str() {
-                            "application/vnd.oci.image.layer.v1.tar"
-                            | "application/vnd.docker.image.rootfs.diff.tar" => false,
-                            "application/vnd.oci.image.layer.v1.tar+gzip"
-                            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => true,
-                            other => {
-                                return Err(invalid(format!(
-                                    "layer {}: unsupported media type {other:?}",
-                                    l.digest
-                                )))
-                            }
-                        };
+                        let gzip = layer_is_gzip(&l.media_type).ok_or_else(|| {
+                            invalid(format!(
+                                "layer {}: unsupported media type {:?}",
+                                l.digest, l.media_type
+                            ))
+                        })?;
                         Ok(Layer {
                             digest: l.digest.clone(),
                             gzip,

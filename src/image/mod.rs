@@ -1,10 +1,11 @@
 //! The image store: a standard OCI image layout at `<root>/images`, layers
 //! unpacked once per image under `<root>/rootfs/<config digest>`.
 //!
-//! Images arrive by standard tools (`umoci`, `skopeo copy ... oci:DIR:REF`)
-//! until registry pulls exist; a Kubernetes image reference finds them.
-//! Finding is quick and runs on the core thread; unpacking is an
-//! [`UnpackJob`] for the worker of `worker.rs`.
+//! Images arrive by registry pulls (`pull.rs`), imported archives
+//! (`import/`) or standard tools (`skopeo copy ... oci:DIR:REF`); a
+//! Kubernetes image reference finds them under the container's pull policy.
+//! Finding is quick and runs on the core thread; pulling and unpacking are
+//! [`PullJob`]s and [`UnpackJob`]s for the workers of `worker.rs`.
 
 pub mod blobs;
 pub mod config;
@@ -14,13 +15,16 @@ pub mod import;
 pub mod index;
 pub mod layout;
 pub mod platform;
+pub mod pull;
 pub mod reference;
 pub mod unpack;
 pub mod worker;
 
 use crate::pod::PullPolicy;
+use crate::registry::{Credentials, Registries};
 use config::ImageConfig;
 use layout::{Layout, Manifest};
+pub use pull::PullJob;
 use reference::Reference;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +54,9 @@ pub enum Found {
     Ready(Image),
     /// In the layout but not unpacked yet: run the job, then find again.
     Unpack(UnpackJob),
+    /// To be pulled first (the policy, or absent): run the job, then find
+    /// again in the layout ([`ImageStore::find_local`]).
+    Pull(PullJob),
 }
 
 /// One image to unpack, with all the worker thread needs.
@@ -69,14 +76,15 @@ pub struct ImageStore {
     rootfs_dir: PathBuf,
     root: PathBuf,
     /// `imageUnpackLimit` in bytes; `None`: half the free space (see
-    /// [`UnpackJob::max_bytes`]).
+    /// [`space_limit`]).
     unpack_limit: Option<u64>,
+    registries: Arc<Registries>,
 }
 
 impl ImageStore {
     /// The store at `root`, with what interrupted unpacks left there
     /// removed: once, at start, before any unpack can begin.
-    pub fn new(root: &Path, unpack_limit: Option<u64>) -> ImageStore {
+    pub fn new(root: &Path, unpack_limit: Option<u64>, registries: Arc<Registries>) -> ImageStore {
         let rootfs_dir = root.join("rootfs");
         unpack::clean_leftovers(&rootfs_dir);
         ImageStore {
@@ -84,35 +92,71 @@ impl ImageStore {
             rootfs_dir,
             root: root.to_path_buf(),
             unpack_limit,
+            registries,
         }
     }
 
-    /// Find `image` in the layout under `policy`: ready, or to be unpacked.
-    pub fn find(&self, image: &str, policy: PullPolicy) -> Result<Found, ImageError> {
-        let reference = Reference::parse(image).map_err(|m| ImageError {
-            reason: "InvalidImageName",
-            message: format!("invalid image name {image:?}: {m}"),
-        })?;
-        let found = self.layout.resolve(&reference).map_err(|e| ImageError {
-            reason: "ErrImagePull",
-            message: format!("image store {}: {e}", self.layout.dir().display()),
-        })?;
-        let Some(manifest) = found else {
-            let (reason, why) = match policy {
-                PullPolicy::Never => ("ErrImageNeverPull", "and the pull policy is \"Never\""),
-                _ => ("ErrImagePull", "and registry pulls are not implemented yet"),
-            };
-            return Err(ImageError {
-                reason,
-                message: format!(
-                    "image {:?} is not present in {} {why}; add it with umoci or `skopeo copy ... oci:{}:{}`",
-                    image,
-                    self.layout.dir().display(),
-                    self.layout.dir().display(),
-                    reference.familiar()
-                ),
-            });
+    /// Find `image` under `policy`, as the kubelet's image manager decides:
+    /// `Always` pulls (the registry says whether the tag moved), `Never`
+    /// takes the store or fails, `IfNotPresent` pulls only what is absent.
+    /// `credentials` are asked for only when a pull is due.
+    pub fn find(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        credentials: impl FnOnce(&Reference) -> Vec<Credentials>,
+    ) -> Result<Found, ImageError> {
+        let reference = parse(image)?;
+        let local = match policy {
+            PullPolicy::Always => None,
+            _ => self.resolve(image, &reference)?,
         };
+        match (local, policy) {
+            (Some(manifest), _) => self.ready_or_unpack(image, manifest),
+            (None, PullPolicy::Never) => Err(ImageError {
+                reason: "ErrImageNeverPull",
+                message: format!(
+                    "image {image:?} is not present in {} and the pull policy is \"Never\"; import it with `picolet image import`",
+                    self.layout.dir().display()
+                ),
+            }),
+            (None, _) => Ok(Found::Pull(PullJob::new(
+                image,
+                reference.clone(),
+                credentials(&reference),
+                Arc::clone(&self.registries),
+                &self.root,
+                self.unpack_limit,
+            ))),
+        }
+    }
+
+    /// Find `image` in the layout only: after its pull.
+    pub fn find_local(&self, image: &str) -> Result<Found, ImageError> {
+        let reference = parse(image)?;
+        match self.resolve(image, &reference)? {
+            Some(manifest) => self.ready_or_unpack(image, manifest),
+            None => Err(ImageError {
+                reason: "ErrImagePull",
+                message: format!(
+                    "image {image:?} was pulled but is not in {}: removed meanwhile",
+                    self.layout.dir().display()
+                ),
+            }),
+        }
+    }
+
+    fn resolve(&self, image: &str, reference: &Reference) -> Result<Option<Manifest>, ImageError> {
+        self.layout.resolve(reference).map_err(|e| ImageError {
+            reason: "ErrImagePull",
+            message: format!(
+                "image {image:?}: store {}: {e}",
+                self.layout.dir().display()
+            ),
+        })
+    }
+
+    fn ready_or_unpack(&self, image: &str, manifest: Manifest) -> Result<Found, ImageError> {
         let config = self
             .layout
             .config(&manifest)
@@ -136,6 +180,33 @@ impl ImageStore {
             digest: manifest.digest,
         }))
     }
+}
+
+fn parse(image: &str) -> Result<Reference, ImageError> {
+    Reference::parse(image).map_err(|m| ImageError {
+        reason: "InvalidImageName",
+        message: format!("invalid image name {image:?}: {m}"),
+    })
+}
+
+/// The most bytes an image may take (its blobs when pulled, its tree when
+/// unpacked), and where the figure comes from. Without `imageUnpackLimit`:
+/// half the space free on the root's filesystem now. Half, because that
+/// filesystem also holds the pods' writable layers, emptyDir volumes and
+/// logs, which must keep room to run; and because a second image of the
+/// same size must still fit. `f_bavail` leaves the filesystem's reserve for
+/// root alone.
+fn space_limit(limit: Option<u64>, root: &Path) -> std::io::Result<(u64, String)> {
+    if let Some(limit) = limit {
+        return Ok((limit, "imageUnpackLimit".into()));
+    }
+    let fs = rustix::fs::statvfs(root)?;
+    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+    let why = format!(
+        "half the free space of {}; set imageUnpackLimit to change it",
+        root.display()
+    );
+    Ok((free / 2, why))
 }
 
 impl UnpackJob {
@@ -162,23 +233,8 @@ impl UnpackJob {
         })
     }
 
-    /// The most bytes this image may unpack to, and where the figure comes
-    /// from. Without `imageUnpackLimit`: half the space free on the root's
-    /// filesystem now. Half, because that filesystem also holds the pods'
-    /// writable layers, emptyDir volumes and logs, which must keep room to
-    /// run; and because a second image of the same size must still fit.
-    /// `f_bavail` leaves the filesystem's reserve for root alone.
     fn max_bytes(&self) -> std::io::Result<(u64, String)> {
-        if let Some(limit) = self.limit {
-            return Ok((limit, "imageUnpackLimit".into()));
-        }
-        let fs = rustix::fs::statvfs(&self.root)?;
-        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-        let why = format!(
-            "half the free space of {}; set imageUnpackLimit to change it",
-            self.root.display()
-        );
-        Ok((free / 2, why))
+        space_limit(self.limit, &self.root)
     }
 }
 

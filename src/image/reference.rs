@@ -105,6 +105,34 @@ impl Reference {
         }
     }
 
+    /// The registry host (`docker.io`, `127.0.0.1:5000`) and the repository
+    /// on it (`library/busybox`).
+    pub fn registry_and_repository(&self) -> (&str, &str) {
+        // A normalized name always has a domain part (see `parse`).
+        self.name
+            .split_once('/')
+            .unwrap_or(("docker.io", &self.name))
+    }
+
+    /// What the registry's manifest endpoint takes: the digest if any, else
+    /// the tag.
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
+    /// The full normalized form, the store's `ref.name` for this image:
+    /// `docker.io/library/busybox:1.36`, `host/app@sha256:...`.
+    pub fn full(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (_, Some(d)) => format!("{}@{d}", self.name),
+            (Some(t), None) => format!("{}:{t}", self.name),
+            (None, None) => self.name.clone(),
+        }
+    }
+
     /// Does a stored name (a layout `ref.name`) denote this reference?
     pub fn matches_name(&self, stored: &str) -> bool {
         match Reference::parse(stored) {
@@ -161,5 +189,18 @@ mod tests {
         assert!(!tagged.matches_name("busybox:1.35"));
         assert!(!tagged.matches_name("1.36"));
         assert_eq!(tagged.familiar(), "busybox:1.36");
+        assert_eq!(tagged.full(), "docker.io/library/busybox:1.36");
+        assert_eq!(
+            tagged.registry_and_repository(),
+            ("docker.io", "library/busybox")
+        );
+        assert_eq!(tagged.tag_or_digest(), "1.36");
+        let local = Reference::parse(&format!("localhost:5000/team/app@{d}")).unwrap();
+        assert_eq!(
+            local.registry_and_repository(),
+            ("localhost:5000", "team/app")
+        );
+        assert_eq!(local.tag_or_digest(), d);
+        assert_eq!(local.full(), format!("localhost:5000/team/app@{d}"));
     }
 }

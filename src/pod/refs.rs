@@ -148,6 +148,21 @@ pub fn object_uses(pod: &Pod) -> Vec<ObjectUse> {
     uses
 }
 
+/// The Secrets whose credentials pull the pod's images. Apart from
+/// [`object_uses`]: a missing pull secret stops nothing (the pull goes on
+/// without it, as the kubelet's does), and a static pod may name one.
+pub fn pull_secret_uses(pod: &Pod) -> impl Iterator<Item = ObjectUse> + '_ {
+    pod.spec
+        .image_pull_secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ObjectUse {
+            path: format!("spec.imagePullSecrets[{i}]"),
+            kind: ObjectKind::Secret,
+            name: s.name.clone(),
+        })
+}
+
 /// Why a `resourceFieldRef` has no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceValueError {

@@ -19,6 +19,7 @@ pub mod oci;
 pub mod paths;
 mod pending;
 pub mod process;
+mod pull_secrets;
 pub mod records;
 pub mod recover;
 pub mod sandbox;
@@ -74,6 +75,8 @@ pub struct RuntimeConfig {
     pub seccomp_default: bool,
     /// `imageUnpackLimit` in bytes; `None`: half the free space.
     pub image_unpack_limit: Option<u64>,
+    /// registries.yaml, loaded at start.
+    pub registries: Arc<crate::registry::RegistryConfig>,
     /// `nodePolicy.allowedHostPaths`: where the hostPath volumes of pods
     /// the policy applies to are resolved from (`host_path.rs`).
     pub allowed_host_paths: Vec<PathBuf>,
@@ -101,7 +104,9 @@ pub struct Runtime {
     images: ImageStore,
     /// The unpack worker, while an image unpacks.
     unpacker: Worker<crate::image::UnpackJob>,
-    /// Container starts waiting for an unpack.
+    /// The pull worker, while an image is pulled.
+    puller: Worker<crate::image::PullJob>,
+    /// Container starts waiting for a pull or an unpack.
     pending: pending::Pending,
     /// Keyed by the pidfd's token.
     watched: BTreeMap<Token, Watched>,
@@ -140,12 +145,19 @@ impl Runtime {
             binary: config.binary.clone(),
             root: config.paths.runc_root(),
         };
-        let images = ImageStore::new(&config.paths.root, config.image_unpack_limit);
+        let images = ImageStore::new(
+            &config.paths.root,
+            config.image_unpack_limit,
+            Arc::new(crate::registry::Registries::new(Arc::clone(
+                &config.registries,
+            ))),
+        );
         Runtime {
             config,
             oci,
             images,
             unpacker: Worker::default(),
+            puller: Worker::default(),
             pending: pending::Pending::default(),
             watched: BTreeMap::new(),
             notices: BTreeMap::new(),
@@ -343,6 +355,9 @@ impl Runtime {
     pub fn on_ready(&mut self, token: Token, reactor: &mut Reactor) -> Vec<Observation> {
         if self.unpacker.owns(token) {
             return self.on_unpacked(reactor);
+        }
+        if self.puller.owns(token) {
+            return self.on_pulled(reactor);
         }
         if let Some(pid_token) = self.notices.remove(&token) {
             return self.on_notice(pid_token, reactor).into_iter().collect();

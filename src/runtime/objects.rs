@@ -126,7 +126,7 @@ pub type VolumeFile = (String, Vec<u8>, u32);
 impl PodFacts<'_> {
     /// The keys of a ConfigMap or Secret, decoded; `None` if it is not known
     /// here (not on the server, or never fetched).
-    fn object(
+    pub(super) fn object(
         &self,
         kind: ObjectKind,
         name: &str,

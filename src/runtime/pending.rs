@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// What a deferred start waits for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Awaited {
+    /// The pull of this reference (`Reference::full`).
+    Pull(String),
     /// The unpack into this image root.
     Unpack(PathBuf),
 }
@@ -106,6 +108,16 @@ mod tests {
         );
         assert!(pending.take(&unpack("/r/big")).is_empty());
         assert_eq!(names(&pending.take(&unpack("/r/small"))), [("b", "app")]);
+    }
+
+    #[test]
+    fn a_pull_and_an_unpack_of_one_image_are_awaited_apart() {
+        let mut pending = Pending::default();
+        let pull = Awaited::Pull("docker.io/library/app:1".into());
+        pending.wait(pull.clone(), start("a", "app"));
+        pending.wait(unpack("/r/app"), start("b", "app"));
+        assert_eq!(names(&pending.take(&pull)), [("a", "app")]);
+        assert_eq!(names(&pending.take(&unpack("/r/app"))), [("b", "app")]);
     }
 
     #[test]

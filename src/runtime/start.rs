@@ -1,7 +1,7 @@
 //! Starting one container instance: image, merged process, identity, writable
 //! layer, bundle, and the monitor that runs and outlives it. An image not
-//! unpacked yet defers the start (`pending.rs`) until the unpack worker
-//! (`image/worker.rs`) is done with it.
+//! pulled or not unpacked yet defers the start (`pending.rs`) until the pull
+//! or unpack worker (`image/worker.rs`) is done with it.
 
 use super::bundle::{self, Identity};
 use super::layer;
@@ -12,8 +12,10 @@ use super::records::{process_start_time, InstanceRecord, StartedRecord};
 use super::{history, sandbox, Runtime, Watched};
 use crate::engine::{ImageNotice, InstanceRef, Observation};
 use crate::image::config::{merge, resolve_user, ProcessError};
+use crate::image::reference::Reference;
+use crate::image::worker::Job;
 use crate::image::{Found, Image, ImageError};
-use crate::pod::{Pod, PullPolicy};
+use crate::pod::{Container, Pod, PullPolicy};
 use crate::reactor::{Reactor, Token};
 use crate::state::{read_json, write_json};
 use crate::time::Time;
@@ -41,6 +43,11 @@ impl From<ImageError> for StartFailure {
     }
 }
 
+fn container<'a>(pod: &'a Pod, instance: &InstanceRef) -> Result<&'a Container, StartFailure> {
+    pod.container(&instance.container)
+        .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))
+}
+
 fn fail(reason: &'static str, message: impl std::fmt::Display) -> StartFailure {
     StartFailure {
         reason,
@@ -49,45 +56,77 @@ fn fail(reason: &'static str, message: impl std::fmt::Display) -> StartFailure {
 }
 
 impl Runtime {
-    /// `Action::StartContainer`: start now if the image is unpacked, else
-    /// once it is. Only an immediate failure is answered at once.
+    /// `Action::StartContainer`: start now if the image is ready, else once
+    /// it is pulled or unpacked. Only an immediate failure is answered at
+    /// once.
     pub(super) fn start_container(
         &mut self,
         pod: Arc<Pod>,
         instance: InstanceRef,
         reactor: &mut Reactor,
     ) -> Vec<Observation> {
-        let mut observations = Vec::new();
-        let started = self
-            .find_image(&pod, &instance)
-            .and_then(|found| match found {
-                Found::Ready(image) => {
-                    // In the store: the kubelet's "already present" event.
-                    observations.push(Observation::Image {
-                        instance: instance.clone(),
-                        notice: ImageNotice::Present,
-                    });
-                    self.start(&pod, &instance, &image, reactor)
+        let found = self.find_image(&pod, &instance);
+        self.proceed(pod, instance, found, true, reactor)
+    }
+
+    /// Act on what the store found: start, or wait for the worker that
+    /// brings the image. `fresh`: this is the container's own look-up (not
+    /// the one after a pull or an unpack), which the kubelet reports as
+    /// "already present" when the image was there.
+    fn proceed(
+        &mut self,
+        pod: Arc<Pod>,
+        instance: InstanceRef,
+        found: Result<Found, StartFailure>,
+        fresh: bool,
+        reactor: &mut Reactor,
+    ) -> Vec<Observation> {
+        let mut notices = Vec::new();
+        let mut notice = |notice| {
+            notices.push(Observation::Image {
+                instance: instance.clone(),
+                notice,
+            })
+        };
+        let awaited = match found {
+            Ok(Found::Ready(image)) => {
+                if fresh {
+                    notice(ImageNotice::Present);
                 }
-                Found::Unpack(job) => {
-                    let dest = job.dest().to_path_buf();
-                    self.unpacker.request(job, reactor).map_err(|e| {
-                        fail("CreateContainerError", format!("unpacking the image: {e}"))
-                    })?;
-                    self.pending.wait(
-                        Awaited::Unpack(dest),
-                        PendingStart {
-                            pod: Arc::clone(&pod),
-                            instance: instance.clone(),
-                        },
-                    );
-                    Ok(())
+                self.start(&pod, &instance, &image, reactor).map(|()| None)
+            }
+            Ok(Found::Unpack(job)) => {
+                if fresh {
+                    notice(ImageNotice::Present);
                 }
-            });
-        if let Err(failure) = started {
-            observations.push(start_failed(&pod, instance, failure));
+                let dest = job.dest().to_path_buf();
+                self.unpacker
+                    .request(job, reactor)
+                    .map(|_| Some(Awaited::Unpack(dest)))
+                    .map_err(|e| fail("CreateContainerError", format!("unpacking the image: {e}")))
+            }
+            Ok(Found::Pull(job)) => {
+                notice(ImageNotice::Pulling);
+                let key = job.key();
+                self.puller
+                    .request(job, reactor)
+                    .map(|_| Some(Awaited::Pull(key)))
+                    .map_err(|e| fail("ErrImagePull", format!("starting the pull: {e}")))
+            }
+            Err(failure) => Err(failure),
+        };
+        match awaited {
+            Ok(None) => notices,
+            Ok(Some(awaited)) => {
+                let start = PendingStart { pod, instance };
+                self.pending.wait(awaited, start);
+                notices
+            }
+            Err(failure) => {
+                notices.push(start_failed(&pod, instance, failure));
+                notices
+            }
         }
-        observations
     }
 
     /// The unpack worker has news: run or fail the starts that waited.
@@ -105,9 +144,48 @@ impl Runtime {
             }
             for PendingStart { pod, instance } in waiting {
                 observations.extend(match &done.output {
-                    Ok(()) => self.start_container(pod, instance, reactor),
+                    Ok(()) => {
+                        let found = self.find_local(&pod, &instance);
+                        self.proceed(pod, instance, found, false, reactor)
+                    }
                     Err(e) => vec![start_failed(&pod, instance, e.clone().into())],
                 });
+            }
+        }
+        observations
+    }
+
+    /// The pull worker has news: go on with, or fail, the starts that
+    /// waited; the engine reports the pull and backs off a failed one.
+    pub(super) fn on_pulled(&mut self, reactor: &mut Reactor) -> Vec<Observation> {
+        let mut observations = Vec::new();
+        for done in self.puller.finished(reactor) {
+            let waiting = self.pending.take(&Awaited::Pull(done.key.clone()));
+            match &done.output {
+                Ok(p) => log::info!(
+                    "image {:?}: pulled {} ({} bytes) in {:.1?}",
+                    done.key,
+                    p.digest,
+                    p.bytes,
+                    done.took
+                ),
+                Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
+            }
+            for PendingStart { pod, instance } in waiting {
+                match &done.output {
+                    Ok(pulled) => {
+                        observations.push(Observation::Image {
+                            instance: instance.clone(),
+                            notice: ImageNotice::Pulled {
+                                bytes: pulled.bytes,
+                                took: done.took,
+                            },
+                        });
+                        let found = self.find_local(&pod, &instance);
+                        observations.extend(self.proceed(pod, instance, found, false, reactor));
+                    }
+                    Err(e) => observations.push(start_failed(&pod, instance, e.clone().into())),
+                }
             }
         }
         observations
@@ -130,11 +208,15 @@ impl Runtime {
     }
 
     fn find_image(&self, pod: &Pod, instance: &InstanceRef) -> Result<Found, StartFailure> {
-        let c = pod
-            .container(&instance.container)
-            .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
+        let c = container(pod, instance)?;
         let policy = c.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent);
-        Ok(self.images.find(&c.image, policy)?)
+        let facts = self.pod_facts(pod);
+        let credentials = |r: &Reference| facts.pull_credentials(r.registry_and_repository().0);
+        Ok(self.images.find(&c.image, policy, credentials)?)
+    }
+
+    fn find_local(&self, pod: &Pod, instance: &InstanceRef) -> Result<Found, StartFailure> {
+        Ok(self.images.find_local(&container(pod, instance)?.image)?)
     }
 
     fn start(
@@ -144,9 +226,7 @@ impl Runtime {
         image: &Image,
         reactor: &mut Reactor,
     ) -> Result<(), StartFailure> {
-        let c = pod
-            .container(&instance.container)
-            .ok_or_else(|| fail("CreateContainerConfigError", "no such container in the pod"))?;
+        let c = container(pod, instance)?;
         // Recorded once the monitor reports, if this pod never ran before.
         let unrecorded =
             (!history::begun(&self.config.paths, &pod.metadata.uid)).then(|| Arc::clone(pod));

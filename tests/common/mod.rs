@@ -101,10 +101,20 @@ impl Agent {
     /// Start `picolet run`; its log goes to `agent.log`.
     pub fn start(&mut self) {
         let config = self.dir.join("config.yaml");
+        // Never the host's /etc/picolet/registries.yaml: a test's pulls go
+        // only where the test says (a missing file is no configuration).
+        let registries = if self.extra_config.contains("registryConfig:") {
+            String::new()
+        } else {
+            format!(
+                "registryConfig: {}\n",
+                self.dir.join("no-registries.yaml").display()
+            )
+        };
         fs::write(
             &config,
             format!(
-                "staticPodPath: {}\nnodeName: {NODE}\nrootDir: {}\nrunDir: {}\npodLogsDir: {}\ncgroups: \"{}\"\n{}{}",
+                "staticPodPath: {}\nnodeName: {NODE}\nrootDir: {}\nrunDir: {}\npodLogsDir: {}\ncgroups: \"{}\"\n{registries}{}{}",
                 self.manifests().display(),
                 self.dir.join("root").display(),
                 self.run_dir().display(),

@@ -177,6 +177,18 @@ pub struct PodSpec {
     /// Rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_gates: Option<Value>,
+    /// Secrets of type `kubernetes.io/dockerconfigjson` whose credentials
+    /// pull the pod's images (node mode; docs/images.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}
+
+/// A reference to an object in the pod's namespace, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct LocalObjectReference {
+    /// The object's name.
+    #[serde(default)]
+    pub name: String,
 }
 
 impl Pod {

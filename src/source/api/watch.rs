@@ -7,7 +7,7 @@
 use super::FromServer;
 use crate::apiserver::client::{ApiClient, Reply, RequestError, StreamError};
 use crate::jitter::{Jitter, RetryBackoff};
-use crate::pod::refs::object_uses;
+use crate::pod::refs::{object_uses, pull_secret_uses};
 use crate::pod::validate::{dns1123_label, dns1123_subdomain};
 use crate::pod::Pod;
 use crate::state::{create_private_dir, write_atomic};
@@ -205,7 +205,7 @@ impl PodReflector {
 }
 
 impl PodReflector {
-    /// Fetch the ConfigMaps and Secrets the pods use, each once,
+    /// Fetch the ConfigMaps and Secrets the pods use (pull secrets too), each once,
     /// before the core sees the pods: a container starts with them, and
     /// after a reboot offline with the copies kept here. An object the server
     /// no longer has is forgotten; one it cannot give now is kept.
@@ -216,7 +216,7 @@ impl PodReflector {
                 continue;
             };
             let namespace = pod.metadata.namespace.clone();
-            for u in object_uses(&pod) {
+            for u in object_uses(&pod).into_iter().chain(pull_secret_uses(&pod)) {
                 let key = (u.kind, namespace.clone(), u.name.clone());
                 if fetched.contains(&key) {
                     continue;
