@@ -134,6 +134,12 @@ impl Agent {
         while let Some(event) = self.engine.poll_event() {
             self.report_event(&event);
         }
+        if self.runtime.collection_due() {
+            let snapshot = self.engine.snapshot();
+            let images = snapshot.pods().flat_map(|p| pod_images(p.pod));
+            self.runtime
+                .collect_images(images, Time::now(), &mut self.reactor);
+        }
         let errors = self.sources.errors();
         self.status
             .write_if_changed(&self.paths, self.engine.snapshot(), &errors);
@@ -160,6 +166,7 @@ impl Agent {
     fn update_desired(&mut self, now: Time) {
         let desired = self.sources.desired(&self.runtime, &self.engine);
         self.engine.set_desired(desired, now);
+        self.runtime.images_may_be_unused();
         // A deleted pod's start still waiting for its image must not happen
         // after this.
         let engine = &self.engine;
@@ -189,4 +196,13 @@ impl Agent {
             node.reporter.event(pod, &node.source, event, Time::now());
         }
     }
+}
+
+/// The images a pod's containers name.
+fn pod_images(pod: &crate::pod::Pod) -> impl Iterator<Item = &str> {
+    pod.spec
+        .init_containers
+        .iter()
+        .chain(&pod.spec.containers)
+        .map(|c| c.image.as_str())
 }

@@ -76,6 +76,7 @@ impl Agent {
             seccomp_default: config.seccomp_default,
             image_unpack_limit: config.image_unpack_limit,
             registries: load_registries(&config.images.registry_config)?,
+            images: config.images.clone(),
             allowed_host_paths: config.node_policy.allowed_host_paths.clone(),
         });
         let mut engine = Engine::new(EngineConfig {
@@ -107,6 +108,7 @@ impl Agent {
             .collect();
         runtime.remove_orphans(&owners);
         engine.set_desired(desired, now);
+        runtime.begin_upkeep(now, &mut reactor);
         Ok(Agent {
             paths,
             signals,

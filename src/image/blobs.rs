@@ -235,7 +235,6 @@ pub struct BlobWriter<'a> {
 impl BlobWriter<'_> {
     /// Bytes already written (a resumed download asks for the rest with
     /// `Range: bytes=<offset>-`).
-    #[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
     pub fn offset(&self) -> u64 {
         self.written
     }

@@ -43,7 +43,6 @@ pub struct GcImage {
 impl GcImage {
     /// The time it counts as last used: when never used, its arrival, so
     /// an image imported for later is not taken for one unused since 1970.
-    #[allow(dead_code)] // plan() is the agent's (the lead's part of issue 15).
     fn used(&self) -> Time {
         self.last_used
             .unwrap_or(self.first_seen)
@@ -53,7 +52,6 @@ impl GcImage {
 
 /// The file system holding the images, as statvfs gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Usage {
     /// Bytes in all.
     pub capacity: u64,
@@ -63,7 +61,6 @@ pub struct Usage {
 
 impl Usage {
     /// The file system holding `path` now.
-    #[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
     pub fn of(path: &std::path::Path) -> std::io::Result<Usage> {
         let fs = rustix::fs::statvfs(path)?;
         Ok(Usage {
@@ -75,7 +72,6 @@ impl Usage {
 
 /// The kubelet's image GC settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct GcPolicy {
     /// `imageGCHighThresholdPercent`: at this use or more, collect (85).
     pub high_pct: u8,
@@ -102,7 +98,6 @@ impl Default for GcPolicy {
 
 /// Why an image is to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub enum Reason {
     /// Unused for longer than `imageMaximumGCAge`.
     MaxAge,
@@ -112,7 +107,6 @@ pub enum Reason {
 
 /// One image to remove, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Victim {
     pub manifest: Digest,
     pub reason: Reason,
@@ -122,7 +116,6 @@ pub struct Victim {
 
 /// What [`plan`] decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub struct Plan {
     /// The images to remove, in order.
     pub victims: Vec<Victim>,
@@ -135,7 +128,6 @@ pub struct Plan {
 /// Choose the images to remove. `in_use`: manifest digests of containers
 /// that exist (running or not); `protected`: references the device's own
 /// manifests name (any form; compared normalized).
-#[allow(dead_code)] // The agent calls it (the lead's part of issue 15).
 pub fn plan(
     images: &[GcImage],
     in_use: &BTreeSet<Digest>,
@@ -196,7 +188,6 @@ pub fn plan(
     out
 }
 
-#[allow(dead_code)] // plan() is the agent's (the lead's part of issue 15).
 fn victim(image: &GcImage, reason: Reason) -> Victim {
     Victim {
         manifest: image.manifest.clone(),

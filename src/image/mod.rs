@@ -18,6 +18,7 @@ pub mod platform;
 pub mod pull;
 pub mod reference;
 pub mod unpack;
+pub mod upkeep;
 pub mod worker;
 
 use crate::pod::PullPolicy;
@@ -129,6 +130,21 @@ impl ImageStore {
                 self.unpack_limit,
             ))),
         }
+    }
+
+    /// The layout the images are in.
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    /// Where the images are unpacked (`<root>/rootfs`).
+    pub fn rootfs_dir(&self) -> &Path {
+        &self.rootfs_dir
+    }
+
+    /// The root whose filesystem holds the store.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Find `image` in the layout only: after its pull.

@@ -29,6 +29,7 @@ pub mod start;
 pub mod startup_pages;
 pub mod stop;
 pub mod subpath;
+mod upkeep;
 
 use crate::cgroup::CgroupError;
 use crate::engine::{Action, InstanceRef, Observation, StopSignal};
@@ -77,6 +78,8 @@ pub struct RuntimeConfig {
     pub image_unpack_limit: Option<u64>,
     /// registries.yaml, loaded at start.
     pub registries: Arc<crate::registry::RegistryConfig>,
+    /// The import directory and image GC's settings.
+    pub images: crate::config::ImageSettings,
     /// `nodePolicy.allowedHostPaths`: where the hostPath volumes of pods
     /// the policy applies to are resolved from (`host_path.rs`).
     pub allowed_host_paths: Vec<PathBuf>,
@@ -106,6 +109,9 @@ pub struct Runtime {
     unpacker: Worker<crate::image::UnpackJob>,
     /// The pull worker, while an image is pulled.
     puller: Worker<crate::image::PullJob>,
+    /// The store's upkeep worker, while it imports or collects.
+    upkeep_worker: Worker<crate::image::upkeep::Upkeep>,
+    upkeep: upkeep::UpkeepState,
     /// Container starts waiting for a pull or an unpack.
     pending: pending::Pending,
     /// Keyed by the pidfd's token.
@@ -158,6 +164,8 @@ impl Runtime {
             images,
             unpacker: Worker::default(),
             puller: Worker::default(),
+            upkeep_worker: Worker::default(),
+            upkeep: upkeep::UpkeepState::default(),
             pending: pending::Pending::default(),
             watched: BTreeMap::new(),
             notices: BTreeMap::new(),
@@ -328,20 +336,27 @@ impl Runtime {
     /// The earliest time the runtime has work of its own: a cgroup removal
     /// to retry. The agent wakes by then and calls `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.cgroup_removals.poll_timeout()
+        [self.cgroup_removals.poll_timeout(), self.upkeep_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Do the timed work due at `now`: retry the cgroup removals due.
+    /// Do the timed work due at `now`: retry the cgroup removals due;
+    /// image GC's periodic look with `imageMaximumGCAge`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.upkeep_handle_timeout(now);
         for (uid, retry) in self.cgroup_removals.take_due(now) {
             self.try_removing_pod_cgroup(&uid, Some(retry), now);
         }
     }
 
-    /// Work for quiet moments, run before the agent waits: the spares
-    /// (`spare.rs`), once no container start is pending, so that making
-    /// them delays no runtime at work.
+    /// Work for quiet moments, run before the agent waits: when images
+    /// were last used, published; the spares (`spare.rs`), once no
+    /// container start is pending, so that making them delays no runtime
+    /// at work.
     pub fn prepare(&mut self) {
+        self.publish_images_used();
         if self.notices.is_empty() {
             self.spare_network
                 .refill("network namespace", sandbox::new_network_namespace);
@@ -358,6 +373,9 @@ impl Runtime {
         }
         if self.puller.owns(token) {
             return self.on_pulled(reactor);
+        }
+        if self.upkeep_worker.owns(token) {
+            return self.on_upkeep(reactor);
         }
         if let Some(pid_token) = self.notices.remove(&token) {
             return self.on_notice(pid_token, reactor).into_iter().collect();

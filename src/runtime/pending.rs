@@ -16,6 +16,8 @@ pub(super) enum Awaited {
     Pull(String),
     /// The unpack into this image root.
     Unpack(PathBuf),
+    /// The store's upkeep (an import, a collection: `upkeep.rs`).
+    Upkeep,
 }
 
 /// A start deferred until its image is pulled or unpacked.
@@ -51,6 +53,12 @@ impl Pending {
     /// The starts that waited for `awaited`, in the order they came.
     pub fn take(&mut self, awaited: &Awaited) -> Vec<PendingStart> {
         self.by_image.remove(awaited).unwrap_or_default()
+    }
+
+    /// The images starts wait for, as the pods name them: what image
+    /// collection must leave alone.
+    pub fn images(&self) -> impl Iterator<Item = &str> {
+        self.by_image.values().flatten().map(PendingStart::image)
     }
 
     /// Remove and return the starts of the pods `drop` picks.

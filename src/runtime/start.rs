@@ -66,6 +66,12 @@ impl Runtime {
         reactor: &mut Reactor,
     ) -> Vec<Observation> {
         let found = self.find_image(&pod, &instance);
+        let image = container(&pod, &instance).map_or("", |c| c.image.as_str());
+        if found.as_ref().is_ok_and(|f| self.held_by_upkeep(image, f)) {
+            self.pending
+                .wait(Awaited::Upkeep, PendingStart { pod, instance });
+            return Vec::new();
+        }
         self.proceed(pod, instance, found, true, reactor)
     }
 
@@ -162,13 +168,16 @@ impl Runtime {
         for done in self.puller.finished(reactor) {
             let waiting = self.pending.take(&Awaited::Pull(done.key.clone()));
             match &done.output {
-                Ok(p) => log::info!(
-                    "image {:?}: pulled {} ({} bytes) in {:.1?}",
-                    done.key,
-                    p.digest,
-                    p.bytes,
-                    done.took
-                ),
+                Ok(p) => {
+                    log::info!(
+                        "image {:?}: pulled {} ({} bytes) in {:.1?}",
+                        done.key,
+                        p.digest,
+                        p.bytes,
+                        done.took
+                    );
+                    self.images_may_be_unused();
+                }
                 Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
             }
             for PendingStart { pod, instance } in waiting {
@@ -296,6 +305,7 @@ impl Runtime {
                 .zip(cgroups_path)
                 .map(|(cg, path)| cg.host_dir(&path)),
         };
+        self.image_used(&image.digest, Time::now());
         self.spawn_monitor(instance, &image.digest, &args, unrecorded, reactor)
             .map_err(|e| fail("RunContainerError", format!("starting the monitor: {e}")))
     }

@@ -60,7 +60,9 @@ fn pods_wait_in_container_creating_while_others_start_and_share_one_pull() {
     for name in ["slow", "twin"] {
         agent.wait_pod(name, "running after the pull", 90, |p| running(p, "app"));
     }
-    // One pull for both pods: each layer came once.
+    // One pull for both pods: each layer came at most once (busybox's
+    // base layer is in the store already), the big one exactly once.
+    let biggest = image.biggest_layer(&layout);
     for layer in &image.layers {
         let gets = proxy
             .requests()
@@ -70,7 +72,8 @@ fn pods_wait_in_container_creating_while_others_start_and_share_one_pull() {
                     && h.lines().next().is_some_and(|l| l.contains(layer.as_str()))
             })
             .count();
-        assert_eq!(gets, 1, "{layer} fetched {gets} times");
+        let expected = if *layer == biggest { 1 } else { gets.min(1) };
+        assert_eq!(gets, expected, "{layer} fetched {gets} times");
     }
     wait_for("the pull worker to end", Duration::from_secs(10), || {
         (threads(pid) == 1).then_some(())

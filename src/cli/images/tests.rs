@@ -18,6 +18,7 @@ impl Root {
         let dirs = Dirs {
             root: base.clone(),
             run: base.join("run"),
+            registry_config: base.join("registries.yaml"),
         };
         std::fs::create_dir_all(&dirs.run).unwrap();
         Root {

@@ -1,0 +1,234 @@
+//! The image store's upkeep from the runtime's side: the import directory
+//! at start, image GC when it may be due (at start, after a pull, when the
+//! pods change, and every five minutes only with `imageMaximumGCAge`), the
+//! starts held back meanwhile, and when each image was last used
+//! (published for `picolet images`). The work runs on the upkeep worker
+//! (`src/image/upkeep.rs`); docs/images.md tells the rules.
+
+use super::pending::{Awaited, PendingStart};
+use super::Runtime;
+use crate::engine::Observation;
+use crate::image::digest::Digest;
+use crate::image::gc::collect::Freed;
+use crate::image::gc::{GcPolicy, Plan};
+use crate::image::import::{DirResult, ImportError};
+use crate::image::index::full_name;
+use crate::image::upkeep::{Collection, Upkeep, UpkeepDone, UpkeepError};
+use crate::image::Found;
+use crate::published::IMAGES_USED_FILE;
+use crate::reactor::Reactor;
+use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often image GC looks again when `imageMaximumGCAge` is set (the
+/// kubelet's GC period); without it no timer runs.
+const MAX_AGE_CHECK: Duration = Duration::from_secs(300);
+
+/// What upkeep in progress holds back.
+#[derive(Debug)]
+pub(super) enum Gate {
+    /// An import: starts that would pull wait, as the import may bring
+    /// their image.
+    Import,
+    /// A collection: starts of images it may remove (not named by a pod it
+    /// was told of) wait.
+    Collect { protected: BTreeSet<String> },
+}
+
+/// The runtime's upkeep state.
+#[derive(Debug, Default)]
+pub(super) struct UpkeepState {
+    gate: Option<Gate>,
+    /// A collection should run when the worker is free.
+    gc_due: bool,
+    /// With `imageMaximumGCAge`: when GC looks again.
+    next_check: Option<Time>,
+    /// When a container last started on each manifest.
+    last_used: BTreeMap<Digest, Time>,
+    /// `last_used` changed since it was published.
+    unpublished: bool,
+}
+
+impl Runtime {
+    /// At start: import the import directory's new archives, then collect.
+    pub fn begin_upkeep(&mut self, now: Time, reactor: &mut Reactor) {
+        let dir = self.config.images.import_dir.clone();
+        let has_archives = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+        if has_archives {
+            let layout = self.images.layout().clone();
+            match self
+                .upkeep_worker
+                .request(Upkeep::Import { layout, dir }, reactor)
+            {
+                Ok(_) => self.upkeep.gate = Some(Gate::Import),
+                Err(e) => log::warn!("image import: {e}"),
+            }
+        }
+        self.upkeep.gc_due = true;
+        if !self.config.images.gc_max_age.is_zero() {
+            self.upkeep.next_check = Some(now + MAX_AGE_CHECK);
+        }
+    }
+
+    /// The pods changed: an image may have become unused.
+    pub fn images_may_be_unused(&mut self) {
+        self.upkeep.gc_due = true;
+    }
+
+    /// Is a collection due and the worker free for it?
+    pub fn collection_due(&self) -> bool {
+        self.upkeep.gc_due && self.upkeep.gate.is_none()
+    }
+
+    /// Collect unused images, never those `pod_images` name (the images
+    /// of every pod the device is asked to run) or a waiting start needs.
+    pub fn collect_images<'a>(
+        &mut self,
+        pod_images: impl IntoIterator<Item = &'a str>,
+        now: Time,
+        reactor: &mut Reactor,
+    ) {
+        self.upkeep.gc_due = false;
+        let protected: BTreeSet<String> = pod_images
+            .into_iter()
+            .filter_map(|image| full_name(image).ok())
+            .chain(
+                self.pending
+                    .images()
+                    .filter_map(|image| full_name(image).ok()),
+            )
+            .collect();
+        let images = &self.config.images;
+        let collection = Collection {
+            layout: self.images.layout().clone(),
+            rootfs_dir: self.images.rootfs_dir().to_path_buf(),
+            root: self.images.root().to_path_buf(),
+            protected: protected.clone(),
+            last_used: self.upkeep.last_used.clone(),
+            policy: GcPolicy {
+                high_pct: images.gc_high_percent,
+                low_pct: images.gc_low_percent,
+                min_age: images.gc_min_age,
+                max_age: images.gc_max_age,
+            },
+            now,
+        };
+        match self
+            .upkeep_worker
+            .request(Upkeep::Collect(collection), reactor)
+        {
+            Ok(_) => self.upkeep.gate = Some(Gate::Collect { protected }),
+            Err(e) => log::warn!("image GC: {e}"),
+        }
+    }
+
+    /// Should this start wait for the upkeep in progress?
+    pub(super) fn held_by_upkeep(&self, image: &str, found: &Found) -> bool {
+        match &self.upkeep.gate {
+            None => false,
+            Some(Gate::Import) => matches!(found, Found::Pull(_)),
+            Some(Gate::Collect { protected }) => {
+                full_name(image).map_or(true, |name| !protected.contains(&name))
+            }
+        }
+    }
+
+    /// The upkeep worker has news: report it, and release the starts held
+    /// back.
+    pub(super) fn on_upkeep(&mut self, reactor: &mut Reactor) -> Vec<Observation> {
+        let mut observations = Vec::new();
+        for done in self.upkeep_worker.finished(reactor) {
+            self.upkeep.gate = None;
+            match done.output {
+                UpkeepDone::Imported(result) => log_imports(result),
+                UpkeepDone::Collected(result) => log_collection(result, done.took),
+            }
+            for PendingStart { pod, instance } in self.pending.take(&Awaited::Upkeep) {
+                observations.extend(self.start_container(pod, instance, reactor));
+            }
+        }
+        observations
+    }
+
+    /// A container started on the image of manifest `digest`.
+    pub(super) fn image_used(&mut self, digest: &str, now: Time) {
+        if let Ok(digest) = Digest::parse(digest) {
+            self.upkeep.last_used.insert(digest, now);
+            self.upkeep.unpublished = true;
+        }
+    }
+
+    /// The next time upkeep has work of its own.
+    pub(super) fn upkeep_timeout(&self) -> Option<Time> {
+        self.upkeep.next_check
+    }
+
+    /// With `imageMaximumGCAge`, look again every [`MAX_AGE_CHECK`].
+    pub(super) fn upkeep_handle_timeout(&mut self, now: Time) {
+        if self.upkeep.next_check.is_some_and(|t| t <= now) {
+            self.upkeep.gc_due = true;
+            self.upkeep.next_check = Some(now + MAX_AGE_CHECK);
+        }
+    }
+
+    /// Publish when each image was last used, if that changed
+    /// (`published.rs`; the run dir is tmpfs, so this costs no flash).
+    pub(super) fn publish_images_used(&mut self) {
+        if !self.upkeep.unpublished {
+            return;
+        }
+        self.upkeep.unpublished = false;
+        let used: BTreeMap<String, String> = self
+            .upkeep
+            .last_used
+            .iter()
+            .map(|(d, t)| (d.to_string(), t.rfc3339()))
+            .collect();
+        let path = self.config.paths.run.join(IMAGES_USED_FILE);
+        if let Err(e) = crate::state::write_json(&path, &used) {
+            log::warn!("{}: {e}", path.display());
+        }
+    }
+}
+
+fn log_imports(result: Result<Vec<(PathBuf, DirResult)>, ImportError>) {
+    match result {
+        Err(e) => log::error!("image import: {e}"),
+        Ok(files) => {
+            for (file, result) in files {
+                match result {
+                    Ok(Some(refs)) => {
+                        log::info!("image import: {}: {}", file.display(), refs.join(", "));
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("image import: {e}"),
+                }
+            }
+        }
+    }
+}
+
+fn log_collection(result: Result<(Plan, Freed), UpkeepError>, took: Duration) {
+    match result {
+        Err(e) => log::warn!("image GC: {e}"),
+        Ok((plan, freed)) => {
+            if freed.images > 0 || freed.blobs > 0 || freed.rootfs > 0 {
+                log::info!(
+                    "image GC: removed {} image(s), {} blob(s), {} unpacked tree(s): {} bytes in {took:.1?}",
+                    freed.images,
+                    freed.blobs,
+                    freed.rootfs,
+                    freed.bytes
+                );
+            }
+            if plan.shortfall > 0 {
+                log::warn!(
+                    "image GC: failed to free the required amount: {} bytes more than unused images hold",
+                    plan.shortfall
+                );
+            }
+        }
+    }
+}
