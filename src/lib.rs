@@ -23,6 +23,7 @@ mod node;
 mod pod;
 mod published;
 mod reactor;
+mod redirect;
 pub mod registry;
 mod runtime;
 mod safe_path;

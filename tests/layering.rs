@@ -28,6 +28,14 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Never(&["agent", "cli", "engine", "node", "runtime"]),
     ),
     ("node", Rule::Never(&["agent", "cli", "runtime"])),
+    (
+        "registry",
+        Rule::Never(&["agent", "cli", "engine", "image", "node", "runtime", "source"]),
+    ),
+    (
+        "image",
+        Rule::Never(&["agent", "cli", "engine", "node", "runtime", "source"]),
+    ),
     ("cli", Rule::Never(&["agent", "engine", "node", "source"])),
 ];
 

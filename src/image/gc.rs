@@ -5,7 +5,7 @@
 //! recently used until it is down to `imageGCLowThresholdPercent` — never
 //! one in use, never one a manifest of the device names (protected: a device
 //! that is offline must never delete what it cannot get back), never one
-//! younger than `imageMinimumGCAge`. [`collect`] (in `gc/collect.rs`) then
+//! younger than `imageMinimumGCAge`. [`collect()`] (in `gc/collect.rs`) then
 //! removes them: index entries, the blobs nothing else needs, their unpacked
 //! trees, and stale partial downloads.
 

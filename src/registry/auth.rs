@@ -111,7 +111,7 @@ pub(super) fn fetch_token(
     at: &Context<'_>,
 ) -> Result<(String, Duration), RegistryError> {
     let realm = &key.realm;
-    let scheme = crate::source::url::origin(realm).map(|(scheme, _, _)| scheme);
+    let scheme = crate::redirect::origin(realm).map(|(scheme, _, _)| scheme);
     let protocol = |problem: String| RegistryError::Protocol {
         endpoint: at.endpoint.to_string(),
         reference: at.reference.to_string(),

@@ -34,7 +34,7 @@ pub enum EndpointError {
     Userinfo,
     /// A query or fragment, which a registry base URL cannot have.
     Query,
-    /// Not a host[:port].
+    /// Not a `host[:port]`.
     Host(String),
 }
 
@@ -141,7 +141,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// A registry's endpoints: its mirrors, then its upstream. Refuses a
-/// registry name that is not a host[:port].
+/// registry name that is not a `host[:port]`.
 pub fn endpoints(config: &RegistryConfig, registry: &str) -> Result<Vec<Endpoint>, EndpointError> {
     let mut registry = registry.to_ascii_lowercase();
     if !valid_host(&registry) {

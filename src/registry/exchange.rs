@@ -271,7 +271,7 @@ fn follow_redirects(
     request: &Request<'_>,
     at: &Context<'_>,
 ) -> Result<Response, RegistryError> {
-    use crate::source::url::{origin, resolve};
+    use crate::redirect::{origin, resolve};
     let protocol = |problem: String| RegistryError::Protocol {
         endpoint: at.endpoint.to_string(),
         reference: at.reference.to_string(),
