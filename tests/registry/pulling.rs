@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Blob bodies through the proxy: 4 MiB at 512 KiB/s, about 8 s a pull.
 const LAYER: usize = 4 << 20;
-const RATE: u64 = 512 << 10;
+const RATE: u64 = 256 << 10;
 
 fn threads(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
