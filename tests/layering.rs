@@ -30,7 +30,9 @@ const RULES: &[(&str, Rule)] = &[
     ("node", Rule::Never(&["agent", "cli", "runtime"])),
     (
         "registry",
-        Rule::Never(&["agent", "cli", "engine", "image", "node", "runtime", "source"]),
+        Rule::Never(&[
+            "agent", "cli", "engine", "image", "node", "runtime", "source",
+        ]),
     ),
     (
         "image",
