@@ -1,6 +1,6 @@
 //! picolet's benchmark: start latency against the bare OCI runtime and
 //! against podman, footprint by number of pods, idle cost with and without
-//! probes, flash writes, binary sizes. `bench/run [--quick]` installs what it
+//! probes, flash writes, binary sizes, registry pulls against skopeo. `bench/run [--quick]` installs what it
 //! needs, builds the musl binaries and runs this; see bench/README.md.
 //!
 //! Prints a table and writes target/bench/results.csv and results.svg. Start
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 mod common;
 mod plot;
 mod podman;
+mod pull;
 
 /// The binary measured: `PICOLET_BENCH_BIN` (bench/run sets the static musl
 /// build, as shipped), else the test build.
@@ -397,6 +398,7 @@ fn main() {
     drop(agent);
 
     binary_rows(&bin, &mut rows);
+    pull::pull_rows(&bin, &work, quick, &mut rows);
     podman_rows(&layout, &work, &marks, podman_pods, &mut rows, &mut cdfs);
     write_results(&work, quick, pods, &rows, &starts.footprint, cdfs);
 }

@@ -97,6 +97,23 @@ fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Warn when a file holding secrets (`what`: "credentials", "registry
+/// passwords") can be read by its group or others: picolet reads it as
+/// root, but others on the device should not.
+pub fn warn_if_readable_by_others(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "{}: readable by group or others (mode {:o}); it holds {what}: chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

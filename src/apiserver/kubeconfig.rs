@@ -175,7 +175,7 @@ struct Selected<'a> {
 /// (`allowInsecureKubeconfig`).
 pub fn load(path: &Path, allow_insecure: bool) -> Result<Connection, KubeconfigError> {
     let text = read_bounded(path)?;
-    warn_if_readable_by_others(path);
+    crate::state::warn_if_readable_by_others(path, "credentials");
     let config: Kubeconfig = crate::yaml::from_str(&text)
         .map_err(|e| KubeconfigError::Yaml(path.to_path_buf(), e.to_string()))?;
     let default_user = User::default();
@@ -334,20 +334,6 @@ fn read_bounded(path: &Path) -> Result<String, KubeconfigError> {
         return Err(KubeconfigError::TooLarge(path.to_path_buf()));
     }
     Ok(text)
-}
-
-/// A kubeconfig holds credentials: say so when others can read it.
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!(
-                "{}: readable by group or others (mode {:o}); it holds credentials: chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            );
-        }
-    }
 }
 
 #[cfg(test)]

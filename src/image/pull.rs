@@ -344,14 +344,27 @@ impl PullJob {
         let mut writer = blobs.writer(&digest, Some(d.size))?;
         for attempt in 1..=BLOB_ATTEMPTS {
             let offset = writer.offset();
+            // A partial file already whole (the agent stopped before its
+            // commit): asking past its end would only get a 416.
+            if offset >= d.size {
+                return Ok(writer.commit()?);
+            }
             let mut body = session.blob(&d.digest, offset)?;
             if offset > 0 && !body.resumed {
                 writer.restart()?;
             }
-            let broke = match copy(&mut *body.reader, &mut writer)? {
-                Ok(()) if writer.offset() >= d.size => return Ok(writer.commit()?),
-                Ok(()) => io::Error::from(io::ErrorKind::UnexpectedEof),
-                Err(e) => e,
+            let broke = match copy(&mut *body.reader, &mut writer) {
+                Ok(Ok(())) if writer.offset() >= d.size => return Ok(writer.commit()?),
+                Ok(Ok(())) => io::Error::from(io::ErrorKind::UnexpectedEof),
+                Ok(Err(e)) => e,
+                Err(fatal) => {
+                    // The store refused (a blob longer than its
+                    // descriptor, a full disk): nothing stays behind.
+                    if let Err(e) = writer.discard() {
+                        log::warn!("image {:?}: blob {digest}: {e}", self.image);
+                    }
+                    return Err(fatal);
+                }
             };
             if attempt == BLOB_ATTEMPTS {
                 writer.discard()?;

@@ -226,7 +226,7 @@ impl RegistryConfig {
         }
         let config = RegistryConfig::parse(&text, path)?;
         if config.configs.values().any(|c| c.auth.is_some()) {
-            warn_if_readable_by_others(path);
+            crate::state::warn_if_readable_by_others(path, "registry passwords");
         }
         Ok(config)
     }
@@ -400,21 +400,6 @@ fn auth_of(host: &str, auth: AuthEntry) -> Result<Option<Credentials>, KeyError>
         Some(field) => Credentials::from_auth_field(&field)
             .map(Some)
             .map_err(|e: AuthFieldError| KeyError::invalid(format!("configs.{host}.auth"), e)),
-    }
-}
-
-/// A file holding a password: say so when others can read it (as
-/// src/apiserver/kubeconfig.rs does for a kubeconfig).
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!(
-                "{}: readable by group or others (mode {:o}); it holds registry passwords: chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            );
-        }
     }
 }
 

@@ -35,7 +35,7 @@ impl Credentials {
     /// The `Authorization` header value of HTTP Basic authentication.
     pub(super) fn basic_authorization(&self) -> String {
         let plain = format!("{}:{}", self.username, self.password);
-        format!("Basic {}", base64_encode(plain.as_bytes()))
+        format!("Basic {}", crate::base64::encode(plain.as_bytes()))
     }
 
     /// Credentials from a base64 `user:password` (the `auth` field).
@@ -80,27 +80,6 @@ impl fmt::Display for AuthFieldError {
 }
 
 impl std::error::Error for AuthFieldError {}
-
-/// Standard base64 with padding (RFC 4648), for the Basic header;
-/// crate::base64 only decodes.
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// The largest dockerconfigjson read: a Secret is at most 1 MiB.
 pub const MAX_DOCKER_CONFIG: usize = 1 << 20;
@@ -360,7 +339,7 @@ mod tests {
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
         for plain in ["", "a", "ab", "abc", "abcd"] {
-            let encoded = base64_encode(plain.as_bytes());
+            let encoded = crate::base64::encode(plain.as_bytes());
             assert_eq!(crate::base64::decode(&encoded).unwrap(), plain.as_bytes());
         }
     }
