@@ -8,404 +8,22 @@
 //! (registries.yaml), the only way a plain-HTTP endpoint is allowed.
 
 use super::*;
-use crate::image::blobs::INGEST_DIR;
-use crate::image::digest::Algorithm;
-use crate::image::platform;
-use crate::image::unpack::tar_writer::TarBuilder;
-use crate::registry::RegistryConfig;
-use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
 
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+mod fixtures;
+mod registry;
+
+use crate::image::blobs::INGEST_DIR;
+use crate::image::platform;
+use fixtures::*;
+use registry::{range_start, Registry, Reply, Repo};
+use serde_json::json;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
 /// What the oversized blob streams past its descriptor: far more than a
 /// pull may buffer, so reading it all would show.
 const ENDLESS: u64 = 64 << 20;
-
-// ---- the registry ------------------------------------------------------
-
-/// A request as the registry saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    range: Option<String>,
-}
-
-/// An answer. `cut`: only that many bytes of `body` are sent, though
-/// `Content-Length` announces them all (a link that breaks). `padding`:
-/// that many zero bytes follow `body`, announced too (a blob longer than
-/// its descriptor).
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    cut: Option<usize>,
-    padding: u64,
-}
-
-impl Reply {
-    fn new(status: u16, body: &[u8]) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: body.to_vec(),
-            cut: None,
-            padding: 0,
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Reply {
-        self.headers.push((name, value.to_string()));
-        self
-    }
-
-    fn cut(mut self, at: usize) -> Reply {
-        self.cut = Some(at.min(self.body.len()));
-        self
-    }
-
-    fn padding(mut self, bytes: u64) -> Reply {
-        self.padding = bytes;
-        self
-    }
-
-    /// Send it on `stream`; the bytes of body the peer took before it
-    /// hung up.
-    fn send(&self, stream: &mut TcpStream) -> u64 {
-        let length = self.body.len() as u64 + self.padding;
-        let mut head = format!(
-            "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {length}\r\n",
-            self.status
-        );
-        for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        if stream.write_all(head.as_bytes()).is_err() {
-            return 0;
-        }
-        let body = &self.body[..self.cut.unwrap_or(self.body.len())];
-        if stream.write_all(body).is_err() {
-            return 0;
-        }
-        let mut sent = body.len() as u64;
-        let zeros = vec![0u8; 64 * 1024];
-        while sent < self.body.len() as u64 + self.padding && self.cut.is_none() {
-            match stream.write(&zeros) {
-                Ok(n) if n > 0 => sent += n as u64,
-                _ => break,
-            }
-        }
-        sent
-    }
-}
-
-/// What the server has seen and sent: requests as they come, then the
-/// body bytes of each answer once its connection is done.
-#[derive(Default)]
-struct Log {
-    seen: Mutex<(Vec<Seen>, Vec<u64>)>,
-    done: Condvar,
-}
-
-/// The registry in a thread, one connection at a time, each closed after
-/// its answer; `handler` answers every request.
-struct Registry {
-    addr: String,
-    log: Arc<Log>,
-}
-
-impl Registry {
-    fn start(handler: impl Fn(&Seen) -> Reply + Send + 'static) -> Registry {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let log = Arc::new(Log::default());
-        let record = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                // Only a broken test sends no request (TLS to the
-                // upstream): never hang on it.
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let Some(request) = read_request(&stream) else {
-                    continue;
-                };
-                record.seen.lock().unwrap().0.push(request.clone());
-                let sent = handler(&request).send(&mut stream);
-                drop(stream);
-                record.seen.lock().unwrap().1.push(sent);
-                record.done.notify_all();
-            }
-        });
-        Registry { addr, log }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.log.seen.lock().unwrap().0.clone()
-    }
-
-    /// The requests for blobs (not manifests).
-    fn blob_gets(&self) -> Vec<Seen> {
-        self.seen()
-            .into_iter()
-            .filter(|s| s.path.contains("/blobs/"))
-            .collect()
-    }
-
-    /// The body bytes sent for each request, once all `n` are done.
-    fn sent(&self, n: usize) -> Vec<u64> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut log = self.log.seen.lock().unwrap();
-        while log.1.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the server never finished {n} answers");
-            log = self.log.done.wait_timeout(log, left).unwrap().0;
-        }
-        log.1.clone()
-    }
-}
-
-fn read_request(stream: &TcpStream) -> Option<Seen> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split(' ').nth(1)?.to_string();
-    let mut range = None;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            return Some(Seen { path, range });
-        }
-        let (name, value) = header.split_once(':')?;
-        if name.trim().eq_ignore_ascii_case("range") {
-            range = Some(value.trim().to_string());
-        }
-    }
-}
-
-/// What the repository `app` holds, answered as the distribution registry
-/// does.
-#[derive(Clone, Default)]
-struct Repo {
-    /// By tag and by digest: (media type, body).
-    manifests: HashMap<String, (String, Vec<u8>)>,
-    blobs: HashMap<String, Vec<u8>>,
-}
-
-impl Repo {
-    /// `body` under its digest and, if given, `tag`.
-    fn manifest(mut self, tag: Option<&str>, media_type: &str, body: &[u8]) -> Repo {
-        let entry = (media_type.to_string(), body.to_vec());
-        if let Some(tag) = tag {
-            self.manifests.insert(tag.to_string(), entry.clone());
-        }
-        self.manifests.insert(sha(body).to_string(), entry);
-        self
-    }
-
-    fn blob(mut self, body: &[u8]) -> Repo {
-        self.blobs.insert(sha(body).to_string(), body.to_vec());
-        self
-    }
-
-    /// The spec's answer: a manifest with its Content-Type; a blob whole,
-    /// or from `Range: bytes=N-` with 206 (416 past its end); else 404.
-    fn answer(&self, req: &Seen) -> Reply {
-        if let Some(name) = req.path.strip_prefix("/v2/app/manifests/") {
-            return match self.manifests.get(name) {
-                Some((media_type, body)) => {
-                    Reply::new(200, body).header("Content-Type", media_type)
-                }
-                None => Reply::new(404, br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
-            };
-        }
-        let blob = req
-            .path
-            .strip_prefix("/v2/app/blobs/")
-            .and_then(|d| self.blobs.get(d));
-        let Some(blob) = blob else {
-            return Reply::new(404, br#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#);
-        };
-        match range_start(req) {
-            None => Reply::new(200, blob),
-            Some(n) if n >= blob.len() => Reply::new(416, b""),
-            Some(n) => Reply::new(206, &blob[n..]).header(
-                "Content-Range",
-                &format!("bytes {n}-{}/{}", blob.len() - 1, blob.len()),
-            ),
-        }
-    }
-}
-
-/// N of `Range: bytes=N-`.
-fn range_start(req: &Seen) -> Option<usize> {
-    req.range
-        .as_deref()?
-        .strip_prefix("bytes=")?
-        .strip_suffix('-')?
-        .parse()
-        .ok()
-}
-
-// ---- images ------------------------------------------------------------
-
-fn sha(data: &[u8]) -> Digest {
-    Digest::of(Algorithm::Sha256, data)
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(data).unwrap();
-    gz.finish().unwrap()
-}
-
-/// A tiny runnable image: a config and one gzip layer of a few KiB (bytes
-/// that do not compress, so that a cut falls inside the layer).
-struct TestImage {
-    config: Vec<u8>,
-    layer: Vec<u8>,
-}
-
-fn test_image() -> TestImage {
-    let mut noise = 0x2545_f491_u32;
-    let random: Vec<u8> = (0..4096)
-        .map(|_| {
-            noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            (noise >> 16) as u8
-        })
-        .collect();
-    let tar = TarBuilder::new()
-        .dir("bin", 0o755)
-        .entry(b"bin/hello", b'0', 0o755, b"", &random)
-        .finish();
-    let config = json!({"architecture": platform::host().architecture, "os": "linux",
-        "config": {"Cmd": ["/bin/hello"]},
-        "rootfs": {"type": "layers", "diff_ids": [sha(&tar).to_string()]}});
-    TestImage {
-        config: config.to_string().into_bytes(),
-        layer: gzip(&tar),
-    }
-}
-
-fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": sha(bytes).to_string(), "size": bytes.len()})
-}
-
-fn manifest_doc(media_type: &str, config: Value, layers: Vec<Value>) -> Vec<u8> {
-    json!({"schemaVersion": 2, "mediaType": media_type, "config": config, "layers": layers})
-        .to_string()
-        .into_bytes()
-}
-
-impl TestImage {
-    /// Its OCI manifest.
-    fn manifest(&self) -> Vec<u8> {
-        self.manifest_with(MANIFEST, OCI_CONFIG, OCI_LAYER)
-    }
-
-    fn manifest_with(&self, media_type: &str, config: &str, layer: &str) -> Vec<u8> {
-        manifest_doc(
-            media_type,
-            descriptor(config, &self.config),
-            vec![descriptor(layer, &self.layer)],
-        )
-    }
-
-    /// A registry holding it as `app:v1` (an OCI manifest), its blobs,
-    /// answered by `lie` first where it returns a reply.
-    fn serve(&self, lie: impl Fn(&Seen) -> Option<Reply> + Send + 'static) -> Registry {
-        let repo = Repo::default()
-            .manifest(Some("v1"), MANIFEST, &self.manifest())
-            .blob(&self.config)
-            .blob(&self.layer);
-        Registry::start(move |req| lie(req).unwrap_or_else(|| repo.answer(req)))
-    }
-
-    fn layer_path(&self) -> String {
-        format!("/v2/app/blobs/{}", sha(&self.layer))
-    }
-
-    /// Everything the image's config and layer take.
-    fn bytes(&self) -> u64 {
-        (self.config.len() + self.layer.len()) as u64
-    }
-}
-
-// ---- the store -----------------------------------------------------------
-
-/// A temporary picolet root, removed on drop.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(tag: &str) -> TempRoot {
-        let dir = std::env::temp_dir().join(format!("picolet-pull-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempRoot(dir)
-    }
-
-    fn layout(&self) -> Layout {
-        Layout::new(self.0.join("images"))
-    }
-
-    fn ingest_files(&self) -> Vec<PathBuf> {
-        fs::read_dir(self.0.join("images").join(INGEST_DIR))
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Every file under `blobs/`.
-    fn stored_blobs(&self) -> Vec<PathBuf> {
-        let dir = self.0.join("images/blobs/sha256");
-        fs::read_dir(dir)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default()
-    }
-
-    /// The failed pull left no partial file, no entry in index.json, and
-    /// none of `absent`.
-    fn assert_clean(&self, absent: &[&[u8]]) {
-        assert_eq!(self.ingest_files(), Vec::<PathBuf>::new(), "partial files");
-        assert_eq!(self.layout().list().unwrap(), vec![], "index.json entries");
-        for blob in absent {
-            assert!(!self.layout().has_blob(&sha(blob)), "{} stored", sha(blob));
-        }
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A pull of `image` (`{addr}/app...`) from `registry`, into `root`.
-fn job(registry: &Registry, root: &TempRoot, image: &str, limit: Option<u64>) -> PullJob {
-    let yaml = format!(
-        "mirrors:\n  '{0}':\n    endpoint: ['http://{0}']\n",
-        registry.addr
-    );
-    let config = RegistryConfig::parse(&yaml, Path::new("registries.yaml")).unwrap();
-    let registries = Arc::new(Registries::new(Arc::new(config)));
-    let reference = Reference::parse(image).unwrap();
-    PullJob::new(image, reference, Vec::new(), registries, &root.0, limit)
-}
-
-/// `app:v1` from `registry`.
-fn job_v1(registry: &Registry, root: &TempRoot) -> PullJob {
-    job(registry, root, &format!("{}/app:v1", registry.addr), None)
-}
 
 // ---- what a hostile registry cannot do ---------------------------------
 
@@ -530,6 +148,41 @@ fn an_index_without_this_machines_platform_names_it() {
         registry.seen()
     );
     root.assert_clean(&[]);
+}
+
+#[test]
+fn an_index_entry_whose_manifest_hashes_to_another_is_refused() {
+    let image = test_image();
+    let manifest = image.manifest();
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": sha(&manifest).to_string(), "size": manifest.len(),
+         "platform": host_platform()}]})
+    .to_string();
+    let forged = image.manifest_with(MANIFEST, OCI_CONFIG, DOCKER_LAYER);
+    let (wanted, served) = (
+        format!("/v2/app/manifests/{}", sha(&manifest)),
+        forged.clone(),
+    );
+    let repo = Repo::default()
+        .manifest(Some("v1"), INDEX, index.as_bytes())
+        .blob(&image.config)
+        .blob(&image.layer);
+    let registry = Registry::start(move |req| {
+        if req.path == wanted {
+            return Reply::new(200, &served).header("Content-Type", MANIFEST);
+        }
+        repo.answer(req)
+    });
+    let root = TempRoot::new("forged-entry");
+    let e = job_v1(&registry, &root).pull().unwrap_err();
+    assert!(
+        matches!(&e, PullError::ManifestDigest { expected, actual }
+            if *expected == sha(&manifest).to_string() && *actual == sha(&forged).to_string()),
+        "{e:?}"
+    );
+    assert_eq!(registry.blob_gets().len(), 0);
+    assert!(!root.layout().has_blob(&sha(&forged)));
+    root.assert_clean(&[&image.config, &image.layer]);
 }
 
 /// Pull `manifest` as `app:v1` from a registry holding the image's blobs:
@@ -808,8 +461,7 @@ fn a_docker_manifest_list_gives_this_machines_image() {
         {"mediaType": DOCKER_MANIFEST, "digest": sha(&other).to_string(), "size": other.len(),
          "platform": {"os": "windows", "architecture": host.architecture}},
         {"mediaType": DOCKER_MANIFEST, "digest": sha(&manifest).to_string(),
-         "size": manifest.len(), "platform": {"os": host.os, "architecture": host.architecture,
-         "variant": host.variant}}]})
+         "size": manifest.len(), "platform": host_platform()}]})
     .to_string()
     .into_bytes();
     let repo = Repo::default()
