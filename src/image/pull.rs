@@ -451,3 +451,6 @@ fn copy(from: &mut dyn Read, to: &mut BlobWriter<'_>) -> Result<io::Result<()>, 
         })?;
     }
 }
+
+#[cfg(test)]
+mod tests;
