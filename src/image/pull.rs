@@ -211,15 +211,19 @@ impl PullJob {
         let mut session =
             self.registries
                 .session(registry, repository, self.credentials.clone())?;
-        let blobs = self.layout.blobs()?;
-        let top = self.manifest(&mut session, &blobs, self.reference.tag_or_digest(), None)?;
+        let top = self.manifest(&mut session, self.reference.tag_or_digest(), None)?;
         let manifest = match top.media_type.as_str() {
-            INDEX | DOCKER_LIST => self.platform_manifest(&mut session, &blobs, &top)?,
-            _ => top.clone(),
+            INDEX | DOCKER_LIST => Some(self.platform_manifest(&mut session, &top)?),
+            _ => None,
         };
-        let doc = image_manifest(&manifest)?;
+        let doc = image_manifest(manifest.as_ref().unwrap_or(&top))?;
         let parts: Vec<&Descriptor> = std::iter::once(&doc.config).chain(&doc.layers).collect();
         self.check_size(&parts)?;
+        // Only an image that passed the checks leaves anything in the store.
+        let blobs = self.layout.blobs()?;
+        for fetched in std::iter::once(&top).chain(&manifest) {
+            blobs.write_whole(&fetched.digest, &fetched.bytes)?;
+        }
         for part in &parts {
             self.fetch_blob(&mut session, &blobs, part)?;
         }
@@ -253,11 +257,10 @@ impl PullJob {
     }
 
     /// A manifest or index by tag or digest, verified when a digest is
-    /// known (`expected`, or the reference's own), and stored as a blob.
+    /// known (`expected`, or the reference's own).
     fn manifest(
         &self,
         session: &mut Session,
-        blobs: &Blobs<'_>,
         tag_or_digest: &str,
         expected: Option<&Digest>,
     ) -> Result<Fetched, PullError> {
@@ -283,7 +286,6 @@ impl PullJob {
                 });
             }
         }
-        blobs.write_whole(&actual, &body.bytes)?;
         Ok(Fetched {
             media_type: body.media_type,
             digest: actual,
@@ -295,7 +297,6 @@ impl PullJob {
     fn platform_manifest(
         &self,
         session: &mut Session,
-        blobs: &Blobs<'_>,
         index: &Fetched,
     ) -> Result<Fetched, PullError> {
         let doc: Index = decode(index)?;
@@ -303,7 +304,7 @@ impl PullJob {
             .for_host()
             .map_err(|platform| PullError::NoPlatform { platform })?;
         let digest = parse_digest(&chosen.digest)?;
-        self.manifest(session, blobs, &chosen.digest, Some(&digest))
+        self.manifest(session, &chosen.digest, Some(&digest))
     }
 
     /// Refuse an image whose missing blobs, as the manifest gives their
@@ -342,13 +343,20 @@ impl PullJob {
             return Ok(());
         }
         let mut writer = blobs.writer(&digest, Some(d.size))?;
+        if writer.offset() >= d.size {
+            // Already whole: the agent stopped between the last write and
+            // the commit. `Range: bytes=<size>-` would only get a 416.
+            match writer.commit() {
+                Ok(()) => return Ok(()),
+                // Not the blob after all, and removed: fetch it whole.
+                Err(BlobError::SizeMismatch { .. } | BlobError::DigestMismatch { .. }) => {
+                    writer = blobs.writer(&digest, Some(d.size))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         for attempt in 1..=BLOB_ATTEMPTS {
             let offset = writer.offset();
-            // A partial file already whole (the agent stopped before its
-            // commit): asking past its end would only get a 416.
-            if offset >= d.size {
-                return Ok(writer.commit()?);
-            }
             let mut body = session.blob(&d.digest, offset)?;
             if offset > 0 && !body.resumed {
                 writer.restart()?;

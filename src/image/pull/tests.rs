@@ -90,8 +90,6 @@ fn a_blob_longer_than_its_descriptor_is_refused_without_reading_it_all() {
 }
 
 #[test]
-#[ignore = "bug: a blob longer than its descriptor leaves its partial file in ingest/ \
-            (fetch_blob returns copy's error without writer.discard())"]
 fn a_blob_longer_than_its_descriptor_leaves_no_partial_file() {
     let root = TempRoot::new("longer-partial");
     let (image, _) = pull_a_longer_blob(&root);
@@ -382,8 +380,6 @@ fn a_server_that_cuts_every_attempt_is_interrupted_after_the_cap_and_leaves_noth
 }
 
 #[test]
-#[ignore = "bug: a partial file holding the whole blob (the agent stopped before the \
-            commit) makes every pull ask Range: bytes=<size>- and fail on the 416"]
 fn a_complete_partial_file_is_committed_not_asked_for_past_its_end() {
     let image = test_image();
     let registry = image.serve(|_| None);
