@@ -134,11 +134,11 @@ impl Agent {
         while let Some(event) = self.engine.poll_event() {
             self.report_event(&event);
         }
-        if self.runtime.collection_due() {
+        let now = Time::now();
+        if self.runtime.collection_due(now) {
             let snapshot = self.engine.snapshot();
             let images = snapshot.pods().flat_map(|p| pod_images(p.pod));
-            self.runtime
-                .collect_images(images, Time::now(), &mut self.reactor);
+            self.runtime.collect_images(images, now, &mut self.reactor);
         }
         let errors = self.sources.errors();
         self.status
@@ -166,7 +166,7 @@ impl Agent {
     fn update_desired(&mut self, now: Time) {
         let desired = self.sources.desired(&self.runtime, &self.engine);
         self.engine.set_desired(desired, now);
-        self.runtime.images_may_be_unused();
+        self.runtime.images_may_be_unused(now);
         // A deleted pod's start still waiting for its image must not happen
         // after this.
         let engine = &self.engine;

@@ -1,6 +1,8 @@
 //! The image store's upkeep from the runtime's side: the import directory
-//! at start, image GC when it may be due (at start, after a pull, when the
-//! pods change, and every five minutes only with `imageMaximumGCAge`), the
+//! at start, image GC when it may be due (at start; a settling time after
+//! a pull or a change of the pods, so that a burst of changes costs one
+//! collection and none runs beside the starts it follows; and every five
+//! minutes only with `imageMaximumGCAge`), the
 //! starts held back meanwhile, and when each image was last used
 //! (published for `picolet images`). The work runs on the upkeep worker
 //! (`src/image/upkeep.rs`); docs/images.md tells the rules.
@@ -26,6 +28,10 @@ use std::time::Duration;
 /// kubelet's GC period); without it no timer runs.
 const MAX_AGE_CHECK: Duration = Duration::from_secs(300);
 
+/// How long after a pull or a change of the pods image GC waits: the
+/// starts the change brings go first, and further changes join it.
+const SETTLE: Duration = Duration::from_secs(10);
+
 /// What upkeep in progress holds back.
 #[derive(Debug)]
 pub(super) enum Gate {
@@ -41,8 +47,8 @@ pub(super) enum Gate {
 #[derive(Debug, Default)]
 pub(super) struct UpkeepState {
     gate: Option<Gate>,
-    /// A collection should run when the worker is free.
-    gc_due: bool,
+    /// When a collection should run (once the worker is free).
+    due: Option<Time>,
     /// With `imageMaximumGCAge`: when GC looks again.
     next_check: Option<Time>,
     /// When a container last started on each manifest.
@@ -66,20 +72,22 @@ impl Runtime {
                 Err(e) => log::warn!("image import: {e}"),
             }
         }
-        self.upkeep.gc_due = true;
+        self.upkeep.due = Some(now);
         if !self.config.images.gc_max_age.is_zero() {
             self.upkeep.next_check = Some(now + MAX_AGE_CHECK);
         }
     }
 
-    /// The pods changed: an image may have become unused.
-    pub fn images_may_be_unused(&mut self) {
-        self.upkeep.gc_due = true;
+    /// A pull ended or the pods changed: an image may have become unused
+    /// or the disk fuller. Collect once things settle.
+    pub fn images_may_be_unused(&mut self, now: Time) {
+        let settled = now + SETTLE;
+        self.upkeep.due = Some(self.upkeep.due.map_or(settled, |t| t.min(settled)));
     }
 
-    /// Is a collection due and the worker free for it?
-    pub fn collection_due(&self) -> bool {
-        self.upkeep.gc_due && self.upkeep.gate.is_none()
+    /// Is a collection due at `now` and the worker free for it?
+    pub fn collection_due(&self, now: Time) -> bool {
+        self.upkeep.due.is_some_and(|t| t <= now) && self.upkeep.gate.is_none()
     }
 
     /// Collect unused images, never those `pod_images` name (the images
@@ -90,7 +98,7 @@ impl Runtime {
         now: Time,
         reactor: &mut Reactor,
     ) {
-        self.upkeep.gc_due = false;
+        self.upkeep.due = None;
         let protected: BTreeSet<String> = pod_images
             .into_iter()
             .filter_map(|image| full_name(image).ok())
@@ -160,15 +168,18 @@ impl Runtime {
         }
     }
 
-    /// The next time upkeep has work of its own.
+    /// The next time upkeep has work of its own: a collection due (while
+    /// the worker is free: its end wakes the core anyway), the periodic
+    /// look.
     pub(super) fn upkeep_timeout(&self) -> Option<Time> {
-        self.upkeep.next_check
+        let due = self.upkeep.due.filter(|_| self.upkeep.gate.is_none());
+        [due, self.upkeep.next_check].into_iter().flatten().min()
     }
 
     /// With `imageMaximumGCAge`, look again every [`MAX_AGE_CHECK`].
     pub(super) fn upkeep_handle_timeout(&mut self, now: Time) {
         if self.upkeep.next_check.is_some_and(|t| t <= now) {
-            self.upkeep.gc_due = true;
+            self.upkeep.due = Some(now);
             self.upkeep.next_check = Some(now + MAX_AGE_CHECK);
         }
     }
