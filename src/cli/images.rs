@@ -54,6 +54,8 @@ pub enum ImagesError {
     RemoveFailed { failed: usize, total: usize },
     /// registries.yaml.
     Registries(crate::registry::RegistryConfigError),
+    /// The root could not be made (a pull or an import on a new device).
+    Root(PathBuf, std::io::Error),
     /// Some pulls failed (each was reported).
     PullFailed { failed: usize, total: usize },
     /// Writing to stdout failed.
@@ -83,6 +85,7 @@ impl fmt::Display for ImagesError {
             }
             ImagesError::Write(e) => write!(f, "{e}"),
             ImagesError::Registries(e) => write!(f, "{e}"),
+            ImagesError::Root(path, e) => write!(f, "{}: {e}", path.display()),
             ImagesError::PullFailed { failed, total } => {
                 write!(f, "{failed} of {total} images could not be pulled")
             }
@@ -98,6 +101,7 @@ impl std::error::Error for ImagesError {
             ImagesError::Gc(e) => Some(e),
             ImagesError::Write(e) => Some(e),
             ImagesError::Registries(e) => Some(e),
+            ImagesError::Root(_, e) => Some(e),
             ImagesError::Usage
             | ImagesError::PullFailed { .. }
             | ImagesError::ImportFailed { .. }
@@ -124,6 +128,13 @@ struct Dirs {
 impl Dirs {
     fn layout(&self) -> Layout {
         Layout::new(self.root.join("images"))
+    }
+
+    /// The root, made (0700, as the agent makes it) if a new device has
+    /// none yet: a factory image is filled before the agent first runs.
+    fn make_root(&self) -> Result<(), ImagesError> {
+        crate::state::create_private_dir(&self.root)
+            .map_err(|e| ImagesError::Root(self.root.clone(), e))
     }
 }
 
@@ -169,6 +180,7 @@ pub fn image(args: &[String]) -> Result<(), ImagesError> {
 /// with registries.yaml's mirrors and credentials; safe while the agent
 /// runs and pulls (the store's locks, src/image/blobs.rs).
 fn pull(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
+    dirs.make_root()?;
     let config = crate::registry::RegistryConfig::load(&dirs.registry_config)
         .map_err(ImagesError::Registries)?;
     let registries = std::sync::Arc::new(crate::registry::Registries::new(config.into()));
@@ -213,6 +225,7 @@ fn pull(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
 /// Import each archive, or each new archive of a directory (as the agent
 /// does with its import directory at start).
 fn import(dirs: &Dirs, operands: &[String]) -> Result<(), ImagesError> {
+    dirs.make_root()?;
     let layout = dirs.layout();
     let (mut failed, mut total) = (0, 0);
     let mut report = |file: &Path, result: DirResult| {
