@@ -8,6 +8,7 @@
 use super::*;
 use common::registry::images::{docker_archive, layout_with_random_layer, oci_archive};
 use common::registry::{run_ok, PASSWORD, USER};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 #[test]
@@ -169,6 +170,23 @@ fn the_image_cli_pulls_lists_and_refuses_to_remove_an_image_in_use() {
     );
     assert_blobs_verified(&agent);
     assert!(agent.pod("app").is_some_and(|p| running(&p, "app")));
+
+    // A new device's root, before the agent ever ran: made by the pull.
+    let factory = agent.dir.join("factory/root");
+    let factory_root = factory.display().to_string();
+    picolet_ok(&[
+        "image",
+        "pull",
+        "--root",
+        &factory_root,
+        "--registry-config",
+        &config,
+        &spare,
+    ]);
+    let listed = picolet_ok(&["images", "--root", &factory_root, "--run-dir", &run]);
+    assert!(listed.contains(&spare), "{listed}");
+    let mode = std::fs::metadata(&factory).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the root is private");
 }
 
 /// The size of the tmpfs root of the GC test, and the images on it: the
