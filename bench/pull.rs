@@ -3,8 +3,8 @@
 //! htpasswd (tests/common/registry.rs), pulled three ways on the same
 //! machine: `skopeo copy` into an OCI layout (the reference), `picolet image
 //! pull`, and the agent pulling it for a pod. For each: the wall time, and
-//! the peak RSS (of the process for the commands; of the agent, sampled
-//! every 10 ms, while its pull worker runs).
+//! the peak RSS (VmHWM: of the process for the commands; of the agent over
+//! its start and the pull).
 
 use crate::common::registry::images::layout_with_random_layer;
 use crate::common::registry::{registries_yaml, Registry, PASSWORD, USER};
@@ -69,27 +69,44 @@ pub fn pull_rows(bin: &Path, work: &Path, quick: bool, rows: &mut Vec<Row>) {
         format!("{agent_secs:.2} ({:.2}x skopeo)", agent_secs / skopeo.0),
     ));
     rows.push((
-        format!("pull {what}: agent RSS before / peak while pulling (KiB)"),
+        format!("pull {what}: agent RSS before / peak with the pull (KiB)"),
         format!("{idle_kib} / {peak_kib}"),
     ));
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Run `cmd` to its end: seconds, and its peak RSS in KiB (`wait4`).
-#[expect(clippy::zombie_processes, reason = "reaped by wait4, for its rusage")]
-fn timed(cmd: &mut Command) -> (f64, i64) {
+/// Run `cmd` to its end: seconds, and its peak RSS in KiB: the last
+/// VmHWM read while it ran, polled every millisecond. (`wait4`'s
+/// `ru_maxrss` would count the bench's own pages the child had between
+/// fork and exec.)
+fn timed(cmd: &mut Command) -> (f64, u64) {
     let began = Instant::now();
-    let child = cmd.stdout(Stdio::null()).spawn().unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: `pid` is our own child, not yet reaped; both pointers are to
-    // live locals of the right types.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4 {cmd:?}");
-    assert_eq!(status, 0, "{cmd:?} failed");
-    (began.elapsed().as_secs_f64(), usage.ru_maxrss)
+    let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        peak = fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| kib(&s, "VmHWM:"))
+            .unwrap_or(peak);
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(exit.success(), "{cmd:?} failed");
+    (began.elapsed().as_secs_f64(), peak)
+}
+
+/// A `kB` field of /proc/PID/status.
+fn kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .trim()
+            .strip_suffix(" kB")?
+            .parse()
+            .ok()
+    })
 }
 
 /// The agent pulls `image` for a pod: seconds from the manifest to
