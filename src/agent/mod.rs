@@ -136,9 +136,9 @@ impl Agent {
         }
         let now = Time::now();
         if self.runtime.collection_due(now) {
-            let snapshot = self.engine.snapshot();
-            let images = snapshot.pods().flat_map(|p| pod_images(p.pod));
-            self.runtime.collect_images(images, now, &mut self.reactor);
+            let (named, running) = images_of(self.engine.snapshot());
+            self.runtime
+                .collect_images(&named, &running, now, &mut self.reactor);
         }
         let errors = self.sources.errors();
         self.status
@@ -198,11 +198,26 @@ impl Agent {
     }
 }
 
-/// The images a pod's containers name.
-fn pod_images(pod: &crate::pod::Pod) -> impl Iterator<Item = &str> {
-    pod.spec
-        .init_containers
-        .iter()
-        .chain(&pod.spec.containers)
-        .map(|c| c.image.as_str())
+/// What image GC must keep: the images every pod names, and the imageIDs
+/// (platform manifest digests) of every container that has one, whose
+/// trees may be in use under a tag that has since moved.
+fn images_of(snapshot: crate::engine::Snapshot<'_>) -> (Vec<String>, Vec<String>) {
+    let mut named = Vec::new();
+    let mut running = Vec::new();
+    for report in snapshot.pods() {
+        let spec = &report.pod.spec;
+        let containers = spec.init_containers.iter().chain(&spec.containers);
+        named.extend(containers.map(|c| c.image.clone()));
+        let status = &report.status;
+        let statuses = status
+            .init_container_statuses
+            .iter()
+            .chain(&status.container_statuses);
+        running.extend(
+            statuses
+                .map(|c| c.image_id.clone())
+                .filter(|id| !id.is_empty()),
+        );
+    }
+    (named, running)
 }

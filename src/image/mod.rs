@@ -19,6 +19,7 @@ pub mod pull;
 pub mod reference;
 pub mod unpack;
 pub mod upkeep;
+pub mod used;
 pub mod worker;
 
 use crate::pod::PullPolicy;

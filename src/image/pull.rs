@@ -60,6 +60,9 @@ pub struct Pulled {
     pub digest: String,
     /// The image's size: its config and layers as stored.
     pub bytes: u64,
+    /// The store changed: a blob came or the name moved (`Always` on an
+    /// unchanged tag changes nothing).
+    pub changed: bool,
 }
 
 /// Why a pull failed; the container waits with `ErrImagePull` and this.
@@ -224,8 +227,9 @@ impl PullJob {
         for fetched in std::iter::once(&top).chain(&manifest) {
             blobs.write_whole(&fetched.digest, &fetched.bytes)?;
         }
+        let mut changed = false;
         for part in &parts {
-            self.fetch_blob(&mut session, &blobs, part)?;
+            changed |= self.fetch_blob(&mut session, &blobs, part)?;
         }
         let entry = index::Descriptor {
             media_type: top.media_type.clone(),
@@ -253,6 +257,7 @@ impl PullJob {
         Ok(Pulled {
             digest: top.digest.to_string(),
             bytes: parts.iter().fold(0u64, |sum, d| sum.saturating_add(d.size)),
+            changed: changed || !named,
         })
     }
 
@@ -331,23 +336,23 @@ impl PullJob {
     }
 
     /// One blob into the layout unless it is there: streamed, hashed, and
-    /// taken up again where it broke.
+    /// taken up again where it broke. True when it came now.
     fn fetch_blob(
         &self,
         session: &mut Session,
         blobs: &Blobs<'_>,
         d: &Descriptor,
-    ) -> Result<(), PullError> {
+    ) -> Result<bool, PullError> {
         let digest = parse_digest(&d.digest)?;
         if self.layout.has_blob(&digest) {
-            return Ok(());
+            return Ok(false);
         }
         let mut writer = blobs.writer(&digest, Some(d.size))?;
         if writer.offset() >= d.size {
             // Already whole: the agent stopped between the last write and
             // the commit. `Range: bytes=<size>-` would only get a 416.
             match writer.commit() {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 // Not the blob after all, and removed: fetch it whole.
                 Err(BlobError::SizeMismatch { .. } | BlobError::DigestMismatch { .. }) => {
                     writer = blobs.writer(&digest, Some(d.size))?;
@@ -362,7 +367,10 @@ impl PullJob {
                 writer.restart()?;
             }
             let broke = match copy(&mut *body.reader, &mut writer) {
-                Ok(Ok(())) if writer.offset() >= d.size => return Ok(writer.commit()?),
+                Ok(Ok(())) if writer.offset() >= d.size => {
+                    writer.commit()?;
+                    return Ok(true);
+                }
                 Ok(Ok(())) => io::Error::from(io::ErrorKind::UnexpectedEof),
                 Ok(Err(e)) => e,
                 Err(fatal) => {

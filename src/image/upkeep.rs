@@ -31,8 +31,12 @@ pub struct Collection {
     pub rootfs_dir: PathBuf,
     /// The filesystem whose use the thresholds are of: the root.
     pub root: PathBuf,
-    /// References of every pod the device is asked to run, whose
-    /// containers are all among them: never collected.
+    /// Platform manifest digests (imageIDs) of the containers that exist:
+    /// their blobs and trees stay even when no name points to them any
+    /// more (a tag that moved under a running container).
+    pub in_use: BTreeSet<Digest>,
+    /// References (normalized) of every pod the device is asked to run:
+    /// never collected.
     pub protected: BTreeSet<String>,
     /// When a container last started on each manifest.
     pub last_used: BTreeMap<Digest, Time>,
@@ -117,14 +121,12 @@ impl Job for Upkeep {
 impl Collection {
     /// Plan with the store and the disk as they are now, then remove.
     fn run(&self) -> Result<(Plan, Freed), UpkeepError> {
-        // Every container belongs to a pod the core knows, whose images are
-        // protected by name: no digest needs keeping besides.
-        let in_use = BTreeSet::new();
+        let in_use = &self.in_use;
         let images = gc::inventory(&self.layout, &self.last_used).map_err(UpkeepError::Gc)?;
         let usage = Usage::of(&self.root).map_err(UpkeepError::Usage)?;
         let plan = gc::plan(
             &images,
-            &in_use,
+            in_use,
             &self.protected,
             usage,
             &self.policy,
@@ -135,7 +137,7 @@ impl Collection {
             &self.layout,
             &self.rootfs_dir,
             &victims,
-            &in_use,
+            in_use,
             std::time::SystemTime::now(),
         )
         .map_err(UpkeepError::Gc)?;

@@ -176,7 +176,9 @@ impl Runtime {
                         p.bytes,
                         done.took
                     );
-                    self.images_may_be_unused(Time::now());
+                    if p.changed {
+                        self.images_may_be_unused(Time::now());
+                    }
                 }
                 Err(e) => log::warn!("{} after {:.1?}", e.message, done.took),
             }

@@ -16,11 +16,12 @@ use crate::image::gc::{GcPolicy, Plan};
 use crate::image::import::{DirResult, ImportError};
 use crate::image::index::full_name;
 use crate::image::upkeep::{Collection, Upkeep, UpkeepDone, UpkeepError};
+use crate::image::used::{self, LastUsed};
 use crate::image::Found;
 use crate::published::IMAGES_USED_FILE;
 use crate::reactor::Reactor;
 use crate::time::Time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,8 +39,8 @@ pub(super) enum Gate {
     /// An import: starts that would pull wait, as the import may bring
     /// their image.
     Import,
-    /// A collection: starts of images it may remove (not named by a pod it
-    /// was told of) wait.
+    /// A collection: starts of images in the store it may remove (not
+    /// named by a pod it was told of) wait.
     Collect { protected: BTreeSet<String> },
 }
 
@@ -51,15 +52,21 @@ pub(super) struct UpkeepState {
     due: Option<Time>,
     /// With `imageMaximumGCAge`: when GC looks again.
     next_check: Option<Time>,
-    /// When a container last started on each manifest.
-    last_used: BTreeMap<Digest, Time>,
+    /// When a container last started on each image (by imageID).
+    last_used: LastUsed,
     /// `last_used` changed since it was published.
     unpublished: bool,
 }
 
 impl Runtime {
-    /// At start: import the import directory's new archives, then collect.
+    /// At start: when images were last used, as the agent before this one
+    /// published it (the run dir outlives an agent, not a reboot); import
+    /// the import directory's new archives, then collect.
     pub fn begin_upkeep(&mut self, now: Time, reactor: &mut Reactor) {
+        match used::read(&self.config.paths.run) {
+            Ok(last_used) => self.upkeep.last_used = last_used,
+            Err(e) => log::warn!("{IMAGES_USED_FILE}: {e}"),
+        }
         let dir = self.config.images.import_dir.clone();
         let has_archives = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
         if has_archives {
@@ -90,29 +97,32 @@ impl Runtime {
         self.upkeep.due.is_some_and(|t| t <= now) && self.upkeep.gate.is_none()
     }
 
-    /// Collect unused images, never those `pod_images` name (the images
-    /// of every pod the device is asked to run) or a waiting start needs.
-    pub fn collect_images<'a>(
+    /// Collect unused images: never one that `named` names (the images of
+    /// every pod the device is asked to run) or a waiting start needs, nor
+    /// the tree of an image a container runs (`image_ids`).
+    pub fn collect_images(
         &mut self,
-        pod_images: impl IntoIterator<Item = &'a str>,
+        named: &[String],
+        image_ids: &[String],
         now: Time,
         reactor: &mut Reactor,
     ) {
         self.upkeep.due = None;
-        let protected: BTreeSet<String> = pod_images
-            .into_iter()
+        let protected: BTreeSet<String> = named
+            .iter()
+            .map(String::as_str)
+            .chain(self.pending.images())
             .filter_map(|image| full_name(image).ok())
-            .chain(
-                self.pending
-                    .images()
-                    .filter_map(|image| full_name(image).ok()),
-            )
             .collect();
         let images = &self.config.images;
         let collection = Collection {
             layout: self.images.layout().clone(),
             rootfs_dir: self.images.rootfs_dir().to_path_buf(),
             root: self.images.root().to_path_buf(),
+            in_use: image_ids
+                .iter()
+                .filter_map(|id| Digest::parse(id).ok())
+                .collect(),
             protected: protected.clone(),
             last_used: self.upkeep.last_used.clone(),
             policy: GcPolicy {
@@ -137,8 +147,11 @@ impl Runtime {
         match &self.upkeep.gate {
             None => false,
             Some(Gate::Import) => matches!(found, Found::Pull(_)),
+            // An absent image is not the collection's to remove; a present
+            // one it was not told of may be.
             Some(Gate::Collect { protected }) => {
-                full_name(image).map_or(true, |name| !protected.contains(&name))
+                !matches!(found, Found::Pull(_))
+                    && full_name(image).map_or(true, |name| !protected.contains(&name))
             }
         }
     }
@@ -191,15 +204,8 @@ impl Runtime {
             return;
         }
         self.upkeep.unpublished = false;
-        let used: BTreeMap<String, String> = self
-            .upkeep
-            .last_used
-            .iter()
-            .map(|(d, t)| (d.to_string(), t.rfc3339()))
-            .collect();
-        let path = self.config.paths.run.join(IMAGES_USED_FILE);
-        if let Err(e) = crate::state::write_json(&path, &used) {
-            log::warn!("{}: {e}", path.display());
+        if let Err(e) = used::write(&self.config.paths.run, &self.upkeep.last_used) {
+            log::warn!("{IMAGES_USED_FILE}: {e}");
         }
     }
 }

@@ -445,8 +445,14 @@ fn pulls_and_pulls_again(registry: &Registry, root: &TempRoot, top: &[u8], blobs
     assert_eq!(manifest.layers.len(), 1);
     assert!(manifest.layers[0].gzip);
 
+    assert!(pulled.changed, "the first pull fills the store");
     let gets = registry.blob_gets().len();
-    assert_eq!(job_v1(registry, root).run().unwrap(), pulled);
+    let again = job_v1(registry, root).run().unwrap();
+    assert_eq!((&again.digest, again.bytes), (&pulled.digest, pulled.bytes));
+    assert!(
+        !again.changed,
+        "an unchanged tag changes nothing: no GC is due"
+    );
     assert_eq!(registry.blob_gets().len(), gets, "no blob fetched again");
     assert_eq!(named(root, &full), (entry, file), "index.json untouched");
 }
