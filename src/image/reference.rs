@@ -93,9 +93,12 @@ impl Reference {
 
     /// The short form users write: `busybox:1.36`.
     pub fn familiar(&self) -> String {
+        // `library/` goes only where what is left has no `/`: `a/b` would
+        // parse back as docker.io/a/b, another image.
         let name = self
             .name
             .strip_prefix("docker.io/library/")
+            .filter(|rest| !rest.contains('/'))
             .or_else(|| self.name.strip_prefix("docker.io/"))
             .unwrap_or(&self.name);
         match (&self.tag, &self.digest) {
@@ -190,6 +193,9 @@ mod tests {
         assert!(!tagged.matches_name("1.36"));
         assert_eq!(tagged.familiar(), "busybox:1.36");
         assert_eq!(tagged.full(), "docker.io/library/busybox:1.36");
+        let nested = Reference::parse("docker.io/library/a/b:1").unwrap();
+        assert_eq!(nested.familiar(), "library/a/b:1");
+        assert_eq!(Reference::parse(&nested.familiar()).unwrap(), nested);
         assert_eq!(
             tagged.registry_and_repository(),
             ("docker.io", "library/busybox")

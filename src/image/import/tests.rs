@@ -280,3 +280,44 @@ fn a_layer_that_expands_past_the_ratio_bound_is_refused() {
     assert_eq!(partials, 0, "the expanded bytes were removed");
     let _ = fs::remove_dir_all(t.0.dir().with_extension("files"));
 }
+
+#[test]
+fn repeated_or_oversized_json_members_are_refused_before_they_fill_memory() {
+    // Found by fuzz/fuzz_targets/image_archive.rs: 200 members named
+    // manifest.json of 4 MiB each were all kept, 830 MB.
+    let t = TempLayout::new("import-repeated");
+    let manifest = manifest_json(serde_json::json!(["app:1"])).to_string();
+    let twice = TarBuilder::new()
+        .file("manifest.json", &manifest)
+        .file("manifest.json", &manifest)
+        .finish();
+    let file = write_file(&t.0, "twice.tar", &twice);
+    let e = import_archive(&t.0, &file).unwrap_err();
+    assert!(
+        matches!(&e, ImportError::Format { why, .. } if why.contains("\"manifest.json\" appears twice")),
+        "{e}"
+    );
+    // Five configs of almost 4 MiB each: each within the member bound,
+    // together over the archive's.
+    let big = format!("{{\"pad\":\"{}\"}}", " ".repeat((4 << 20) - 16));
+    let names: Vec<String> = (0..5).map(|i| format!("cfg{i}.json")).collect();
+    let saved_images: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| serde_json::json!({"Config": n, "RepoTags": [format!("app:{n}")], "Layers": []}))
+        .collect();
+    let mut tar = TarBuilder::new().file(
+        "manifest.json",
+        &serde_json::Value::from(saved_images).to_string(),
+    );
+    for n in &names {
+        tar = tar.file(n, &big);
+    }
+    let file = write_file(&t.0, "heavy.tar", &tar.finish());
+    let e = import_archive(&t.0, &file).unwrap_err();
+    assert!(
+        matches!(&e, ImportError::Format { why, .. } if why.contains("JSON members take more than")),
+        "{e}"
+    );
+    assert_eq!(t.0.list().unwrap(), []);
+    let _ = fs::remove_dir_all(t.0.dir().with_extension("files"));
+}
