@@ -17,8 +17,9 @@ use std::path::Path;
 /// breaks it (see `script`), so the importer's later steps are reached
 /// without a seed corpus. After the import, the sandbox holds only the
 /// archive and the layout, the layout holds no link, every blob matches
-/// its name, and every reference the import returned resolves (but see
-/// the digest case below).
+/// its name, nothing is left in `ingest/` (a blob that fails leaves
+/// nothing behind), and every reference the import returned resolves (but
+/// see the digest case below).
 pub fn image_archive(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -48,6 +49,10 @@ pub fn image_archive(data: &[u8]) {
     let root = names(&base.join("root"));
     assert!(root.is_empty() || root == ["layout"], "{root:?}");
     assert_blobs_sound(layout.dir());
+    assert!(
+        names(&layout.dir().join("ingest")).is_empty(),
+        "ingest left: {imported:?}"
+    );
     for name in imported.iter().flatten() {
         let reference = Reference::parse(name).expect("an imported name parses");
         let found = layout.resolve(&reference);
