@@ -7,6 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod archive;
+pub use archive::image_archive;
+
 /// Bytes as a name and as a path from outside: a name `component` accepts
 /// joins to exactly one entry below the base, and a path resolved inside a
 /// tree of hostile links resolves alike by `openat2` and by the fallback
@@ -288,6 +291,91 @@ pub fn cri_log(data: &[u8]) {
         assert!(consumed <= data.len() as u64);
         assert!(out.len() <= data.len());
     }
+}
+
+/// Bytes as what a registry and its users send: the first byte picks the
+/// parser (registries.yaml, a pull secret, a `WWW-Authenticate` value, an
+/// image reference), the rest is its input (src/registry/, src/image/reference.rs).
+pub fn registry_input(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    if which % 4 == 1 {
+        pull_secret(rest);
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    match which % 4 {
+        0 => {
+            let path = Path::new("/fuzz/registries.yaml");
+            if let Err(e) = crate::registry::RegistryConfig::parse(text, path) {
+                let _ = e.to_string();
+            }
+        }
+        2 => challenges(text),
+        _ => reference(text),
+    }
+}
+
+/// A kubernetes.io/dockerconfigjson Secret, looked up for an exact host,
+/// a host with a port, and one that only a `*.` key matches; the password
+/// never shows in `Debug`.
+fn pull_secret(data: &[u8]) {
+    use crate::registry::from_docker_config_json;
+    for host in ["docker.io", "registry.example:5000", "a.example.com"] {
+        match from_docker_config_json(data, host) {
+            Ok(Some(credentials)) => {
+                assert!(format!("{credentials:?}").contains("<hidden>"));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+    }
+}
+
+/// A `WWW-Authenticate` value: what is kept is never longer than the
+/// header (schemes, names and unquoted values are all taken from it).
+fn challenges(header: &str) {
+    let kept: usize = crate::registry::parse_challenges(header)
+        .iter()
+        .map(|c| {
+            c.scheme.len()
+                + c.params
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    assert!(kept <= header.len(), "{header:?}: {kept} bytes kept");
+}
+
+/// An image reference: its forms do not panic, its registry and
+/// repository make up its name, and its full form (the store's `ref.name`)
+/// parses back to the same reference. `full` leaves out the tag of
+/// `name:tag@digest` (the digest names the image), so that tag is not
+/// compared.
+fn reference(text: &str) {
+    use crate::image::reference::Reference;
+    let Ok(r) = Reference::parse(text) else {
+        return;
+    };
+    let _ = r.familiar();
+    let (registry, repository) = r.registry_and_repository();
+    assert_eq!(format!("{registry}/{repository}"), r.name, "{text:?}");
+    let full = r.full();
+    let expected = Reference {
+        tag: r.tag.clone().filter(|_| r.digest.is_none()),
+        ..r
+    };
+    assert_eq!(
+        Reference::parse(&full),
+        Ok(expected),
+        "{text:?} -> {full:?}"
+    );
 }
 
 #[cfg(test)]
