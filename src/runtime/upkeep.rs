@@ -231,15 +231,14 @@ fn log_collection(result: Result<(Plan, Freed), UpkeepError>, took: Duration) {
     match result {
         Err(e) => log::warn!("image GC: {e}"),
         Ok((plan, freed)) => {
-            if freed.images > 0 || freed.blobs > 0 || freed.rootfs > 0 {
-                log::info!(
-                    "image GC: removed {} image(s), {} blob(s), {} unpacked tree(s): {} bytes in {took:.1?}",
-                    freed.images,
-                    freed.blobs,
-                    freed.rootfs,
-                    freed.bytes
-                );
-            }
+            // Collections are rare (at start, after changes): each says so.
+            log::info!(
+                "image GC: removed {} image(s), {} blob(s), {} unpacked tree(s): {} bytes in {took:.1?}",
+                freed.images,
+                freed.blobs,
+                freed.rootfs,
+                freed.bytes
+            );
             if plan.shortfall > 0 {
                 log::warn!(
                     "image GC: failed to free the required amount: {} bytes more than unused images hold",

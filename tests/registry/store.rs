@@ -267,3 +267,55 @@ fn gc_collects_an_unused_image_and_keeps_what_a_static_manifest_names() {
     assert_blobs_verified(&agent);
     assert!(agent.pod("waits").is_some_and(|p| running(&p, "gate")));
 }
+
+/// A tag that moves under a running container (a second pod pulls the new
+/// image with `Always`) leaves the first container's tree alone: image GC,
+/// which runs after that pull, keeps the trees of images containers run
+/// (the review of issue 15 found the sweep removing it).
+#[test]
+fn gc_keeps_the_tree_of_a_running_container_whose_tag_moved() {
+    let mut agent = fresh_agent("reg-moved");
+    let registry = registry_with_busybox(&agent);
+    use_registries(
+        &mut agent,
+        &[],
+        &[registry.config_entry(Some((USER, PASSWORD)), true)],
+    );
+    agent.extra_config.push_str("imageMinimumGCAge: 0s\n");
+    agent.start();
+    let image = registry.image(BUSYBOX);
+    agent.write_manifest("first.yaml", &pod("first", &image, "Always"));
+    agent.wait_pod("first", "running", 60, |p| running(p, "app"));
+    let first_tree = unpacked_trees(&agent);
+    assert_eq!(first_tree.len(), 1, "{first_tree:?}");
+
+    // The tag moves: the same name now holds busybox plus a layer.
+    let layout = agent.dir.join("layout");
+    layout_with_random_layer(&layout, "moved:1", 64 << 10);
+    registry.push(&layout, "moved:1", BUSYBOX);
+    agent.write_manifest("second.yaml", &pod("second", &image, "Always"));
+    agent.wait_pod("second", "running", 60, |p| running(p, "app"));
+    // The collection after the pull (and the pods' change) has run.
+    wait_for("image GC after the pull", Duration::from_secs(60), || {
+        (agent.agent_log().matches("image GC: ").count() >= 2).then_some(())
+    });
+    let trees = unpacked_trees(&agent);
+    assert!(
+        first_tree.is_subset(&trees),
+        "the first container's tree went: {first_tree:?} not in {trees:?}"
+    );
+    assert_eq!(trees.len(), 2, "{trees:?}");
+    assert!(agent.pod("first").is_some_and(|p| running(&p, "app")));
+}
+
+/// The unpacked image trees of the agent's store.
+fn unpacked_trees(agent: &Agent) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(agent.dir.join("root/rootfs"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
