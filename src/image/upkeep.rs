@@ -56,6 +56,8 @@ pub enum UpkeepError {
     Usage(std::io::Error),
     /// Listing or removing.
     Gc(GcError),
+    /// A pull or an import holds `gc.lock`: the collection did not start.
+    Busy,
     /// The worker ended without finishing.
     Lost,
 }
@@ -65,6 +67,9 @@ impl fmt::Display for UpkeepError {
         match self {
             UpkeepError::Usage(e) => write!(f, "measuring the disk: {e}"),
             UpkeepError::Gc(e) => e.fmt(f),
+            UpkeepError::Busy => {
+                f.write_str("a pull or an import holds the store; GC comes back later")
+            }
             UpkeepError::Lost => f.write_str("the image upkeep worker stopped unexpectedly"),
         }
     }
@@ -75,7 +80,7 @@ impl std::error::Error for UpkeepError {
         match self {
             UpkeepError::Usage(e) => Some(e),
             UpkeepError::Gc(e) => Some(e),
-            UpkeepError::Lost => None,
+            UpkeepError::Busy | UpkeepError::Lost => None,
         }
     }
 }
@@ -115,8 +120,13 @@ impl Job for Upkeep {
 }
 
 impl Collection {
-    /// Plan with the store and the disk as they are now, then remove.
+    /// Plan with the store and the disk as they are now, then remove,
+    /// all under `gc.lock`; a pull or an import under way makes it wait
+    /// for the next collection instead ([`UpkeepError::Busy`]).
     fn run(&self) -> Result<(Plan, Freed), UpkeepError> {
+        let Some(lock) = gc::try_lock(&self.layout).map_err(UpkeepError::Gc)? else {
+            return Err(UpkeepError::Busy);
+        };
         // Every container belongs to a pod the core knows, whose images are
         // protected by name: no digest needs keeping besides.
         let in_use = BTreeSet::new();
@@ -132,6 +142,7 @@ impl Collection {
         );
         let victims: BTreeSet<Digest> = plan.victims.iter().map(|v| v.manifest.clone()).collect();
         let freed = gc::collect(
+            &lock,
             &self.layout,
             &self.rootfs_dir,
             &victims,
