@@ -7,7 +7,7 @@
 use super::args::{parse, ArgsError};
 use super::get::human_age;
 use crate::image::digest::Digest;
-use crate::image::gc::{collect, inventory, GcError, GcImage};
+use crate::image::gc::{self, collect, inventory, GcError, GcImage};
 use crate::image::import::{import_archive, import_dir, DirResult};
 use crate::image::index::{full_name, IndexError};
 use crate::image::layout::Layout;
@@ -255,8 +255,12 @@ fn import(dirs: &Dirs, operands: &[String]) -> Result<(), ImagesError> {
     }
 }
 
+/// Remove each name, then collect what no name or container needs, under
+/// `gc.lock` from the first look at index.json: a pull finishing meanwhile
+/// cannot name an image this removes. Waits while pulls write.
 fn remove(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
     let layout = dirs.layout();
+    let lock = gc::lock(&layout).map_err(ImagesError::Gc)?;
     let users = users(&dirs.run);
     let mut victims = BTreeSet::new();
     let mut failed = 0;
@@ -274,6 +278,7 @@ fn remove(dirs: &Dirs, references: &[String]) -> Result<(), ImagesError> {
     }
     let in_use: BTreeSet<Digest> = users.keys().cloned().collect();
     let freed = collect(
+        &lock,
         &layout,
         &dirs.root.join("rootfs"),
         &victims,
@@ -313,7 +318,9 @@ fn remove_one(
         return Err(ImagesError::NotFound { reference: full });
     };
     let digest = entry.descriptor.digest.clone();
-    if let Some(pods) = users.get(&digest) {
+    // pods.json names the platform manifest of a multi-platform image.
+    let id = gc::image_id(layout, &digest);
+    if let Some(pods) = users.get(&digest).or_else(|| users.get(id.as_ref()?)) {
         return Err(ImagesError::InUse {
             reference: full,
             pods: pods.clone(),
@@ -389,6 +396,7 @@ fn table(images: &[GcImage], users: &BTreeMap<Digest, Vec<String>>, now: Time) -
         });
         let in_use = users
             .get(&image.manifest)
+            .or_else(|| users.get(image.image_id.as_ref()?))
             .map_or("-".into(), |p| p.join(","));
         for name in names {
             rows.push([

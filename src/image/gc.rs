@@ -11,11 +11,12 @@
 
 pub(crate) mod collect;
 
-pub(crate) use collect::reachable;
-pub use collect::{collect, inventory, GcError};
+pub use collect::{collect, inventory, lock, try_lock, GcError};
+pub(crate) use collect::{image_id, reachable};
 
 use super::digest::Digest;
 use super::index::full_name;
+use super::reference::Reference;
 use crate::time::Time;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -23,8 +24,13 @@ use std::time::Duration;
 /// One image as the collector weighs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcImage {
-    /// What index.json points to: the imageID.
+    /// What index.json points to: a manifest, or a multi-platform index.
     pub manifest: Digest,
+    /// The imageID the runtime records for its containers: the manifest
+    /// [`Layout::resolve`](crate::image::layout::Layout::resolve) chooses
+    /// for this machine, which is the platform manifest of an index and
+    /// `manifest` itself otherwise. `None` when it cannot be read.
+    pub image_id: Option<Digest>,
     /// The config of this platform's manifest; names the unpacked tree.
     /// `None` when the manifest cannot be read (it is collected all the same).
     pub config: Option<Digest>,
@@ -33,8 +39,8 @@ pub struct GcImage {
     /// Bytes of its blobs in the layout (layers shared with other images
     /// counted in each, as the kubelet's image sizes do).
     pub size: u64,
-    /// When a container last used it (the agent's images-used.json,
-    /// src/published.rs); `None`: never since it arrived.
+    /// When a container last used it (by either digest, as the caller
+    /// knows it: src/published.rs); `None`: never since it arrived.
     pub last_used: Option<Time>,
     /// When it arrived: the manifest blob's modification time.
     pub first_seen: Time,
@@ -47,6 +53,12 @@ impl GcImage {
         self.last_used
             .unwrap_or(self.first_seen)
             .max(self.first_seen)
+    }
+
+    /// Whether `digests` hold either of its digests.
+    pub fn is_among(&self, digests: &BTreeSet<Digest>) -> bool {
+        digests.contains(&self.manifest)
+            || self.image_id.as_ref().is_some_and(|d| digests.contains(d))
     }
 }
 
@@ -125,9 +137,11 @@ pub struct Plan {
     pub shortfall: u64,
 }
 
-/// Choose the images to remove. `in_use`: manifest digests of containers
-/// that exist (running or not); `protected`: references the device's own
-/// manifests name (any form; compared normalized).
+/// Choose the images to remove. `in_use`: image digests of containers
+/// that exist (running or not), either of an image's; `protected`:
+/// references the device's own manifests name (any form; compared
+/// normalized; one pinned by digest, `name@sha256:...`, protects the image
+/// of that digest whatever its name).
 pub fn plan(
     images: &[GcImage],
     in_use: &BTreeSet<Digest>,
@@ -136,12 +150,18 @@ pub fn plan(
     policy: &GcPolicy,
     now: Time,
 ) -> Plan {
+    let pinned: BTreeSet<Digest> = protected
+        .iter()
+        .filter_map(|p| Reference::parse(p).ok()?.digest)
+        .filter_map(|d| Digest::parse(&d).ok())
+        .collect();
     let protected: BTreeSet<String> = protected
         .iter()
         .map(|p| full_name(p).unwrap_or_else(|_| p.clone()))
         .collect();
     let removable = |i: &GcImage| {
-        !in_use.contains(&i.manifest)
+        !i.is_among(in_use)
+            && !i.is_among(&pinned)
             && !i
                 .refs
                 .iter()
@@ -206,6 +226,7 @@ mod tests {
     fn image(name: &str, size: u64, last_used: Option<u64>, first_seen: u64) -> GcImage {
         GcImage {
             manifest: Digest::of(Algorithm::Sha256, name.as_bytes()),
+            image_id: None,
             config: None,
             refs: vec![format!("docker.io/library/{name}:1")],
             size,
@@ -354,5 +375,48 @@ mod tests {
             Time(100 * MIN),
         );
         assert_eq!(names(&p, &images), ["docker.io/library/stale:1"]);
+    }
+
+    #[test]
+    fn a_pod_pinned_by_digest_protects_its_image_whatever_its_name() {
+        let mut multi = image("multi", 500, Some(2), 0);
+        multi.image_id = Some(Digest::of(Algorithm::Sha256, b"multi/amd64"));
+        let images = [
+            image("app", 500, Some(1), 0),
+            multi,
+            image("free", 50, Some(3), 0),
+        ];
+        // Pinned by the index digest under another name, and by the
+        // platform manifest's digest.
+        let protected = BTreeSet::from([
+            format!("registry.example/other@{}", images[0].manifest),
+            format!("multi@{}", Digest::of(Algorithm::Sha256, b"multi/amd64")),
+        ]);
+        let p = plan(
+            &images,
+            &BTreeSet::new(),
+            &protected,
+            disk(100),
+            &GcPolicy::default(),
+            Time(100 * MIN),
+        );
+        assert_eq!(names(&p, &images), ["docker.io/library/free:1"]);
+    }
+
+    #[test]
+    fn a_multi_platform_image_in_use_by_its_platform_digest_stays() {
+        let mut multi = image("multi", 500, Some(1), 0);
+        let platform = Digest::of(Algorithm::Sha256, b"multi/amd64");
+        multi.image_id = Some(platform.clone());
+        let images = [multi, image("free", 50, Some(3), 0)];
+        let p = plan(
+            &images,
+            &BTreeSet::from([platform]),
+            &BTreeSet::new(),
+            disk(100),
+            &GcPolicy::default(),
+            Time(100 * MIN),
+        );
+        assert_eq!(names(&p, &images), ["docker.io/library/free:1"]);
     }
 }

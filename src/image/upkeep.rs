@@ -60,6 +60,8 @@ pub enum UpkeepError {
     Usage(std::io::Error),
     /// Listing or removing.
     Gc(GcError),
+    /// A pull or an import holds `gc.lock`: the collection did not start.
+    Busy,
     /// The worker ended without finishing.
     Lost,
 }
@@ -69,6 +71,9 @@ impl fmt::Display for UpkeepError {
         match self {
             UpkeepError::Usage(e) => write!(f, "measuring the disk: {e}"),
             UpkeepError::Gc(e) => e.fmt(f),
+            UpkeepError::Busy => {
+                f.write_str("a pull or an import holds the store; GC comes back later")
+            }
             UpkeepError::Lost => f.write_str("the image upkeep worker stopped unexpectedly"),
         }
     }
@@ -79,7 +84,7 @@ impl std::error::Error for UpkeepError {
         match self {
             UpkeepError::Usage(e) => Some(e),
             UpkeepError::Gc(e) => Some(e),
-            UpkeepError::Lost => None,
+            UpkeepError::Busy | UpkeepError::Lost => None,
         }
     }
 }
@@ -119,8 +124,13 @@ impl Job for Upkeep {
 }
 
 impl Collection {
-    /// Plan with the store and the disk as they are now, then remove.
+    /// Plan with the store and the disk as they are now, then remove,
+    /// all under `gc.lock`; a pull or an import under way makes it wait
+    /// for the next collection instead ([`UpkeepError::Busy`]).
     fn run(&self) -> Result<(Plan, Freed), UpkeepError> {
+        let Some(lock) = gc::try_lock(&self.layout).map_err(UpkeepError::Gc)? else {
+            return Err(UpkeepError::Busy);
+        };
         let in_use = &self.in_use;
         let images = gc::inventory(&self.layout, &self.last_used).map_err(UpkeepError::Gc)?;
         let usage = Usage::of(&self.root).map_err(UpkeepError::Usage)?;
@@ -134,6 +144,7 @@ impl Collection {
         );
         let victims: BTreeSet<Digest> = plan.victims.iter().map(|v| v.manifest.clone()).collect();
         let freed = gc::collect(
+            &lock,
             &self.layout,
             &self.rootfs_dir,
             &victims,

@@ -1,7 +1,7 @@
 use super::*;
 use crate::image::blobs::tests::TempLayout;
 use crate::image::digest::Algorithm;
-use crate::image::gc::collect::tests::put_image;
+use crate::image::gc::collect::tests::{put_image, put_index};
 use crate::pod::status::{ContainerStatus, PodObject, PodStatus};
 use crate::pod::types::ObjectMeta;
 
@@ -56,6 +56,7 @@ fn the_table_has_a_row_per_name() {
     let images = [
         GcImage {
             manifest: d(b"a"),
+            image_id: None,
             config: None,
             refs: vec![
                 "docker.io/library/busybox:1.36".into(),
@@ -67,6 +68,7 @@ fn the_table_has_a_row_per_name() {
         },
         GcImage {
             manifest: d(b"b"),
+            image_id: Some(d(b"b/amd64")),
             config: None,
             refs: vec![],
             size: 999,
@@ -74,7 +76,11 @@ fn the_table_has_a_row_per_name() {
             first_seen: Time(0),
         },
     ];
-    let users = BTreeMap::from([(d(b"a"), vec!["default/web".to_string()])]);
+    // pods.json names a multi-platform image by its platform manifest.
+    let users = BTreeMap::from([
+        (d(b"a"), vec!["default/web".to_string()]),
+        (d(b"b/amd64"), vec!["default/db".to_string()]),
+    ]);
     let text = table(&images, &users, Time(1_000_000 + 150_000));
     let (da, db) = (d(b"a"), d(b"b"));
     let (a, b) = (&da.hex()[..12], &db.hex()[..12]);
@@ -82,7 +88,7 @@ fn the_table_has_a_row_per_name() {
         "IMAGE               DIGEST         SIZE     LAST USED   IN USE\n\
          busybox:1.36        {a}   4.26MB   2m30s ago   default/web\n\
          quay.io/org/app:2   {a}   4.26MB   2m30s ago   default/web\n\
-         <none>              {b}   999B     -           -\n"
+         <none>              {b}   999B     -           default/db\n"
     );
     assert_eq!(text, expected);
 }
@@ -155,4 +161,20 @@ fn last_used_comes_from_the_agents_file() {
     assert_eq!(used.len(), 1);
     assert_eq!(used[&d].rfc3339(), "2026-12-08T01:02:03Z");
     assert!(last_used(&r.dirs.run.join("absent")).is_empty());
+}
+
+#[test]
+fn rm_refuses_a_multi_platform_image_its_pods_know_by_the_platform_digest() {
+    let r = Root::new("cli-rm-multi");
+    let layout = r.dirs.layout();
+    let (index, here, _) = put_index(&layout, "multi:1");
+    publish_pod(&r.dirs.run, "web", &here);
+    let users = users(&r.dirs.run);
+    let e = remove_one(&layout, "multi:1", &users).unwrap_err();
+    assert!(
+        matches!(&e, ImagesError::InUse { pods, .. } if pods == &["default/web"]),
+        "{e}"
+    );
+    assert!(layout.has_blob(&index));
+    assert_eq!(layout.list().unwrap().len(), 1);
 }

@@ -1,9 +1,11 @@
 //! Removing images from the layout: the index entries, then a mark and
 //! sweep of the blobs (marked from every remaining index entry and every
 //! image in use, through indexes and manifests), the unpacked trees of
-//! configs nothing marks, and stale partial downloads. Holds `gc.lock`
-//! exclusively (src/image/blobs.rs), so no pull or import is between
-//! writing its blobs and naming them.
+//! configs nothing marks, and stale partial downloads. The caller holds
+//! `gc.lock` exclusively ([`GcLock`], src/image/blobs.rs) from before it
+//! reads the store until the collection is done, so no pull or import is
+//! between writing its blobs and naming them, nor names a victim between
+//! the plan and the removal.
 
 use super::GcImage;
 use crate::fs_remove::{remove, Mounts};
@@ -18,7 +20,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fmt;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -29,11 +31,39 @@ use std::time::{Duration, SystemTime};
 pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(3600);
 /// An unmarked blob younger than this stays unless a victim named it:
 /// tools other than picolet (skopeo, umoci) write blobs into the layout
-/// before they name them in index.json, without picolet's lock.
-const FRESH_BLOB_AGE: Duration = Duration::from_secs(600);
+/// before they name them in index.json, without picolet's lock; and a
+/// failed pull leaves committed but unnamed blobs its retry reuses. Not
+/// shorter than [`STALE_PARTIAL_AGE`]: the committed blobs of a retried
+/// pull must last as long as its partial one does.
+const FRESH_BLOB_AGE: Duration = STALE_PARTIAL_AGE;
 /// Index nesting followed when marking: an index of manifests is one
 /// level; deeper nesting is not a real image's.
 const MAX_DEPTH: u8 = 4;
+
+/// `gc.lock` held exclusively: while it lives no pull or import writes
+/// blobs or names an image (src/image/blobs.rs). Take it before reading
+/// the store for a plan, and collect under it.
+pub struct GcLock {
+    _file: File,
+}
+
+/// `gc.lock` if no pull or import holds it now; `None` if one does (a
+/// pull holds it from its first blob to its index entry, which may take an
+/// hour, so a background collection comes back later rather than wait).
+pub fn try_lock(layout: &Layout) -> Result<Option<GcLock>, GcError> {
+    match take_lock(layout, GC_LOCK, FlockOperation::NonBlockingLockExclusive) {
+        Ok(file) => Ok(Some(GcLock { _file: file })),
+        Err(BlobError::Io { error, .. }) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(GcError::Lock(e)),
+    }
+}
+
+/// `gc.lock`, waiting while pulls and imports write (for `picolet image
+/// rm`, which an operator runs and can interrupt).
+pub fn lock(layout: &Layout) -> Result<GcLock, GcError> {
+    let file = take_lock(layout, GC_LOCK, FlockOperation::LockExclusive).map_err(GcError::Lock)?;
+    Ok(GcLock { _file: file })
+}
 
 /// What [`collect`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -145,9 +175,10 @@ pub(crate) fn reachable<'a>(
     marks.blobs
 }
 
-/// The images of the layout, one per manifest digest index.json names,
-/// with `last_used` from the agent's images-used.json
-/// (src/published.rs IMAGES_USED_FILE).
+/// The images of the layout, one per manifest digest index.json names.
+/// `last_used` is the caller's, keyed by either digest of an image (its
+/// entry's or its platform manifest's, [`GcImage::image_id`]): the agent's
+/// map, or the CLI's reading of images-used.json (src/published.rs).
 pub fn inventory(
     layout: &Layout,
     last_used: &BTreeMap<Digest, Time>,
@@ -170,18 +201,16 @@ pub fn inventory(
         let first_seen = fs::symlink_metadata(layout.blob_path(&manifest))
             .and_then(|m| m.modified())
             .map_or(Time(0), system_time);
-        let by_digest = Reference {
-            name: String::new(),
-            tag: None,
-            digest: Some(manifest.to_string()),
-        };
-        let config = match layout.resolve(&by_digest) {
-            Ok(Some(m)) => Digest::parse(&m.config_digest).ok(),
-            _ => None,
-        };
+        let resolved = resolve(layout, &manifest);
+        let image_id = resolved
+            .as_ref()
+            .and_then(|m| Digest::parse(&m.digest).ok());
+        let config = resolved.and_then(|m| Digest::parse(&m.config_digest).ok());
+        let used = |d: &Digest| last_used.get(d).copied();
         images.push(GcImage {
-            last_used: last_used.get(&manifest).copied(),
+            last_used: used(&manifest).max(image_id.as_ref().and_then(used)),
             manifest,
+            image_id,
             config,
             refs,
             size,
@@ -189,6 +218,24 @@ pub fn inventory(
         });
     }
     Ok(images)
+}
+
+/// This machine's image manifest of the index entry `manifest`, as
+/// [`Layout::resolve`] gives it to the runtime; `None` when it cannot be
+/// read.
+fn resolve(layout: &Layout, manifest: &Digest) -> Option<crate::image::layout::Manifest> {
+    let by_digest = Reference {
+        name: String::new(),
+        tag: None,
+        digest: Some(manifest.to_string()),
+    };
+    layout.resolve(&by_digest).ok().flatten()
+}
+
+/// The imageID the runtime records for containers of the index entry
+/// `manifest`: its platform manifest's digest (see [`GcImage::image_id`]).
+pub(crate) fn image_id(layout: &Layout, manifest: &Digest) -> Option<Digest> {
+    Digest::parse(&resolve(layout, manifest)?.digest).ok()
 }
 
 fn system_time(t: SystemTime) -> Time {
@@ -200,15 +247,16 @@ fn system_time(t: SystemTime) -> Time {
 /// pointing to one goes), then every blob no remaining entry and no image
 /// in `in_use` needs, the unpacked trees in `rootfs_dir` of configs nothing
 /// needs, and partial downloads older than [`STALE_PARTIAL_AGE`]. With no
-/// victims, only sweeps. Waits while a pull or an import writes.
+/// victims, only sweeps. `in_use` may hold either digest of an image.
+/// Under `_lock`, taken before the plan was made.
 pub fn collect(
+    _lock: &GcLock,
     layout: &Layout,
     rootfs_dir: &Path,
     victims: &BTreeSet<Digest>,
     in_use: &BTreeSet<Digest>,
     now: SystemTime,
 ) -> Result<Freed, GcError> {
-    let _lock = take_lock(layout, GC_LOCK, FlockOperation::LockExclusive).map_err(GcError::Lock)?;
     let mut doomed = Marks::default();
     for v in victims.iter().filter(|v| !in_use.contains(*v)) {
         doomed.walk(layout, v, 0);
@@ -274,9 +322,24 @@ fn sweep_blobs(
     Ok(())
 }
 
-/// The unpacked tree's name for a config (src/image/mod.rs: the sha256 hex).
-fn rootfs_name(config: &Digest) -> String {
-    config.to_string().trim_start_matches("sha256:").to_string()
+/// The name of the unpacked tree of an image whose config is `config`,
+/// under `<root>/rootfs`: the hex of a sha256 digest (the names trees
+/// always had), `sha512-<hex>` for sha512, so the two never collide and
+/// no name holds a `:`.
+pub fn rootfs_name(config: &Digest) -> String {
+    match config.algorithm() {
+        Algorithm::Sha256 => config.hex().to_string(),
+        Algorithm::Sha512 => format!("sha512-{}", config.hex()),
+    }
+}
+
+/// The config whose tree [`rootfs_name`] names `name`, if it names one.
+fn rootfs_config(name: &str) -> Option<Digest> {
+    let text = match name.strip_prefix("sha512-") {
+        Some(hex) => format!("sha512:{hex}"),
+        None => format!("sha256:{name}"),
+    };
+    Digest::parse(&text).ok()
 }
 
 /// Remove the unpacked trees whose config `keep` does not mark; unpacks in
@@ -293,8 +356,7 @@ fn sweep_rootfs(rootfs_dir: &Path, keep: &Marks, freed: &mut Freed) -> Result<()
     for entry in entries {
         let name = entry.map_err(io_at(rootfs_dir))?.file_name();
         let Some(text) = name.to_str() else { continue };
-        let is_config = Digest::parse(&format!("sha256:{text}")).is_ok();
-        if !is_config || kept.contains(text) {
+        if rootfs_config(text).is_none() || kept.contains(text) {
             continue;
         }
         let path = rootfs_dir.join(text);

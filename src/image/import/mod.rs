@@ -24,7 +24,7 @@ use super::layout::{read_capped, Layout};
 use super::unpack::tar::TarError;
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -179,16 +179,11 @@ pub fn import_dir(layout: &Layout, dir: &Path) -> Result<Vec<(PathBuf, DirResult
         file: dir.to_path_buf(),
         error,
     };
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_archive_name(p))
-            .take(MAX_DIR_FILES)
-            .collect(),
+    let files = match archives_in(dir) {
+        Ok(files) => files,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(dir_error(e)),
     };
-    files.sort();
     let _lock = take_lock(layout, IMPORT_LOCK, FlockOperation::LockExclusive).map_err(|error| {
         ImportError::Store {
             file: dir.to_path_buf(),
@@ -218,7 +213,29 @@ pub fn import_dir(layout: &Layout, dir: &Path) -> Result<Vec<(PathBuf, DirResult
     Ok(results)
 }
 
-fn is_archive_name(path: &Path) -> bool {
+/// The first [`MAX_DIR_FILES`] archives of `dir` in name order, whatever
+/// the directory's order and however many it holds: the set imported does
+/// not change with the order `readdir` gives, and at most that many names
+/// are held at once.
+fn archives_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        if !is_archive_name(&path) {
+            continue;
+        }
+        files.insert(path);
+        if files.len() > MAX_DIR_FILES {
+            files.pop_last();
+        }
+    }
+    Ok(files.into_iter().collect())
+}
+
+/// Whether `path` names an archive [`import_dir`] imports: `*.tar`,
+/// `*.tar.gz`, `*.tgz`, not hidden.
+pub(crate) fn is_archive_name(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     [".tar", ".tar.gz", ".tgz"]
         .iter()
@@ -245,4 +262,39 @@ fn import_if_changed(
     let refs = import_archive(layout, file)?;
     record.insert(file.to_path_buf(), stamp);
     Ok(Some(refs))
+}
+
+/// The directory scan (the archives themselves: `tests.rs`).
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_directory_gives_the_first_names_whatever_its_order() {
+        let dir = std::env::temp_dir().join(format!("picolet-import-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Made last to first: tmpfs and many file systems list the newest first.
+        for i in (0..=MAX_DIR_FILES).rev() {
+            std::fs::write(dir.join(format!("a{i:05}.tar")), b"").unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), b"").unwrap();
+        std::fs::write(dir.join(".hidden.tar"), b"").unwrap();
+        let files = archives_in(&dir).unwrap();
+        let expected: Vec<PathBuf> = (0..MAX_DIR_FILES)
+            .map(|i| dir.join(format!("a{i:05}.tar")))
+            .collect();
+        assert_eq!(files, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn archive_names() {
+        for yes in ["a.tar", "b.tar.gz", "c.tgz"] {
+            assert!(is_archive_name(Path::new(yes)), "{yes}");
+        }
+        for no in [".a.tar", "a.tar.zst", "a.txt"] {
+            assert!(!is_archive_name(Path::new(no)), "{no}");
+        }
+    }
 }
