@@ -1,11 +1,17 @@
 //! One ureq agent per host, made when first needed: TLS verified with the
 //! system roots plus the host's `ca_file`, its client certificate, and
-//! `insecure_skip_verify` only when written. Redirects are never followed
-//! by ureq (src/registry/exchange.rs follows them without credentials).
+//! `insecure_skip_verify` only when written. A URL an endpoint's answer
+//! names on another host (a redirect's Location, a Bearer token realm)
+//! gets that host's own agent ([`Agents::named_by`]), never the
+//! endpoint's: a registry's `insecure_skip_verify` or client certificate
+//! is for that registry, not for whatever host it points at. Redirects
+//! are never followed by ureq (src/registry/exchange.rs follows them
+//! without credentials).
 //! The proxy environment (`HTTPS_PROXY`, `NO_PROXY`) applies, as ureq
 //! reads it and containerd does.
 
 use super::config::{RegistryConfig, TlsFiles};
+use super::endpoint::Endpoint;
 use super::error::{RegistryError, TlsSetupError};
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,7 +37,32 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Sending a request (no bodies are sent).
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The agents made so far, by host.
+/// Where an absolute http(s) URL goes, as an agent is chosen for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Origin {
+    /// `http://`.
+    pub plain_http: bool,
+    /// `host[:port]` in lower case, the port only when not the scheme's
+    /// default: the `configs` key.
+    pub host: String,
+}
+
+impl Origin {
+    /// The origin of an absolute http(s) URL; `None` for anything else.
+    pub(super) fn of(url: &str) -> Option<Origin> {
+        let (scheme, host, port) = crate::redirect::origin(url)?;
+        let plain_http = scheme == "http";
+        let default_port = if plain_http { 80 } else { 443 };
+        let host = if port == default_port {
+            host
+        } else {
+            format!("{host}:{port}")
+        };
+        Some(Origin { plain_http, host })
+    }
+}
+
+/// The agents made so far, by origin and the `configs` key that set them.
 pub(super) struct Agents {
     config: Arc<RegistryConfig>,
     made: Mutex<HashMap<String, ureq::Agent>>,
@@ -55,17 +86,15 @@ impl Agents {
         alias: Option<&str>,
         plain_http: bool,
     ) -> Result<ureq::Agent, RegistryError> {
-        let key = format!("{}://{host}", if plain_http { "http" } else { "https" });
+        let (source, tls) = self.tls_of(host, alias);
+        // Keyed by the configs entry too: the same host reached as an
+        // upstream (by its alias) and as a redirect target may differ.
+        let scheme = if plain_http { "http" } else { "https" };
+        let key = format!("{scheme}://{host} {source}");
         let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(agent) = made.get(&key) {
             return Ok(agent.clone());
         }
-        let own = self.config.configs.get(host);
-        let tls = own
-            .or_else(|| alias.and_then(|a| self.config.configs.get(a)))
-            .or_else(|| self.config.host(host))
-            .map(|c| c.tls.clone())
-            .unwrap_or_default();
         let agent =
             make_agent(&tls, Path::new(SYSTEM_CA_BUNDLE), plain_http).map_err(|problem| {
                 RegistryError::Config {
@@ -80,6 +109,59 @@ impl Agents {
         }
         made.insert(key, agent.clone());
         Ok(agent)
+    }
+
+    /// The agent for `url`'s origin, which an answer of `endpoint` (an
+    /// upstream reached as `alias`) named: the endpoint's own when on its
+    /// origin, else the named host's own ([`Agents::get`] without alias).
+    pub(super) fn named_by(
+        &self,
+        url: &Origin,
+        endpoint: &Endpoint,
+        alias: Option<&str>,
+    ) -> Result<ureq::Agent, RegistryError> {
+        let (host, alias) = whose(url, endpoint, alias);
+        self.get(host, alias, url.plain_http)
+    }
+
+    /// The `configs` key and TLS files [`Agents::named_by`] uses.
+    #[cfg(test)]
+    pub(super) fn chosen_for(
+        &self,
+        url: &Origin,
+        endpoint: &Endpoint,
+        alias: Option<&str>,
+    ) -> (&str, TlsFiles) {
+        let (host, alias) = whose(url, endpoint, alias);
+        self.tls_of(host, alias)
+    }
+
+    /// The `configs` key that applies to `host` (empty when none) and its
+    /// TLS files.
+    fn tls_of(&self, host: &str, alias: Option<&str>) -> (&str, TlsFiles) {
+        let configs = &self.config.configs;
+        [Some(host), alias, Some("*")]
+            .into_iter()
+            .flatten()
+            .find_map(|k| configs.get_key_value(k))
+            .map_or(("", TlsFiles::default()), |(k, c)| {
+                (k.as_str(), c.tls.clone())
+            })
+    }
+}
+
+/// The host and alias whose settings apply to `url`, named by `endpoint`
+/// (reached as `alias`): the endpoint's on its own origin, else `url`'s
+/// host alone.
+fn whose<'a>(
+    url: &'a Origin,
+    endpoint: &'a Endpoint,
+    alias: Option<&'a str>,
+) -> (&'a str, Option<&'a str>) {
+    if Origin::of(&endpoint.base).as_ref() == Some(url) {
+        (&endpoint.host, alias)
+    } else {
+        (&url.host, None)
     }
 }
 

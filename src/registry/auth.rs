@@ -5,7 +5,20 @@
 //! any, anonymously otherwise; the answer's `token` (or `access_token`) is
 //! kept until its `expires_in` (60 s when absent) less a margin, per
 //! realm, service, scope and credentials.
+//!
+//! The realm may be on another host than the registry (Docker Hub's is
+//! auth.docker.io). It is fetched with the realm host's own agent
+//! (`configs.<realm host>` TLS, else `configs."*"`, else the system roots:
+//! src/registry/agents.rs), never with the registry's: a registry's
+//! `insecure_skip_verify` or client certificate does not extend to the
+//! hosts it names. The registry's credentials do go to the realm it
+//! names, as containerd's docker authorizer sends them (the registry
+//! chooses its token service; a pull cannot work otherwise), but only
+//! over HTTPS verified for the realm's host, or over plain HTTP when the
+//! endpoint itself is a plain HTTP mirror as written in registries.yaml
+//! (the credentials already cross that link in the clear).
 
+use super::agents::Origin;
 use super::challenge::Challenge;
 use super::credentials::Credentials;
 use super::error::{registry_says, shown_url, RegistryError, MAX_ERROR_BODY};
@@ -103,36 +116,35 @@ pub(super) struct Context<'a> {
     pub plain_http: bool,
 }
 
-/// GET a token from the realm; its value and life.
+/// GET a token from the realm, with the agent `agent_for` gives for the
+/// realm's origin once it is found to be one a token may come from; the
+/// token's value and life.
 pub(super) fn fetch_token(
-    agent: &ureq::Agent,
+    agent_for: impl FnOnce(&Origin) -> Result<ureq::Agent, RegistryError>,
     key: &TokenKey,
     credentials: Option<&Credentials>,
     at: &Context<'_>,
 ) -> Result<(String, Duration), RegistryError> {
     let realm = &key.realm;
-    let scheme = crate::redirect::origin(realm).map(|(scheme, _, _)| scheme);
     let protocol = |problem: String| RegistryError::Protocol {
         endpoint: at.endpoint.to_string(),
         reference: at.reference.to_string(),
         problem,
     };
-    match scheme.as_deref() {
-        Some("https") => {}
-        Some("http") if at.plain_http => {}
-        Some("http") => {
-            return Err(RegistryError::InsecureRefused {
-                endpoint: at.endpoint.to_string(),
-                reference: at.reference.to_string(),
-                url: shown_url(realm),
-            })
-        }
-        _ => {
-            return Err(protocol(format!(
-                "the token realm {realm:?} is not an http(s) URL"
-            )))
-        }
+    let origin = Origin::of(realm).ok_or_else(|| {
+        protocol(format!(
+            "the token realm {:?} is not an http(s) URL",
+            shown_url(realm)
+        ))
+    })?;
+    if origin.plain_http && !at.plain_http {
+        return Err(RegistryError::InsecureRefused {
+            endpoint: at.endpoint.to_string(),
+            reference: at.reference.to_string(),
+            url: shown_url(realm),
+        });
     }
+    let agent = agent_for(&origin)?;
     let mut url = format!("{realm}{}", if realm.contains('?') { '&' } else { '?' });
     if !key.service.is_empty() {
         url.push_str(&format!("service={}&", percent_encode(&key.service)));
@@ -147,9 +159,11 @@ pub(super) fn fetch_token(
     if let Some(c) = credentials {
         request = request.header("Authorization", c.basic_authorization());
     }
-    let mut response = request
-        .call()
-        .map_err(|source| super::session::transport_error(at.endpoint, at.reference, source))?;
+    let mut response = request.call().map_err(|source| {
+        // Named: a TLS refusal of the realm is not the registry's.
+        let via = format!("{} (token realm {})", at.endpoint, shown_url(realm));
+        super::session::transport_error(&via, at.reference, source)
+    })?;
     let status = response.status().as_u16();
     let body = read_capped(&mut response, MAX_TOKEN_ANSWER, at)?;
     if status != 200 {

@@ -7,8 +7,10 @@
 //! retried with back-off; redirects (blob storage) are followed without
 //! the Authorization header.
 
+use super::agents::Origin;
 use super::auth::{fetch_token, token_key, Context};
 use super::challenge::{parse_challenges, Challenge};
+use super::endpoint::Endpoint;
 use super::error::{shown_url, RegistryError};
 use super::session::{status_error, transport_error, Session};
 use super::Shared;
@@ -58,16 +60,12 @@ impl Session {
         shown: &str,
     ) -> Result<Response, RegistryError> {
         let endpoint = self.targets[i].endpoint.clone();
-        let alias = endpoint.upstream.then(|| self.registry().to_string());
-        let agent =
-            self.shared
-                .agents
-                .get(&endpoint.host, alias.as_deref(), endpoint.plain_http)?;
+        let agent = self.endpoint_agent(i)?;
         let url = format!("{}{}", endpoint.base, request.path);
         // Each turn moves to the next credentials, or to a fresh token in
         // place of a cached one, or returns.
         for _ in 0..self.targets[i].credentials.len() + 3 {
-            let (authorization, cached) = match self.authorization(i, &agent, shown) {
+            let (authorization, cached) = match self.authorization(i, shown) {
                 Ok(a) => a,
                 Err(e @ RegistryError::Unauthorized { .. }) => {
                     self.advance(i, None).ok_or(e)?;
@@ -81,7 +79,8 @@ impl Session {
                 send(&agent, &url, request, authorization.as_deref(), &at)
             })?;
             if response.status().as_u16() != 401 {
-                return follow_redirects(&shared, response, url, request, &at);
+                let from = (&endpoint, self.alias(i));
+                return follow_redirects(&shared, response, url, request, from, &at);
             }
             let mut challenges = challenges_of(&response);
             if challenges.is_empty() {
@@ -105,12 +104,25 @@ impl Session {
         })
     }
 
+    /// The agent for endpoint `i`'s own host.
+    fn endpoint_agent(&self, i: usize) -> Result<ureq::Agent, RegistryError> {
+        let endpoint = &self.targets[i].endpoint;
+        self.shared
+            .agents
+            .get(&endpoint.host, self.alias(i), endpoint.plain_http)
+    }
+
+    /// The registry's name for the configs lookup of endpoint `i`, when it
+    /// is the upstream.
+    fn alias(&self, i: usize) -> Option<&str> {
+        self.targets[i].endpoint.upstream.then(|| self.registry())
+    }
+
     /// The Authorization header for endpoint `i`, fetching a token when
     /// none is cached; whether it came from the cache.
     fn authorization(
         &self,
         i: usize,
-        agent: &ureq::Agent,
         shown: &str,
     ) -> Result<(Option<String>, bool), RegistryError> {
         let target = &self.targets[i];
@@ -124,7 +136,14 @@ impl Session {
                 if let Some(token) = self.shared.tokens.get(&key, now) {
                     return Ok((Some(format!("Bearer {token}")), true));
                 }
-                let (token, life) = fetch_token(agent, &key, credentials, &self.context(i, shown))?;
+                // The realm's own host's agent, not the endpoint's.
+                let agent_for = |realm: &Origin| {
+                    self.shared
+                        .agents
+                        .named_by(realm, &target.endpoint, self.alias(i))
+                };
+                let at = self.context(i, shown);
+                let (token, life) = fetch_token(agent_for, &key, credentials, &at)?;
                 self.shared.tokens.put(key, token.clone(), life, now);
                 Ok((Some(format!("Bearer {token}")), false))
             }
@@ -261,17 +280,20 @@ fn retry_after(response: &Response) -> Option<Duration> {
     value.trim().parse().ok().map(Duration::from_secs)
 }
 
-/// Follow redirects from `url`, never with the Authorization header:
-/// blob storage (S3, a CDN) gets a signed URL, not the registry's
-/// credentials. Plain HTTP only from a plain HTTP endpoint.
+/// Follow redirects from `url`, got from `from` (an endpoint, and its
+/// registry's name when it is the upstream), never with the Authorization
+/// header: blob storage (S3, a CDN) gets a signed URL, not the registry's
+/// credentials, and is reached with its own host's agent. Plain HTTP only
+/// from a plain HTTP endpoint.
 fn follow_redirects(
     shared: &Shared,
     mut response: Response,
     mut url: String,
     request: &Request<'_>,
+    from: (&Endpoint, Option<&str>),
     at: &Context<'_>,
 ) -> Result<Response, RegistryError> {
-    use crate::redirect::{origin, resolve};
+    use crate::redirect::resolve;
     let protocol = |problem: String| RegistryError::Protocol {
         endpoint: at.endpoint.to_string(),
         reference: at.reference.to_string(),
@@ -288,27 +310,20 @@ fn follow_redirects(
             .ok_or_else(|| protocol("a redirect without a Location".into()))?;
         let next = resolve(&url, location)
             .ok_or_else(|| protocol(format!("a redirect to {:?}", shown_url(location))))?;
-        let (scheme, host, port) = origin(&next).ok_or_else(|| {
+        let origin = Origin::of(&next).ok_or_else(|| {
             protocol(format!(
                 "a redirect to {:?}, not an http(s) URL",
                 shown_url(&next)
             ))
         })?;
-        let plain = scheme == "http";
-        if plain && !at.plain_http {
+        if origin.plain_http && !at.plain_http {
             return Err(RegistryError::InsecureRefused {
                 endpoint: at.endpoint.to_string(),
                 reference: at.reference.to_string(),
                 url: shown_url(&next),
             });
         }
-        let default_port = if plain { 80 } else { 443 };
-        let host = if port == default_port {
-            host
-        } else {
-            format!("{host}:{port}")
-        };
-        let agent = shared.agents.get(&host, None, plain)?;
+        let agent = shared.agents.named_by(&origin, from.0, from.1)?;
         response = with_retries(shared, || send(&agent, &next, request, None, at))?;
         url = next;
     }
@@ -358,9 +373,11 @@ mod tests {
             reference: "reg.example/app@sha256:x",
             plain_http: false,
         };
+        let endpoint = crate::registry::endpoint::parse_endpoint("reg.example", false).unwrap();
+        let by = (&endpoint, None);
         for location in ["http://127.0.0.1:1/blob?sig=1", "HTTP://127.0.0.1:1/blob"] {
             let from = "https://reg.example/v2/app/blobs/x".to_string();
-            match follow_redirects(&shared, redirect(location), from, &request, &https) {
+            match follow_redirects(&shared, redirect(location), from, &request, by, &https) {
                 Err(e @ RegistryError::InsecureRefused { .. }) => {
                     assert!(e.to_string().contains("plain HTTP"), "{e}");
                     assert!(!e.to_string().contains("sig"), "{e}");
@@ -373,7 +390,7 @@ mod tests {
             .status(302)
             .body(ureq::Body::builder().data(Vec::new()))
             .unwrap();
-        let e = follow_redirects(&shared, no_location, from, &request, &https);
+        let e = follow_redirects(&shared, no_location, from, &request, by, &https);
         assert!(
             matches!(&e, Err(RegistryError::Protocol { problem, .. }) if problem.contains("Location")),
             "{e:?}"

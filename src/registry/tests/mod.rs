@@ -2,6 +2,8 @@
 //! distribution spec's contract (challenges, tokens, redirects, ranges,
 //! errors bodies). The real registry is tests/registry.rs's.
 
+mod realm;
+
 use super::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -58,18 +60,7 @@ impl Server {
                     continue;
                 };
                 record.lock().unwrap().push(request.clone());
-                let r = handler(&request);
-                let mut head = format!(
-                    "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
-                    r.status,
-                    r.body.len()
-                );
-                for (name, value) in &r.headers {
-                    head.push_str(&format!("{name}: {value}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&r.body);
+                write_reply(&mut stream, &handler(&request));
             }
         });
         Server { addr, seen }
@@ -87,7 +78,23 @@ impl Server {
     }
 }
 
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Seen> {
+/// `r` as an HTTP/1.1 answer on a connection about to be closed.
+fn write_reply(stream: &mut impl Write, r: &Reply) {
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+        r.status,
+        r.body.len()
+    );
+    for (name, value) in &r.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&r.body);
+    let _ = stream.flush();
+}
+
+fn read_request(stream: impl Read) -> Option<Seen> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
