@@ -12,6 +12,7 @@ use crate::image::import::{import_archive, import_dir, DirResult};
 use crate::image::index::{full_name, IndexError};
 use crate::image::layout::Layout;
 use crate::image::reference::Reference;
+use crate::image::used::LastUsed;
 use crate::image::worker::Job;
 use crate::image::PullJob;
 use crate::pod::status::PodList;
@@ -367,20 +368,12 @@ fn users(run: &Path) -> BTreeMap<Digest, Vec<String>> {
     users
 }
 
-/// When each image was last used, from the agent's images-used.json;
-/// entries that do not parse are left out.
-fn last_used(run: &Path) -> BTreeMap<Digest, Time> {
-    let path = run.join(IMAGES_USED_FILE);
-    let map: BTreeMap<String, String> = match crate::state::read_json(&path) {
-        Ok(map) => map.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("warning: {e}");
-            BTreeMap::new()
-        }
-    };
-    map.into_iter()
-        .filter_map(|(d, t)| Some((Digest::parse(&d).ok()?, Time::parse_rfc3339(&t)?)))
-        .collect()
+/// When each image was last used, from the agent's images-used.json.
+fn last_used(run: &Path) -> LastUsed {
+    crate::image::used::read(run).unwrap_or_else(|e| {
+        eprintln!("warning: {}: {e}", run.join(IMAGES_USED_FILE).display());
+        LastUsed::new()
+    })
 }
 
 /// The table: one row per name (an unnamed image as `<none>`).

@@ -178,9 +178,11 @@ impl ImageStore {
             .layout
             .config(&manifest)
             .map_err(|e| create_error(image, e))?;
+        let config_digest = digest::Digest::parse(&manifest.config_digest)
+            .map_err(|e| create_error(image, e))?;
         let rootfs = self
             .rootfs_dir
-            .join(manifest.config_digest.trim_start_matches("sha256:"));
+            .join(gc::collect::rootfs_name(&config_digest));
         if !rootfs.is_dir() {
             return Ok(Found::Unpack(UnpackJob {
                 image: image.to_string(),

@@ -13,7 +13,7 @@ use crate::engine::Observation;
 use crate::image::digest::Digest;
 use crate::image::gc::collect::Freed;
 use crate::image::gc::{GcPolicy, Plan};
-use crate::image::import::{DirResult, ImportError};
+use crate::image::import::{is_archive_name, DirResult, ImportError};
 use crate::image::index::full_name;
 use crate::image::upkeep::{Collection, Upkeep, UpkeepDone, UpkeepError};
 use crate::image::used::{self, LastUsed};
@@ -68,7 +68,8 @@ impl Runtime {
             Err(e) => log::warn!("{IMAGES_USED_FILE}: {e}"),
         }
         let dir = self.config.images.import_dir.clone();
-        let has_archives = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+        let has_archives = std::fs::read_dir(&dir)
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| is_archive_name(&e.path()))));
         if has_archives {
             let layout = self.images.layout().clone();
             match self
@@ -164,6 +165,10 @@ impl Runtime {
             self.upkeep.gate = None;
             match done.output {
                 UpkeepDone::Imported(result) => log_imports(result),
+                // A pull holds the store: come back once it may be done.
+                UpkeepDone::Collected(Err(UpkeepError::Busy)) => {
+                    self.images_may_be_unused(Time::now());
+                }
                 UpkeepDone::Collected(result) => log_collection(result, done.took),
             }
             for PendingStart { pod, instance } in self.pending.take(&Awaited::Upkeep) {
