@@ -178,8 +178,8 @@ impl ImageStore {
             .layout
             .config(&manifest)
             .map_err(|e| create_error(image, e))?;
-        let config_digest = digest::Digest::parse(&manifest.config_digest)
-            .map_err(|e| create_error(image, e))?;
+        let config_digest =
+            digest::Digest::parse(&manifest.config_digest).map_err(|e| create_error(image, e))?;
         let rootfs = self
             .rootfs_dir
             .join(gc::collect::rootfs_name(&config_digest));

@@ -87,8 +87,19 @@ impl Agents {
         plain_http: bool,
     ) -> Result<ureq::Agent, RegistryError> {
         let (source, tls) = self.tls_of(host, alias);
-        // Keyed by the configs entry too: the same host reached as an
-        // upstream (by its alias) and as a redirect target may differ.
+        self.agent_with(host, source, &tls, plain_http)
+    }
+
+    /// The agent for `host` with `tls`, from the `configs` entry `source`
+    /// (keyed by it too: the same host reached as an upstream, by its
+    /// alias, and as a redirect target may differ).
+    fn agent_with(
+        &self,
+        host: &str,
+        source: &str,
+        tls: &TlsFiles,
+        plain_http: bool,
+    ) -> Result<ureq::Agent, RegistryError> {
         let scheme = if plain_http { "http" } else { "https" };
         let key = format!("{scheme}://{host} {source}");
         let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,7 +107,7 @@ impl Agents {
             return Ok(agent.clone());
         }
         let agent =
-            make_agent(&tls, Path::new(SYSTEM_CA_BUNDLE), plain_http).map_err(|problem| {
+            make_agent(tls, Path::new(SYSTEM_CA_BUNDLE), plain_http).map_err(|problem| {
                 RegistryError::Config {
                     host: host.to_string(),
                     problem,
@@ -120,8 +131,34 @@ impl Agents {
         endpoint: &Endpoint,
         alias: Option<&str>,
     ) -> Result<ureq::Agent, RegistryError> {
-        let (host, alias) = whose(url, endpoint, alias);
-        self.get(host, alias, url.plain_http)
+        let (host, source, tls) = self.named_tls(url, endpoint, alias);
+        self.agent_with(host, &source, &tls, url.plain_http)
+    }
+
+    /// The host, `configs` source and TLS files for `url`, named by
+    /// `endpoint`. A host the registry names with no entry of its own (a
+    /// token realm, blob storage) is trusted as the registry's `ca_file`
+    /// says, as containerd trusts it (often the same operator's private
+    /// CA, a realm on the registry's own host at another port), but gets
+    /// neither the registry's `insecure_skip_verify` nor its client
+    /// certificate.
+    fn named_tls<'a>(
+        &'a self,
+        url: &'a Origin,
+        endpoint: &'a Endpoint,
+        alias: Option<&'a str>,
+    ) -> (&'a str, String, TlsFiles) {
+        let (host, own_alias) = whose(url, endpoint, alias);
+        let (source, tls) = self.tls_of(host, own_alias);
+        if !source.is_empty() || host == endpoint.host {
+            return (host, source.to_string(), tls);
+        }
+        let (registry, registry_tls) = self.tls_of(&endpoint.host, alias);
+        let ca_only = TlsFiles {
+            ca_file: registry_tls.ca_file,
+            ..TlsFiles::default()
+        };
+        (host, format!("ca_file of {registry}"), ca_only)
     }
 
     /// The `configs` key and TLS files [`Agents::named_by`] uses.
@@ -131,9 +168,9 @@ impl Agents {
         url: &Origin,
         endpoint: &Endpoint,
         alias: Option<&str>,
-    ) -> (&str, TlsFiles) {
-        let (host, alias) = whose(url, endpoint, alias);
-        self.tls_of(host, alias)
+    ) -> (String, TlsFiles) {
+        let (_, source, tls) = self.named_tls(url, endpoint, alias);
+        (source, tls)
     }
 
     /// The `configs` key that applies to `host` (empty when none) and its

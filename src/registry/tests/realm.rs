@@ -221,17 +221,20 @@ fn a_realm_gets_its_own_hosts_agent_and_the_registry_keeps_its_own() {
     assert!(registry.insecure_skip_verify && registry.cert_file.is_some());
     assert_eq!(
         chosen("https://reg.example/token"),
-        ("reg.example", registry)
+        ("reg.example".to_string(), registry)
     );
     let realm = chosen("https://auth.example/token");
     assert_eq!(realm.0, "auth.example");
     assert!(!realm.1.insecure_skip_verify && realm.1.cert_file.is_none());
     assert_eq!(realm.1.ca_file, Some(dir.join("ca.pem")));
-    // Another port is another host: no configs entry, nothing of the
-    // registry's.
+    // Another port is another host without a configs entry: nothing of
+    // the registry's but its ca_file (it has none here).
     assert_eq!(
         chosen("https://reg.example:8443/token"),
-        ("", config::TlsFiles::default())
+        (
+            "ca_file of reg.example".to_string(),
+            config::TlsFiles::default()
+        )
     );
 }
 
@@ -256,11 +259,11 @@ fn an_upstreams_alias_settings_stay_on_its_own_origin() {
     // Docker Hub's realm and its blob storage are other hosts.
     assert_eq!(
         chosen("https://auth.docker.io/token"),
-        (String::new(), false)
+        ("ca_file of docker.io".to_string(), false)
     );
     assert_eq!(
         chosen("https://production.cloudflare.docker.com/b"),
-        (String::new(), false)
+        ("ca_file of docker.io".to_string(), false)
     );
 }
 
