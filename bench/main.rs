@@ -455,17 +455,19 @@ fn start_agent(bin: &Path, work: &Path, layout: &Path, marks: &Path) -> Agent {
     sh(Command::new("mount")
         .args(["-t", "tmpfs", "bench-run"])
         .arg(dir.join("run")));
-    let child = Command::new(bin)
-        .args([
-            "run",
-            "--cgroups",
-            "off",
-            "--node-name",
-            "bench",
-            "--runtime",
-            "/usr/sbin/runc",
-            "--manifests",
-        ])
+    let child = agent_command(bin, &dir, &work.join("agent.log"))
+        .spawn()
+        .unwrap();
+    Agent { child, dir }
+}
+
+/// `picolet run` on `dir`'s manifests, root, run and log dirs, with runc
+/// and no cgroups (this host's are hybrid), its log to `log`.
+fn agent_command(bin: &Path, dir: &Path, log: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["run", "--cgroups", "off", "--node-name", "bench"])
+        .args(["--runtime", "/usr/sbin/runc"])
+        .arg("--manifests")
         .arg(dir.join("manifests"))
         .arg("--root")
         .arg(dir.join("root"))
@@ -475,10 +477,8 @@ fn start_agent(bin: &Path, work: &Path, layout: &Path, marks: &Path) -> Agent {
         .arg(dir.join("logs"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(fs::File::create(work.join("agent.log")).unwrap())
-        .spawn()
-        .unwrap();
-    Agent { child, dir }
+        .stderr(fs::File::create(log).unwrap());
+    cmd
 }
 
 /// What starting the pods measured.

@@ -114,29 +114,9 @@ fn kib(status: &str, field: &str) -> Option<u64> {
 fn agent_pull(bin: &Path, dir: &Path, config: &Path, image: &str) -> (f64, u64, u64) {
     let agent = dir.join("agent");
     fs::create_dir_all(agent.join("manifests")).unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "run",
-            "--cgroups",
-            "off",
-            "--node-name",
-            "bench",
-            "--runtime",
-            "/usr/sbin/runc",
-        ])
-        .arg("--manifests")
-        .arg(agent.join("manifests"))
-        .arg("--root")
-        .arg(agent.join("root"))
-        .arg("--run-dir")
-        .arg(agent.join("run"))
-        .arg("--log-dir")
-        .arg(agent.join("logs"))
+    let mut child = crate::agent_command(bin, &agent, &dir.join("agent.log"))
         .arg("--registry-config")
         .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("agent.log")).unwrap())
         .spawn()
         .unwrap();
     let status = agent.join("run/pods.json");

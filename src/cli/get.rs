@@ -177,12 +177,25 @@ pub fn table(list: &PodList, cgroups: Option<&str>, now: Time) -> String {
         }
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+    columns(&rows)
+}
+
+/// Rows in columns three spaces apart, each as wide as its widest cell,
+/// as kubectl prints its tables; `picolet images` prints the same way.
+pub(super) fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let width_of = |i: usize| {
+        rows.iter()
+            .map(|r| r.as_ref().get(i).map_or(0, String::len))
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..rows.first().map_or(0, |r| r.as_ref().len()))
+        .map(width_of)
         .collect();
     rows.iter()
         .map(|r| {
             let cells: Vec<String> = r
+                .as_ref()
                 .iter()
                 .zip(&widths)
                 .map(|(c, w)| format!("{c:<w$}"))

@@ -5,7 +5,7 @@
 //! status, when last used from its images-used.json (src/published.rs).
 
 use super::args::{parse, ArgsError};
-use super::get::human_age;
+use super::get::{columns, human_age};
 use crate::image::digest::Digest;
 use crate::image::gc::{self, collect, inventory, GcError, GcImage};
 use crate::image::import::{import_archive, import_dir, DirResult};
@@ -402,24 +402,6 @@ fn table(images: &[GcImage], users: &BTreeMap<Digest, Vec<String>>, now: Time) -
         }
     }
     columns(&rows)
-}
-
-/// Rows in columns three spaces apart, as `picolet get pods` prints them
-/// (src/cli/get.rs).
-fn columns(rows: &[[String; 5]]) -> String {
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|r| {
-            let cells: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            cells.join("   ").trim_end().to_string() + "\n"
-        })
-        .collect()
 }
 
 fn familiar(stored: &str) -> String {

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_picolet");
 pub const NODE: &str = "node1";
 
-fn run(cmd: &mut Command) -> Output {
+/// Run `cmd`; panic with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),

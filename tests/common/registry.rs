@@ -15,7 +15,7 @@ pub mod images;
 pub mod proxy;
 pub mod token;
 
-use super::wait_for;
+use super::{run, wait_for};
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -58,21 +58,9 @@ pub struct Registry {
     pub auth: Auth,
 }
 
-/// Run `cmd`; panic with its output unless it succeeds.
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// `cp -a from to`.
 pub fn copy_dir(from: &Path, to: &Path) {
-    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+    run(Command::new("cp").arg("-a").arg(from).arg(to));
 }
 
 impl Registry {
@@ -122,7 +110,7 @@ impl Registry {
         match auth {
             Auth::None => {}
             Auth::Htpasswd => {
-                let line = run_ok(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
+                let line = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
                 fs::write(dir.join("htpasswd"), &line.stdout).unwrap();
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: picolet-test\n    path: {}\n",
@@ -267,7 +255,7 @@ impl Registry {
         cmd.args(self.dest_args())
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{}", self.image(repo_tag)));
-        run_ok(&mut cmd);
+        run(&mut cmd);
     }
 
     /// Where the registry's filesystem driver keeps the blob `digest`.

@@ -222,6 +222,6 @@ fn the_harness_pushes_a_multi_arch_index_and_makes_archives() {
 
 /// The member `name` of the tar `file`, as text.
 fn run_ok_tar(file: &Path, name: &str) -> String {
-    let out = common::registry::run_ok(Command::new("tar").arg("-xOf").arg(file).arg(name));
+    let out = common::run(Command::new("tar").arg("-xOf").arg(file).arg(name));
     String::from_utf8(out.stdout).unwrap()
 }

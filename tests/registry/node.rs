@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// `base64 -w0` of `data`.
 fn base64(data: &str) -> String {
-    let out = common::registry::run_ok(
+    let out = common::run(
         Command::new("sh")
             .arg("-c")
             .arg("printf %s \"$0\" | base64 -w0")

@@ -7,7 +7,8 @@
 
 use super::*;
 use common::registry::images::{docker_archive, layout_with_random_layer, oci_archive};
-use common::registry::{run_ok, PASSWORD, USER};
+use common::registry::{PASSWORD, USER};
+use common::run;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -202,11 +203,9 @@ const GC_IMAGE: usize = 8 << 20;
 fn gc_collects_an_unused_image_and_keeps_what_a_static_manifest_names() {
     let mut agent = fresh_agent("reg-gc");
     let root = agent.dir.join("root");
-    run_ok(
-        Command::new("mount")
-            .args(["-t", "tmpfs", "-o", GC_TMPFS, "tmpfs"])
-            .arg(&root),
-    );
+    run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", GC_TMPFS, "tmpfs"])
+        .arg(&root));
     let registry = registry_with_busybox(&agent);
     let layout = agent.dir.join("layout");
     let named = layout_with_random_layer(&layout, "named:1", GC_IMAGE);

@@ -5,7 +5,8 @@
 
 use super::super::busybox_layout;
 use super::super::layers::{add_image_on_busybox, read_json, Layer};
-use super::{copy_dir, run_ok};
+use super::copy_dir;
+use crate::common::run;
 use serde_json::{json, Value};
 use std::fs;
 use std::io::Read;
@@ -116,14 +117,12 @@ pub fn multi_arch() -> &'static MultiArch {
             "amd64"
         };
         let other_layout = base.join("other");
-        run_ok(
-            Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/configs/images/build-busybox"
-            ))
-            .env("ARCH", other_arch)
-            .arg(&other_layout),
-        );
+        run(Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/images/build-busybox"
+        ))
+        .env("ARCH", other_arch)
+        .arg(&other_layout));
         let host = image_in_layout(&layout, "busybox:1.36");
         let other = image_in_layout(&other_layout, "busybox:1.36");
         for entry in fs::read_dir(other_layout.join("blobs/sha256")).unwrap() {
@@ -188,14 +187,12 @@ pub fn layout_with_random_layer(dir: &Path, tag: &str, size: usize) -> ImageInfo
         .read_exact(&mut data)
         .unwrap();
     fs::write(files.join("random.bin"), &data).unwrap();
-    let tar = run_ok(
-        Command::new("tar")
-            .arg("-cf")
-            .arg("-")
-            .arg("-C")
-            .arg(&files)
-            .arg("random.bin"),
-    )
+    let tar = run(Command::new("tar")
+        .arg("-cf")
+        .arg("-")
+        .arg("-C")
+        .arg(&files)
+        .arg("random.bin"))
     .stdout;
     fs::remove_dir_all(&files).unwrap();
     add_image_on_busybox(dir, tag, Layer::gzip(dir, &tar));
@@ -204,12 +201,10 @@ pub fn layout_with_random_layer(dir: &Path, tag: &str, size: usize) -> ImageInfo
 
 /// `skopeo copy oci:<layout>:<tag> <transport>:<out>:<name>`.
 fn skopeo_to_archive(layout: &Path, tag: &str, transport: &str, out: &Path, name: &str) {
-    run_ok(
-        Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--quiet"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("{transport}:{}:{name}", out.display())),
-    );
+    run(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--quiet"])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("{transport}:{}:{name}", out.display())));
 }
 
 /// A docker-archive (`docker save`'s format) of `tag` at `out`, its
