@@ -166,7 +166,6 @@ impl Agent {
     fn update_desired(&mut self, now: Time) {
         let desired = self.sources.desired(&self.runtime, &self.engine);
         self.engine.set_desired(desired, now);
-        self.runtime.images_may_be_unused(now);
         // A deleted pod's start still waiting for its image must not happen
         // after this.
         let engine = &self.engine;

@@ -270,6 +270,7 @@ impl Runtime {
             Action::ForgetPod { pod_uid } => {
                 self.pending.remove_pods(|uid| uid == pod_uid);
                 self.forget_pod(&pod_uid);
+                self.images_may_be_unused(Time::now());
                 vec![]
             }
             Action::RunHandler {

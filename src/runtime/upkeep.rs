@@ -1,8 +1,9 @@
 //! The image store's upkeep from the runtime's side: the import directory
-//! at start, image GC when it may be due (at start; a settling time after
-//! a pull or a change of the pods, so that a burst of changes costs one
-//! collection and none runs beside the starts it follows; and every five
-//! minutes only with `imageMaximumGCAge`), the
+//! at start, image GC when it may be due (at start when the disk is over
+//! the high threshold or a pull was interrupted; a settling time after a
+//! pull that changed the store or a pod that went, so that a burst of
+//! changes costs one collection and none runs beside the starts it
+//! follows; and every five minutes only with `imageMaximumGCAge`), the
 //! starts held back meanwhile, and when each image was last used
 //! (published for `picolet images`). The work runs on the upkeep worker
 //! (`src/image/upkeep.rs`); docs/images.md tells the rules.
@@ -10,9 +11,10 @@
 use super::pending::{Awaited, PendingStart};
 use super::Runtime;
 use crate::engine::Observation;
+use crate::image::blobs::INGEST_DIR;
 use crate::image::digest::Digest;
 use crate::image::gc::collect::Freed;
-use crate::image::gc::{GcPolicy, Plan};
+use crate::image::gc::{GcPolicy, Plan, Usage};
 use crate::image::import::{is_archive_name, DirResult, ImportError};
 use crate::image::index::full_name;
 use crate::image::upkeep::{Collection, Upkeep, UpkeepDone, UpkeepError};
@@ -80,14 +82,33 @@ impl Runtime {
                 Err(e) => log::warn!("image import: {e}"),
             }
         }
-        self.upkeep.due = Some(now);
-        if !self.config.images.gc_max_age.is_zero() {
+        let max_age = !self.config.images.gc_max_age.is_zero();
+        if has_archives || max_age || self.store_needs_collecting() {
+            self.upkeep.due = Some(now);
+        }
+        if max_age {
             self.upkeep.next_check = Some(now + MAX_AGE_CHECK);
         }
     }
 
-    /// A pull ended or the pods changed: an image may have become unused
-    /// or the disk fuller. Collect once things settle.
+    /// At start: is the disk over the high threshold, or did an interrupted
+    /// pull leave partial files? Otherwise a collection would find nothing
+    /// to do, and the agent starts without the thread and the code it
+    /// would page in (the next pull or removed pod brings one).
+    fn store_needs_collecting(&self) -> bool {
+        let ingest = self.images.layout().dir().join(INGEST_DIR);
+        let interrupted = std::fs::read_dir(ingest).is_ok_and(|mut d| d.next().is_some());
+        let full = Usage::of(self.images.root()).is_ok_and(|u| {
+            let used = u.capacity.saturating_sub(u.available);
+            used.saturating_mul(100)
+                >= u.capacity
+                    .saturating_mul(self.config.images.gc_high_percent.into())
+        });
+        interrupted || full
+    }
+
+    /// A pull changed the store or a pod went: an image may have become
+    /// unused or the disk fuller. Collect once things settle.
     pub fn images_may_be_unused(&mut self, now: Time) {
         let settled = now + SETTLE;
         self.upkeep.due = Some(self.upkeep.due.map_or(settled, |t| t.min(settled)));

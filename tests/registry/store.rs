@@ -294,9 +294,11 @@ fn gc_keeps_the_tree_of_a_running_container_whose_tag_moved() {
     registry.push(&layout, "moved:1", BUSYBOX);
     agent.write_manifest("second.yaml", &pod("second", &image, "Always"));
     agent.wait_pod("second", "running", 60, |p| running(p, "app"));
-    // The collection after the pull (and the pods' change) has run.
+    // A collection has run after the second pod's pull moved the tag.
     wait_for("image GC after the pull", Duration::from_secs(60), || {
-        (agent.agent_log().matches("image GC: ").count() >= 2).then_some(())
+        let log = agent.agent_log();
+        let pulled = log.find("second-node1: app: Pulled: Successfully pulled")?;
+        log[pulled..].contains("image GC: ").then_some(())
     });
     let trees = unpacked_trees(&agent);
     assert!(
