@@ -1,4 +1,5 @@
-//! picolet's benchmark: start latency against the bare OCI runtime and
+//! picolet's benchmark (`--quick` for CI, `--pull` for the pull figures
+//! alone): start latency against the bare OCI runtime and
 //! against podman, footprint by number of pods, idle cost with and without
 //! probes, flash writes, binary sizes, registry pulls against skopeo. `bench/run [--quick]` installs what it
 //! needs, builds the musl binaries and runs this; see bench/README.md.
@@ -357,6 +358,16 @@ fn main() {
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
+    // `--pull`: the pull figures alone, at full size.
+    if std::env::args().any(|a| a == "--pull") {
+        let mut rows = Vec::new();
+        pull::pull_rows(&bin, &work, false, &mut rows);
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            println!("{k:<width$}  {v}");
+        }
+        return;
+    }
     let layout = work.join("oci");
     sh(Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
