@@ -1,8 +1,9 @@
 //! picolet's benchmark (`--quick` for CI, `--pull` for the pull figures
-//! alone): start latency against the bare OCI runtime and
-//! against podman, footprint by number of pods, idle cost with and without
-//! probes, flash writes, binary sizes, registry pulls against skopeo. `bench/run [--quick]` installs what it
-//! needs, builds the musl binaries and runs this; see bench/README.md.
+//! alone): start latency against the bare OCI runtime and against podman,
+//! footprint by number of pods, idle cost with and without probes, flash
+//! writes, binary sizes, registry pulls against skopeo. `bench/run
+//! [--quick|--pull]` installs what it needs, builds the musl binaries and
+//! runs this; see bench/README.md.
 //!
 //! Prints a table and writes target/bench/results.csv and results.svg. Start
 //! latency is manifest written -> the container's first command ran (a file
@@ -409,7 +410,10 @@ fn main() {
     drop(agent);
 
     binary_rows(&bin, &mut rows);
-    pull::pull_rows(&bin, &work, quick, &mut rows);
+    // cross/profile measures what a device does steadily, without pulls.
+    if std::env::var_os("PICOLET_BENCH_NO_PULL").is_none() {
+        pull::pull_rows(&bin, &work, quick, &mut rows);
+    }
     podman_rows(&layout, &work, &marks, podman_pods, &mut rows, &mut cdfs);
     write_results(&work, quick, pods, &rows, &starts.footprint, cdfs);
 }
