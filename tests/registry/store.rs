@@ -320,3 +320,30 @@ fn unpacked_trees(agent: &Agent) -> std::collections::BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// A pod whose image is in the import directory does not try to pull it
+/// while the import at start runs: its start waits for the import
+/// (src/runtime/upkeep.rs, the import gate). The image is named on a
+/// closed loopback port, so a pull would fail at once with ErrImagePull.
+#[test]
+fn a_pod_waits_for_the_import_at_start_instead_of_pulling() {
+    let mut agent = fresh_agent("reg-import-gate");
+    let layout = agent.dir.join("layout");
+    // Large enough that the import takes a while (hashing and copying).
+    layout_with_random_layer(&layout, "big:1", 48 << 20);
+    let import_dir = agent.dir.join("root/import");
+    fs::create_dir_all(&import_dir).unwrap();
+    let image = "127.0.0.1:9/airgap/big:1";
+    docker_archive(&layout, "big:1", &import_dir.join("big.tar"), image);
+    agent.write_manifest("big.yaml", &pod("big", image, "IfNotPresent"));
+    agent.start();
+    agent.wait_pod("big", "running from the imported image", 120, |p| {
+        running(p, "app")
+    });
+    let log = agent.agent_log();
+    assert!(log.contains("image import: "), "{log}");
+    assert!(
+        !log.contains("ErrImagePull") && !log.contains("Pulling image"),
+        "a pull was tried while the import ran:\n{log}"
+    );
+}
