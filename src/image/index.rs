@@ -92,21 +92,16 @@ impl std::error::Error for IndexError {
     }
 }
 
-/// The full normalized form of `name`: `docker.io/library/busybox:1.36`,
-/// `quay.io/x/y@sha256:...`, `host:5000/a:1@sha256:...`.
+/// The full normalized form of `name` ([`Reference::full`]):
+/// `docker.io/library/busybox:1.36`, `quay.io/x/y@sha256:...`,
+/// `host:5000/a:1@sha256:...`.
 pub fn full_name(name: &str) -> Result<String, IndexError> {
-    let r = Reference::parse(name).map_err(|error| IndexError::BadName {
-        name: name.to_string(),
-        error,
-    })?;
-    let mut full = r.name;
-    if let Some(tag) = r.tag {
-        full = format!("{full}:{tag}");
-    }
-    if let Some(digest) = r.digest {
-        full = format!("{full}@{digest}");
-    }
-    Ok(full)
+    Reference::parse(name)
+        .map(|r| r.full())
+        .map_err(|error| IndexError::BadName {
+            name: name.to_string(),
+            error,
+        })
 }
 
 /// index.json as read: its other fields and its entries kept as JSON.
@@ -120,12 +115,20 @@ impl Layout {
     /// Name `descriptor` `name` (normalized with [`full_name`]), replacing
     /// an entry of the same name; the manifest it named stays until the
     /// collector finds it unnamed (src/image/gc.rs). Makes `oci-layout` if
-    /// missing.
-    pub fn add_ref(&self, name: &str, descriptor: &Descriptor) -> Result<(), IndexError> {
+    /// missing. When the name already points to `descriptor` nothing is
+    /// written (a pull with `Always` of an unchanged tag, an archive
+    /// imported again: no flash wear); true when index.json changed.
+    pub fn add_ref(&self, name: &str, descriptor: &Descriptor) -> Result<bool, IndexError> {
         let full = full_name(name)?;
         let _lock =
             take_lock(self, INDEX_LOCK, FlockOperation::LockExclusive).map_err(IndexError::Lock)?;
         let mut doc = self.read_index()?;
+        let unchanged = doc.manifests.iter().any(|m| {
+            entry_named(m, &full) && entry(m).is_some_and(|e| e.descriptor == *descriptor)
+        });
+        if unchanged {
+            return Ok(false);
+        }
         doc.manifests.retain(|m| !entry_named(m, &full));
         let mut entry = serde_json::to_value(descriptor).map_err(|e| IndexError::Invalid {
             path: doc.path.clone(),
@@ -133,7 +136,7 @@ impl Layout {
         })?;
         entry["annotations"] = serde_json::json!({ REF_NAME: full });
         doc.manifests.push(entry);
-        self.write_index(doc)
+        self.write_index(doc).map(|()| true)
     }
 
     /// Remove the entry named `name`; what it pointed to, if there was one.
@@ -284,6 +287,15 @@ mod tests {
         assert_eq!(names, ["quay.io/x/y:2", "docker.io/library/busybox:1.36"]);
         assert_eq!(list[1].descriptor, descriptor(b"c"));
         assert!(layout.dir().join("oci-layout").is_file());
+        // The same name for the same descriptor writes nothing.
+        let index = layout.dir().join("index.json");
+        let before = std::fs::metadata(&index).unwrap().modified().unwrap();
+        let again = layout.add_ref("busybox:1.36", &descriptor(b"c")).unwrap();
+        assert!(!again, "nothing changed");
+        assert_eq!(
+            std::fs::metadata(&index).unwrap().modified().unwrap(),
+            before
+        );
 
         let removed = layout.remove_ref("busybox:1.36").unwrap();
         assert_eq!(removed, Some(descriptor(b"c")));

@@ -236,28 +236,16 @@ impl PullJob {
             digest: top.digest.clone(),
             size: top.bytes.len() as u64,
         };
-        let name = self.reference.full();
-        let named = self
-            .layout
-            .list()
-            .map_err(PullError::Index)?
-            .into_iter()
-            .any(|e| {
-                e.descriptor == entry
-                    && e.name
-                        .is_some_and(|n| index::full_name(&n).ok() == Some(name.clone()))
-            });
         // `Always` asks the registry at every start: an unchanged tag
         // writes nothing (flash wear).
-        if !named {
-            self.layout
-                .add_ref(&name, &entry)
-                .map_err(PullError::Index)?;
-        }
+        let renamed = self
+            .layout
+            .add_ref(&self.reference.full(), &entry)
+            .map_err(PullError::Index)?;
         Ok(Pulled {
             digest: top.digest.to_string(),
             bytes: parts.iter().fold(0u64, |sum, d| sum.saturating_add(d.size)),
-            changed: changed || !named,
+            changed: changed || renamed,
         })
     }
 

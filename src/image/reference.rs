@@ -126,14 +126,19 @@ impl Reference {
             .unwrap_or("latest")
     }
 
-    /// The full normalized form, the store's `ref.name` for this image:
-    /// `docker.io/library/busybox:1.36`, `host/app@sha256:...`.
+    /// The full normalized form, the store's `ref.name` for this image and
+    /// the one form every comparison of names uses:
+    /// `docker.io/library/busybox:1.36`, `host/app@sha256:...`, and with
+    /// both, `host/app:1@sha256:...` (the digest decides what is pulled).
     pub fn full(&self) -> String {
-        match (&self.tag, &self.digest) {
-            (_, Some(d)) => format!("{}@{d}", self.name),
-            (Some(t), None) => format!("{}:{t}", self.name),
-            (None, None) => self.name.clone(),
+        let mut full = self.name.clone();
+        if let Some(tag) = &self.tag {
+            full = format!("{full}:{tag}");
         }
+        if let Some(digest) = &self.digest {
+            full = format!("{full}@{digest}");
+        }
+        full
     }
 
     /// Does a stored name (a layout `ref.name`) denote this reference?
@@ -208,5 +213,8 @@ mod tests {
         );
         assert_eq!(local.tag_or_digest(), d);
         assert_eq!(local.full(), format!("localhost:5000/team/app@{d}"));
+        let both = Reference::parse(&format!("app:1@{d}")).unwrap();
+        assert_eq!(both.full(), format!("docker.io/library/app:1@{d}"));
+        assert_eq!(Reference::parse(&both.full()).unwrap(), both);
     }
 }
